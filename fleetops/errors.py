@@ -1,0 +1,90 @@
+"""The exception tree of fleetops.
+
+Every error fleetops raises on purpose derives from :class:`FleetOpsError`; the CLI catches the
+root once and prints one line. Errors of the layers below (botocore, SQLAlchemy, YAML, pydantic)
+are translated at the edge with ``raise ... from exc``.
+
+    FleetOpsError
+    ├── UsageError            bad input from the operator (exit 2, nothing written)
+    │   └── JobFileError      a job file that does not parse or validate
+    ├── NotFoundError         a job id that does not exist (exit 2)
+    ├── StoreError            the database cannot be used (locked, read-only, full, foreign, newer)
+    │   └── LeaseHeldError    another runner holds the job
+    ├── AwsError              an API call failed for good (code, message, request id)
+    │   ├── CredentialsError  credentials missing, expired or rejected: the job pauses, resumable
+    │   └── TransientAwsError throttling, 5xx, timeouts, connection errors: retried
+    └── Interrupted           Ctrl-C / SIGTERM: the job is recorded interrupted (exit 130)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AwsError",
+    "CredentialsError",
+    "FleetOpsError",
+    "Interrupted",
+    "JobFileError",
+    "LeaseHeldError",
+    "NotFoundError",
+    "StoreError",
+    "TransientAwsError",
+    "UsageError",
+]
+
+
+class FleetOpsError(Exception):
+    """Root of every error fleetops raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(FleetOpsError):
+    """Bad input: a flag, a selector, an ids file, a job file. Nothing was written."""
+
+    exit_code = 2
+
+
+class JobFileError(UsageError):
+    """A job file that cannot be read, parsed or validated."""
+
+
+class NotFoundError(FleetOpsError):
+    """A job (or item) that does not exist."""
+
+    exit_code = 2
+
+
+class StoreError(FleetOpsError):
+    """The database cannot be used as asked."""
+
+    exit_code = 1
+
+
+class LeaseHeldError(StoreError):
+    """Another live runner holds the job's lease."""
+
+    exit_code = 1
+
+
+class AwsError(FleetOpsError):
+    """An API call that failed for good."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class TransientAwsError(AwsError):
+    """Throttling, 5xx, time-outs and connection errors: worth retrying."""
+
+
+class CredentialsError(AwsError):
+    """Credentials missing, expired or rejected: the job pauses as interrupted."""
+
+
+class Interrupted(FleetOpsError):
+    """The run was asked to stop (Ctrl-C, SIGTERM)."""
+
+    exit_code = 130
