@@ -1,0 +1,125 @@
+"""Frozen records read from the database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fleetops.states import ItemState, JobStatus
+
+__all__ = ["ItemRecord", "JobRecord", "iso"]
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds → ``2026-11-25T23:05:51.123Z`` (None stays None)."""
+    if ts is None:
+        return None
+    text = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    parent_id: str | None
+    action: str
+    status: JobStatus
+    params: dict[str, Any]
+    targets: dict[str, Any]
+    options: dict[str, Any]
+    region: str
+    profile: str | None
+    endpoint_url: str | None
+    message: str | None
+    created_at: float
+    planned_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
+        return cls(
+            id=row["id"],
+            parent_id=row["parent_id"],
+            action=row["action"],
+            status=JobStatus(row["status"]),
+            params=dict(row["params"] or {}),
+            targets=dict(row["targets"] or {}),
+            options=dict(row["options"] or {}),
+            region=row["region"],
+            profile=row["profile"],
+            endpoint_url=row["endpoint_url"],
+            message=row["message"],
+            created_at=row["created_at"],
+            planned_at=row["planned_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at=row["lease_expires_at"],
+        )
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    id: int
+    job_id: str
+    workspace_id: str
+    region: str
+    state: ItemState
+    attempts: int
+    seen_state: str | None
+    last_state: str | None
+    user_name: str | None
+    directory_id: str | None
+    bundle_id: str | None
+    reason: str | None
+    error_code: str | None
+    error_message: str | None
+    result: str | None
+    submitted_at: float | None
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ItemRecord:
+        return cls(
+            id=row["id"],
+            job_id=row["job_id"],
+            workspace_id=row["workspace_id"],
+            region=row["region"],
+            state=ItemState(row["state"]),
+            attempts=row["attempts"],
+            seen_state=row["seen_state"],
+            last_state=row["last_state"],
+            user_name=row["user_name"],
+            directory_id=row["directory_id"],
+            bundle_id=row["bundle_id"],
+            reason=row["reason"],
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            result=row["result"],
+            submitted_at=row["submitted_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workspace_id": self.workspace_id,
+            "region": self.region,
+            "state": str(self.state),
+            "attempts": self.attempts,
+            "seen_state": self.seen_state,
+            "last_state": self.last_state,
+            "user_name": self.user_name,
+            "directory_id": self.directory_id,
+            "bundle_id": self.bundle_id,
+            "reason": self.reason,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "result": self.result,
+            "submitted_at": iso(self.submitted_at),
+            "updated_at": iso(self.updated_at),
+        }

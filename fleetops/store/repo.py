@@ -1,0 +1,469 @@
+"""Every database operation of fleetops, and nothing else.
+
+Reads are short queries; writes of the running engine go through :class:`GroupWriter`, which
+commits whatever has queued up in one transaction (group commit), so SQLite's per-commit cost is
+shared by every batch that finished meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from fleetops.errors import NotFoundError, StoreError
+from fleetops.states import ItemState, JobStatus
+from fleetops.store.engine import create_engine, explain_db_error, migrate
+from fleetops.store.records import ItemRecord, JobRecord
+from fleetops.store.tables import events, items, jobs
+
+__all__ = ["EventRow", "GroupWriter", "ItemUpdate", "NewJob", "Store", "new_job_id"]
+
+WriteOp = Callable[[AsyncConnection], Awaitable[None]]
+
+
+def new_job_id() -> str:
+    """Sortable, short, unique: ``j`` + UTC date-time + 6 hex chars."""
+    return time.strftime("j%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    action: str
+    params: Mapping[str, Any]
+    targets: Mapping[str, Any]
+    options: Mapping[str, Any]
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+    parent_id: str | None = None
+    id: str = field(default_factory=new_job_id)
+
+
+@dataclass(frozen=True)
+class ItemUpdate:
+    """New values for some items. ``ids`` share the same values (one UPDATE ... IN)."""
+
+    ids: Sequence[int]
+    state: ItemState
+    attempts_inc: int = 0
+    last_state: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    reason: str | None = None
+    result: str | None = None
+    submitted: bool = False
+    clear_error: bool = False
+
+
+@dataclass(frozen=True)
+class EventRow:
+    job_id: str
+    region: str
+    operation: str
+    workspace_ids: Sequence[str]
+    outcome: str
+    error_code: str | None
+    request_id: str | None
+    attempts: int
+    duration_ms: int
+    at: float = field(default_factory=time.time)
+
+
+def lease_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """A lease held by a process of this host that no longer exists is stale at once."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Store:
+    """The repository: one per database file."""
+
+    def __init__(self, engine: AsyncEngine, where: str) -> None:
+        self.engine = engine
+        self.where = where
+
+    @classmethod
+    async def open(cls, target: str | os.PathLike[str]) -> Store:
+        """Open (creating and migrating as needed) the database at ``target``."""
+        engine = create_engine(target)
+        store = cls(engine, os.fspath(target))
+        try:
+            await migrate(engine, store.where)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (DBAPIError, sqlite3.Error) as exc:
+            raise explain_db_error(exc, self.where) from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (DBAPIError, sqlite3.Error) as exc:
+            raise explain_db_error(exc, self.where) from exc
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def create_job(self, job: NewJob) -> JobRecord:
+        now = time.time()
+        async with self._begin() as conn:
+            await conn.execute(
+                jobs.insert().values(
+                    id=job.id,
+                    parent_id=job.parent_id,
+                    action=job.action,
+                    status=JobStatus.PLANNED.value,
+                    params=dict(job.params),
+                    targets=dict(job.targets),
+                    options=dict(job.options),
+                    region=job.region,
+                    profile=job.profile,
+                    endpoint_url=job.endpoint_url,
+                    created_at=now,
+                )
+            )
+        return await self.get_job(job.id)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        """A job by id, or by a unique prefix of its id."""
+        async with self._read() as conn:
+            row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).mappings().first()
+            if row is None and job_id:
+                rows = (
+                    await conn.execute(
+                        jobs.select().where(jobs.c.id.startswith(job_id, autoescape=True)).limit(2)
+                    )
+                ).mappings().all()
+                if len(rows) == 1:
+                    row = rows[0]
+                elif len(rows) > 1:
+                    raise NotFoundError(f"job id prefix {job_id!r} is ambiguous")
+        if row is None:
+            raise NotFoundError(f"no job {job_id!r} in {self.where}")
+        return JobRecord.from_row(row)
+
+    async def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        action: str | None = None,
+        since: float | None = None,
+        limit: int = 20,
+    ) -> list[JobRecord]:
+        query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        if action is not None:
+            query = query.where(jobs.c.action == action)
+        if since is not None:
+            query = query.where(jobs.c.created_at >= since)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [JobRecord.from_row(row) for row in rows]
+
+    async def update_job(self, job_id: str, **values: Any) -> None:
+        if "status" in values and isinstance(values["status"], JobStatus):
+            values["status"] = values["status"].value
+        async with self._begin() as conn:
+            await conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+    async def counts(self, job_id: str) -> dict[str, int]:
+        """Items by state (every state present, zeros included)."""
+        query = (
+            sa.select(items.c.state, sa.func.count())
+            .where(items.c.job_id == job_id)
+            .group_by(items.c.state)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        counts = {state.value: 0 for state in ItemState}
+        for state, count in rows:
+            counts[str(state)] = int(count)
+        return counts
+
+    async def counts_for(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        if not job_ids:
+            return {}
+        query = (
+            sa.select(items.c.job_id, items.c.state, sa.func.count())
+            .where(items.c.job_id.in_(list(job_ids)))
+            .group_by(items.c.job_id, items.c.state)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        result = {job_id: {state.value: 0 for state in ItemState} for job_id in job_ids}
+        for job_id, state, count in rows:
+            result[job_id][str(state)] = int(count)
+        return result
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, job_id: str, owner: str, ttl: float) -> str | None:
+        """Take the job's lease. Returns None on success, else the live holder's id."""
+        now = time.time()
+        async with self._begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(jobs.c.lease_owner, jobs.c.lease_expires_at).where(
+                        jobs.c.id == job_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no job {job_id!r} in {self.where}")
+            holder, expires = row
+            if (
+                holder is not None
+                and holder != owner
+                and expires is not None
+                and expires > now
+                and not _owner_is_dead(holder)
+            ):
+                return str(holder)
+            result = await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .where(
+                    sa.or_(
+                        jobs.c.lease_owner.is_(None),
+                        jobs.c.lease_owner == holder,
+                    )
+                )
+                .values(lease_owner=owner, lease_expires_at=now + ttl)
+            )
+            if result.rowcount != 1:
+                return str(holder)
+        return None
+
+    async def renew_lease(self, job_id: str, owner: str, ttl: float) -> bool:
+        async with self._begin() as conn:
+            result = await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
+                .values(lease_expires_at=time.time() + ttl)
+            )
+        return bool(result.rowcount == 1)
+
+    async def release_lease(self, job_id: str, owner: str) -> None:
+        async with self._begin() as conn:
+            await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    # -- items -------------------------------------------------------------------------------
+
+    async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        async with self._begin() as conn:
+            await conn.execute(items.insert(), [dict(row) for row in rows])
+
+    async def delete_items(self, job_id: str) -> None:
+        async with self._begin() as conn:
+            await conn.execute(items.delete().where(items.c.job_id == job_id))
+
+    async def items_page(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[ItemRecord]:
+        """One page of a job's items in id order (keyset pagination: stream big jobs)."""
+        query = (
+            items.select()
+            .where(items.c.job_id == job_id, items.c.id > after_id)
+            .order_by(items.c.id)
+            .limit(limit)
+        )
+        if states is not None:
+            query = query.where(items.c.state.in_([s.value for s in states]))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [ItemRecord.from_row(row) for row in rows]
+
+    async def iter_items(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        page: int = 1000,
+    ) -> AsyncIterator[list[ItemRecord]]:
+        wanted = list(states) if states is not None else None
+        after = 0
+        while True:
+            batch = await self.items_page(job_id, states=wanted, after_id=after, limit=page)
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].id
+
+    async def events_for(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        query = events.select().where(events.c.job_id == job_id).order_by(events.c.id).limit(limit)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(row) for row in rows]
+
+    def writer(self) -> GroupWriter:
+        return GroupWriter(self)
+
+
+def _item_values(update: ItemUpdate, now: float) -> dict[str, Any]:
+    values: dict[str, Any] = {"state": str(update.state), "updated_at": now}
+    if update.attempts_inc:
+        values["attempts"] = items.c.attempts + update.attempts_inc
+    if update.last_state is not None:
+        values["last_state"] = update.last_state
+    if update.clear_error:
+        values["error_code"] = None
+        values["error_message"] = None
+    if update.error_code is not None:
+        values["error_code"] = update.error_code
+        values["error_message"] = update.error_message
+    if update.reason is not None:
+        values["reason"] = update.reason
+    if update.result is not None:
+        values["result"] = update.result
+    if update.submitted:
+        values["submitted_at"] = now
+    return values
+
+
+async def apply_updates(
+    conn: AsyncConnection, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow]
+) -> None:
+    """Apply item updates and append events on an open transaction."""
+    now = time.time()
+    for update in updates:
+        if not update.ids:
+            continue
+        ids = list(update.ids)
+        values = _item_values(update, now)
+        # SQLite's bound-parameter limit is far above our batch sizes, but chunk to be safe.
+        for start in range(0, len(ids), 500):
+            await conn.execute(
+                items.update().where(items.c.id.in_(ids[start : start + 500])).values(**values)
+            )
+    if event_rows:
+        await conn.execute(
+            events.insert(),
+            [
+                {
+                    "job_id": row.job_id,
+                    "at": row.at,
+                    "region": row.region,
+                    "operation": row.operation,
+                    "workspace_ids": " ".join(row.workspace_ids),
+                    "outcome": row.outcome,
+                    "error_code": row.error_code,
+                    "request_id": row.request_id,
+                    "attempts": row.attempts,
+                    "duration_ms": row.duration_ms,
+                }
+                for row in event_rows
+            ],
+        )
+
+
+class GroupWriter:
+    """Group commit: every write queued while a transaction is open goes into the next one.
+
+    ``await writer.write(updates, events)`` returns once the write is durable (committed). Callers
+    that must not lose an outcome wrap the await in a shielded cancel scope; the writer's own task
+    runs until :meth:`close` has drained the queue.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._queue: list[tuple[Sequence[ItemUpdate], Sequence[EventRow], anyio.Event]] = []
+        self._errors: dict[int, BaseException] = {}
+        self._wakeup = anyio.Event()
+        self._closed = False
+        self.commits = 0
+
+    async def write(
+        self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow] = ()
+    ) -> None:
+        if self._closed:
+            async with self.store._begin() as conn:
+                await apply_updates(conn, updates, event_rows)
+            return
+        done = anyio.Event()
+        self._queue.append((updates, event_rows, done))
+        self._wakeup.set()
+        await done.wait()
+        error = self._errors.pop(id(done), None)
+        if error is not None:
+            raise error
+
+    async def run(self) -> None:
+        """The writer task: loop until closed and drained."""
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                await self._wakeup.wait()
+                self._wakeup = anyio.Event()
+                continue
+            batch, self._queue = self._queue, []
+            try:
+                with anyio.CancelScope(shield=True):
+                    async with self.store._begin() as conn:
+                        for updates, event_rows, _ in batch:
+                            await apply_updates(conn, updates, event_rows)
+                self.commits += 1
+            except BaseException as exc:
+                for _, _, done in batch:
+                    self._errors[id(done)] = exc
+                    done.set()
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, _, done in batch:
+                done.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wakeup.set()

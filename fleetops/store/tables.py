@@ -1,0 +1,72 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations must produce exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("parent_id", sa.String(32), sa.ForeignKey("jobs.id"), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("profile", sa.String(128), nullable=True),
+    sa.Column("endpoint_url", sa.String(512), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("planned_at", sa.Float, nullable=True),  # set once every item is recorded
+    sa.Column("started_at", sa.Float, nullable=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Index("ix_jobs_created_at", "created_at"),
+    sa.Index("ix_jobs_status_created_at", "status", "created_at"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("workspace_id", sa.String(80), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("seen_state", sa.String(32), nullable=True),  # the WorkSpace's state at plan time
+    sa.Column("last_state", sa.String(32), nullable=True),  # the last state observed since
+    sa.Column("user_name", sa.String(80), nullable=True),
+    sa.Column("directory_id", sa.String(80), nullable=True),
+    sa.Column("bundle_id", sa.String(80), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),  # why skipped / in doubt
+    sa.Column("error_code", sa.String(80), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("result", sa.String(80), nullable=True),  # e.g. a migrated WorkSpace's new id
+    sa.Column("submitted_at", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("job_id", "workspace_id", name="uq_items_job_workspace"),
+    sa.Index("ix_items_job_state", "job_id", "state"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("workspace_ids", sa.Text, nullable=False),  # space-separated
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | partial | error
+    sa.Column("error_code", sa.String(80), nullable=True),
+    sa.Column("request_id", sa.String(80), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index("ix_events_job_at", "job_id", "at"),
+)
