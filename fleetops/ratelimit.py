@@ -1,0 +1,191 @@
+"""The account's API quota, enforced on the client side.
+
+AWS meters WorkSpaces calls with a token bucket per account and region (documented default: 2
+calls/s sustained, burst 5). :class:`TokenBucket` mirrors it: it starts full, refills at the
+effective rate, and lets a run spend exactly the quota. When the server still answers
+ThrottlingException (another client shares the account, or the quota is lower than configured)
+the bucket halves its effective rate and then recovers slowly, additively, per success.
+
+Waiters queue in FIFO order. Only the head of the queue sleeps (once per token); everyone else
+waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
+one timer, not a thundering herd.
+
+:data:`QUOTAS` is the process-wide registry: one bucket per (profile, region, endpoint), shared
+by every operation of every job in the process, verification polls included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+__all__ = ["QUOTAS", "QuotaRegistry", "TokenBucket"]
+
+#: The effective rate never falls below ``rate / FLOOR_DIVISOR`` however often we are throttled.
+FLOOR_DIVISOR = 20.0
+#: Each success adds ``rate / RECOVERY_STEPS`` to the effective rate (additive increase).
+RECOVERY_STEPS = 50.0
+#: Throttles answered within this many seconds of a decrease are one congestion event: the
+#: calls that were in flight together all come back throttled, and halving once per answer
+#: would collapse the rate to the floor for a single overshoot.
+DECREASE_COOLDOWN = 1.0
+# Tolerance for float rounding when the head wakes exactly when its token is due.
+_EPSILON = 1e-9
+
+
+class TokenBucket:
+    """A FIFO-fair, adaptive token bucket.
+
+    ``rate`` is tokens per second (``None``: unlimited, :meth:`acquire` returns at once), ``burst``
+    the capacity. ``clock`` and ``sleep`` are injectable so tests can run on fake time.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        burst: int,
+        *,
+        adaptive: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        _check(rate, burst)
+        self.rate: float | None = rate
+        self.burst: int = burst
+        self.effective_rate: float | None = rate
+        self.adaptive = adaptive
+        self.throttles: int = 0
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens: float = float(burst)
+        self._updated: float = clock()
+        self._last_decrease: float | None = None
+        self._waiters: deque[anyio.Event] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenBucket(rate={self.rate}, burst={self.burst}, "
+            f"effective_rate={self.effective_rate}, throttles={self.throttles})"
+        )
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now (fractional; for displays and tests)."""
+        self._refill()
+        return self._tokens
+
+    @property
+    def waiting(self) -> int:
+        """How many tasks are queued for a token."""
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        """Take one token, waiting in FIFO order when the bucket is empty."""
+        if self.rate is None:
+            return
+        if not self._waiters:
+            self._refill()
+            if self._tokens >= 1.0 - _EPSILON:
+                self._tokens -= 1.0
+                return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            if self._waiters[0] is not event:
+                await event.wait()
+            # Head of the queue: the only task that sleeps for a token.
+            while self.effective_rate is not None:
+                self._refill()
+                if self._tokens >= 1.0 - _EPSILON:
+                    self._tokens -= 1.0
+                    break
+                await self._sleep((1.0 - self._tokens) / self.effective_rate)
+        finally:
+            # Leave the queue (also on cancellation) and hand the head position on.
+            was_head = self._waiters[0] is event
+            self._waiters.remove(event)
+            if was_head and self._waiters:
+                self._waiters[0].set()
+
+    def on_throttle(self) -> None:
+        """The server answered ThrottlingException: back off (multiplicative decrease)."""
+        self.throttles += 1
+        if self.rate is None or self.effective_rate is None:
+            return
+        self._refill()
+        self._tokens = 0.0
+        if not self.adaptive:
+            return
+        now = self._clock()
+        if self._last_decrease is not None and now - self._last_decrease < DECREASE_COOLDOWN:
+            return
+        self._last_decrease = now
+        self.effective_rate = max(self.effective_rate * 0.5, self.rate / FLOOR_DIVISOR)
+
+    def on_success(self) -> None:
+        """A call succeeded: recover toward the configured rate (additive increase)."""
+        if self.rate is None or self.effective_rate is None or self.effective_rate >= self.rate:
+            return
+        self._refill()
+        self.effective_rate = min(self.rate, self.effective_rate + self.rate / RECOVERY_STEPS)
+
+    def reconfigure(self, rate: float | None, burst: int) -> None:
+        """Change the configured quota; the effective rate restarts at the new rate.
+
+        A task already asleep at the head of the queue finishes its current sleep first.
+        """
+        _check(rate, burst)
+        self._refill()
+        if rate is not None and self.rate is None:
+            # Coming from unlimited: start full, as a new bucket would.
+            self._tokens = float(burst)
+        self.rate = rate
+        self.burst = burst
+        self.effective_rate = rate
+        self._tokens = min(self._tokens, float(burst))
+        self._last_decrease = None
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._updated
+        self._updated = now
+        if self.effective_rate is not None and elapsed > 0:
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.effective_rate)
+
+
+def _check(rate: float | None, burst: int) -> None:
+    if rate is not None and not rate > 0:
+        raise ValueError(f"rate must be positive or None, not {rate!r}")
+    if burst < 1:
+        raise ValueError(f"burst must be at least 1, not {burst!r}")
+
+
+class QuotaRegistry:
+    """One :class:`TokenBucket` per key, shared by every caller in the process."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+
+    def bucket(self, key: tuple[str, ...], rate: float | None, burst: int) -> TokenBucket:
+        """The bucket for ``key``, made on first use.
+
+        An existing bucket asked for with a different rate or burst is reconfigured (the most
+        recent setting wins), so ``--rate`` on a resumed job takes effect.
+        """
+        existing = self._buckets.get(key)
+        if existing is None:
+            existing = self._buckets[key] = TokenBucket(rate, burst)
+        elif (existing.rate, existing.burst) != (rate, burst):
+            existing.reconfigure(rate, burst)
+        return existing
+
+    def clear(self) -> None:
+        """Forget every bucket (tests)."""
+        self._buckets.clear()
+
+
+#: The default process-wide registry.
+QUOTAS = QuotaRegistry()

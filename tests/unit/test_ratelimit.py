@@ -1,0 +1,221 @@
+"""TokenBucket and QuotaRegistry: quota spent exactly, FIFO fairness, adaptive back-off."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from fleetops.ratelimit import QUOTAS, QuotaRegistry, TokenBucket
+
+
+class FakeTime:
+    """A clock that only moves when a task sleeps on it; sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await anyio.sleep(0)
+
+    def bucket(self, rate: float | None, burst: int, **kwargs: bool) -> TokenBucket:
+        return TokenBucket(rate, burst, clock=self.clock, sleep=self.sleep, **kwargs)
+
+
+async def test_starts_full_and_spends_exactly_the_quota() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(20, 50)
+    start = fake.now
+    for _ in range(500):
+        await bucket.acquire()
+    assert fake.now - start == pytest.approx((500 - 50) / 20)
+    # The first 50 came from the burst without any sleep; then one sleep per token.
+    assert len(fake.sleeps) == 450
+
+
+async def test_burst_is_free_then_refills_at_rate() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(2, 5)
+    for _ in range(5):
+        await bucket.acquire()
+    assert fake.sleeps == []
+    fake.now += 1.0  # one idle second refills two tokens
+    await bucket.acquire()
+    await bucket.acquire()
+    assert fake.sleeps == []
+    await bucket.acquire()
+    assert fake.sleeps == [pytest.approx(0.5)]
+
+
+async def test_refill_never_exceeds_burst() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(10, 3)
+    fake.now += 3600
+    assert bucket.tokens == 3
+
+
+async def test_unlimited_returns_at_once() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(None, 1)
+    for _ in range(10_000):
+        await bucket.acquire()
+    assert fake.sleeps == []
+    assert bucket.effective_rate is None
+
+
+async def test_concurrent_waiters_are_served_in_order_with_one_sleep_per_token() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(10, 1)
+    await bucket.acquire()  # empty the bucket
+    order: list[int] = []
+
+    async def worker(index: int) -> None:
+        await bucket.acquire()
+        order.append(index)
+
+    async with anyio.create_task_group() as tg:
+        for index in range(300):
+            tg.start_soon(worker, index)
+            await anyio.sleep(0)  # make the arrival order the index order
+    assert order == list(range(300))
+    assert len(fake.sleeps) == 300  # no herd: only the head of the queue sleeps
+    assert fake.now - 1000.0 == pytest.approx(300 / 10)
+    assert bucket.waiting == 0
+
+
+async def test_cancelled_waiter_leaves_the_queue_and_hands_on_its_turn() -> None:
+    fake = FakeTime()
+    proceed = anyio.Event()
+
+    async def gated_sleep(seconds: float) -> None:
+        fake.sleeps.append(seconds)
+        await proceed.wait()
+        fake.now += seconds
+
+    bucket = TokenBucket(1, 1, clock=fake.clock, sleep=gated_sleep)
+    await bucket.acquire()
+    served: list[str] = []
+
+    async def waiter(name: str, scope: anyio.CancelScope) -> None:
+        with scope:
+            await bucket.acquire()
+            served.append(name)
+
+    first, second = anyio.CancelScope(), anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, "first", first)
+        await anyio.sleep(0)
+        tg.start_soon(waiter, "second", second)
+        while len(fake.sleeps) < 1 or bucket.waiting < 2:
+            await anyio.sleep(0)
+        first.cancel()  # the head, asleep for its token
+        while len(fake.sleeps) < 2:  # the second becomes head and sleeps in turn
+            await anyio.sleep(0)
+        proceed.set()
+    assert served == ["second"]
+    assert bucket.waiting == 0
+    assert len(fake.sleeps) == 2
+
+
+async def test_throttle_halves_the_rate_empties_the_bucket_and_floors() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(20, 50)
+    bucket.on_throttle()
+    assert bucket.effective_rate == 10
+    assert bucket.tokens == 0
+    assert bucket.throttles == 1
+    for _ in range(20):
+        fake.now += 2.0  # separate congestion events
+        bucket.on_throttle()
+    assert bucket.effective_rate == pytest.approx(20 / 20)  # the floor
+    assert bucket.throttles == 21
+
+
+async def test_throttles_answered_together_count_as_one_decrease() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(8, 5)
+    for _ in range(5):
+        bucket.on_throttle()
+    assert bucket.effective_rate == 4
+    assert bucket.throttles == 5
+
+
+async def test_after_throttle_the_next_token_waits_at_the_reduced_rate() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(4, 5)
+    bucket.on_throttle()
+    await bucket.acquire()
+    assert fake.sleeps == [pytest.approx(1 / 2)]
+
+
+async def test_success_recovers_slowly_to_the_configured_rate() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(10, 5)
+    bucket.on_throttle()
+    assert bucket.effective_rate == 5
+    bucket.on_success()
+    assert bucket.effective_rate is not None and 5 < bucket.effective_rate < 5.5
+    for _ in range(1000):
+        bucket.on_success()
+    assert bucket.effective_rate == 10
+
+
+async def test_not_adaptive_keeps_rate_but_still_empties() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(10, 5, adaptive=False)
+    bucket.on_throttle()
+    assert bucket.effective_rate == 10
+    assert bucket.tokens == 0
+    assert bucket.throttles == 1
+
+
+async def test_reconfigure_changes_rate_and_caps_tokens() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(2, 5)
+    bucket.on_throttle()
+    bucket.reconfigure(50, 3)
+    assert (bucket.rate, bucket.burst, bucket.effective_rate) == (50, 3, 50)
+    fake.now += 10
+    assert bucket.tokens == 3
+    bucket.reconfigure(None, 3)
+    await bucket.acquire()
+    assert fake.sleeps == []
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 5), (-1, 5), (2, 0)])
+def test_rejects_nonsense(rate: float, burst: int) -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(rate, burst)
+
+
+def test_registry_shares_one_bucket_per_key_and_reconfigures() -> None:
+    registry = QuotaRegistry()
+    a = registry.bucket(("default", "us-east-1", ""), 2, 5)
+    assert registry.bucket(("default", "us-east-1", ""), 2, 5) is a
+    assert registry.bucket(("default", "eu-west-1", ""), 2, 5) is not a
+    assert registry.bucket(("default", "us-east-1", ""), 10, 20) is a
+    assert (a.rate, a.burst) == (10, 20)
+    assert isinstance(QUOTAS, QuotaRegistry)
+
+
+async def test_real_time_rate_is_respected() -> None:
+    bucket = TokenBucket(50, 5)
+    started = time.monotonic()
+
+    async def worker() -> None:
+        for _ in range(5):
+            await bucket.acquire()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(worker)
+    elapsed = time.monotonic() - started
+    # 25 tokens, 5 from the burst, 20 at 50/s: 0.4 s.
+    assert 0.38 <= elapsed < 0.8
