@@ -1,0 +1,24 @@
+"""A local Amazon WorkSpaces endpoint speaking the AWS JSON 1.1 wire protocol.
+
+The real aiobotocore/boto3 clients run unmodified against it: point ``endpoint_url`` at
+``Simulator.endpoint_url``. WorkSpaces, directories, bundles, users, tags, connection history and
+snapshots are generated deterministically from ``seed``; actions follow the eligibility rules of
+the API reference and move WorkSpaces through their transitional states lazily (no task per
+WorkSpace). Quota (token bucket), latency, 500s, per-item failures (``ErrorCode``
+``InternalFailure``) and stuck reboots are knobs. See ``_fleet`` for the error codes used and
+``_stats`` for how calls are counted (throttled calls count only in ``throttled``).
+
+    async with Simulator(workspaces=1000, rate=None) as sim:
+        client = session.create_client("workspaces", endpoint_url=sim.endpoint_url, ...)
+
+    with Simulator(workspaces=100).run_in_thread() as sim:   # boto3, the CLI
+        ...
+"""
+
+from __future__ import annotations
+
+from fleetops.sim._server import Simulator
+from fleetops.sim._stats import SimStats
+from fleetops.sim._validate import ApiError
+
+__all__ = ["ApiError", "SimStats", "Simulator"]

@@ -1,0 +1,80 @@
+"""Introspection counters: exact under concurrency because only the event loop thread writes them.
+
+Counting rules: ``total_calls`` counts every request that reached ``POST /`` (throttled, rejected
+and faulted ones included); ``calls_by_operation`` counts requests admitted past the quota (a
+throttled request did not reach the service and counts only in ``throttled``); an injected 500
+counts in ``calls_by_operation`` and in ``errors_500``. ``calls_by_workspace`` counts, per
+operation, every WorkSpace id a request named (batch items, WorkspaceIds, WorkspaceId,
+SourceWorkspaceId, a ``ws-`` ResourceId), whatever the outcome.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Counters", "SimStats"]
+
+
+@dataclass(frozen=True)
+class SimStats:
+    """A snapshot of the simulator's counters."""
+
+    calls_by_operation: dict[str, int] = field(default_factory=dict)
+    calls_by_workspace: dict[str, dict[str, int]] = field(default_factory=dict)
+    throttled: int = 0
+    errors_500: int = 0
+    largest_batch: dict[str, int] = field(default_factory=dict)
+    max_concurrent: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    total_calls: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Counters:
+    """The live, mutable counters behind ``SimStats``."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self.in_flight = 0
+
+    def reset(self) -> None:
+        self.calls_by_operation: Counter[str] = Counter()
+        self.calls_by_workspace: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.throttled = 0
+        self.errors_500 = 0
+        self.largest_batch: dict[str, int] = {}
+        self.max_concurrent = getattr(self, "in_flight", 0)
+        self.total_calls = 0
+
+    def enter(self) -> None:
+        self.total_calls += 1
+        self.in_flight += 1
+        self.max_concurrent = max(self.max_concurrent, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+
+    def admitted(self, operation: str, batch: int, workspace_ids: list[str]) -> None:
+        self.calls_by_operation[operation] += 1
+        if batch > self.largest_batch.get(operation, 0):
+            self.largest_batch[operation] = batch
+        if workspace_ids:
+            per_ws = self.calls_by_workspace[operation]
+            for ws_id in workspace_ids:
+                per_ws[ws_id] += 1
+
+    def snapshot(self, states: dict[str, int]) -> SimStats:
+        return SimStats(
+            calls_by_operation=dict(self.calls_by_operation),
+            calls_by_workspace={op: dict(c) for op, c in self.calls_by_workspace.items()},
+            throttled=self.throttled,
+            errors_500=self.errors_500,
+            largest_batch=dict(self.largest_batch),
+            max_concurrent=self.max_concurrent,
+            states=dict(sorted(states.items())),
+            total_calls=self.total_calls,
+        )
