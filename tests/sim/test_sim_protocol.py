@@ -52,9 +52,7 @@ def test_boto3_paginator_and_filters(thread_sim: Simulator) -> None:
     ids = [ws["WorkspaceId"] for p in paginator.paginate() for ws in p["Workspaces"]]
     assert len(ids) == len(set(ids)) == 1000
     directory = client.describe_workspace_directories()["Directories"][0]["DirectoryId"]
-    in_dir = [
-        ws for p in paginator.paginate(DirectoryId=directory) for ws in p["Workspaces"]
-    ]
+    in_dir = [ws for p in paginator.paginate(DirectoryId=directory) for ws in p["Workspaces"]]
     assert len(in_dir) == 250 and {ws["DirectoryId"] for ws in in_dir} == {directory}
     user = in_dir[0]["UserName"]
     mine = client.describe_workspaces(DirectoryId=directory, UserName=user)["Workspaces"]
@@ -107,9 +105,7 @@ async def test_malformed_id_enum_and_range_are_validation_errors(client: Any) ->
     assert info.value.response["Error"]["Code"] == "ValidationException"
     assert "rebootWorkspaceRequests.1.member.workspaceId" in info.value.response["Error"]["Message"]
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        await client.modify_workspace_state(
-            WorkspaceId="ws-0000000000", WorkspaceState="BROKEN"
-        )
+        await client.modify_workspace_state(WorkspaceId="ws-0000000000", WorkspaceState="BROKEN")
     assert "enum value set" in info.value.response["Error"]["Message"]
     with pytest.raises(botocore.exceptions.ClientError) as info:
         await client.describe_workspaces(Limit=26)
@@ -134,8 +130,9 @@ async def test_wire_format_and_unknown_operations(sim: Simulator) -> None:
     assert len(headers["x-amzn-RequestId"]) == 36
     ws = body["Workspaces"][0]
     assert ws["WorkspaceId"].startswith("ws-") and len(ws["WorkspaceId"]) == 13
-    status, _, body = await _raw(sim, "WorkspacesService.DescribeWorkspaceSnapshots",
-                                 {"WorkspaceId": ws["WorkspaceId"]})
+    status, _, body = await _raw(
+        sim, "WorkspacesService.DescribeWorkspaceSnapshots", {"WorkspaceId": ws["WorkspaceId"]}
+    )
     assert isinstance(body["RebuildSnapshots"][0]["SnapshotTime"], float)
     for target in ("WorkspacesService.NoSuchThing", None, "Other.DescribeWorkspaces"):
         status, headers, body = await _raw(sim, target, {})
