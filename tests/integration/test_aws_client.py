@@ -1,0 +1,359 @@
+"""WorkSpacesClient over real HTTP against a tiny scripted WorkSpaces endpoint.
+
+The fake answers AWS JSON 1.1 the way the service does (``x-amzn-RequestId`` header, errors as
+``{"__type": code, "message": ...}``) from a script of (status, body) replies, and records every
+request, so the tests can count the attempts that really reached the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from fleetops.aws import CallResult, Connection, WorkSpacesClient, _session
+from fleetops.errors import AwsError, CredentialsError, TransientAwsError, UsageError
+from fleetops.ratelimit import TokenBucket
+from fleetops.retry import RetryPolicy
+
+FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
+DUMMY_KEYS = ("AKIDEXAMPLE", "dummy-secret")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def error(status: int, code: str, message: str = "scripted") -> Reply:
+    return Reply(status, {"__type": code, "message": message})
+
+
+@dataclass
+class FakeWorkSpaces:
+    """The scripted endpoint: replies are served in order; when the script runs out, ``{}``."""
+
+    script: list[Reply] = field(default_factory=list)
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        operation = request.headers["X-Amz-Target"].rpartition(".")[2]
+        self.requests.append((operation, json.loads(await request.read() or b"{}")))
+        reply = self.script.pop(0) if self.script else Reply()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return web.Response(
+            status=reply.status,
+            body=json.dumps(reply.body).encode(),
+            content_type="application/x-amz-json-1.1",
+            headers={"x-amzn-RequestId": f"req-{len(self.requests)}"},
+        )
+
+    def operations(self) -> list[str]:
+        return [operation for operation, _ in self.requests]
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No real AWS configuration, profile, endpoint or metadata service can leak into a test."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_WORKSPACES",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _session.cache_clear()  # a cached session would remember credentials from another test
+    yield
+    _session.cache_clear()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeWorkSpaces]:
+    endpoint = FakeWorkSpaces()
+    app = web.Application()
+    app.router.add_post("/", endpoint.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    endpoint.url = f"http://{host}:{port}"
+    try:
+        yield endpoint
+    finally:
+        await runner.cleanup()
+
+
+def client_for(
+    url: str,
+    bucket: TokenBucket | None = None,
+    policy: RetryPolicy = FAST,
+    **kwargs: Any,
+) -> WorkSpacesClient:
+    return WorkSpacesClient(
+        Connection("us-east-1", endpoint_url=url),
+        bucket=bucket or TokenBucket(None, 1),
+        policy=policy,
+        credentials=DUMMY_KEYS,
+        **kwargs,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_success_returns_response_request_id_and_one_attempt(fake: FakeWorkSpaces) -> None:
+    fake.script = [Reply(body={"FailedRequests": []})]
+    async with client_for(fake.url) as client:
+        result = await client.call(
+            "RebootWorkspaces", RebootWorkspaceRequests=[{"WorkspaceId": "ws-0123456789"}]
+        )
+    assert isinstance(result, CallResult)
+    assert result.response == {"FailedRequests": []}
+    assert (result.request_id, result.attempts) == ("req-1", 1)
+    assert result.duration >= 0
+    assert fake.requests == [
+        ("RebootWorkspaces", {"RebootWorkspaceRequests": [{"WorkspaceId": "ws-0123456789"}]})
+    ]
+    assert (client.stats.calls, client.stats.retries, client.stats.throttles) == (1, 0, 0)
+
+
+async def test_throttle_then_success_is_retried_and_slows_the_bucket(
+    fake: FakeWorkSpaces,
+) -> None:
+    fake.script = [
+        error(400, "ThrottlingException", "Rate exceeded"),
+        Reply(body={"Workspaces": []}),
+    ]
+    bucket = TokenBucket(1000, 10)
+    async with client_for(fake.url, bucket) as client:
+        result = await client.call("DescribeWorkspaces")
+    assert result.attempts == 2
+    assert result.request_id == "req-2"
+    assert fake.operations() == ["DescribeWorkspaces", "DescribeWorkspaces"]
+    assert bucket.throttles == 1
+    assert bucket.effective_rate is not None and bucket.effective_rate < 1000
+    stats = client.stats
+    assert (stats.calls, stats.throttles, stats.retries) == (2, 1, 1)
+    assert stats.errors_by_code == {"ThrottlingException": 1}
+
+
+async def test_every_attempt_takes_a_token(fake: FakeWorkSpaces) -> None:
+    fake.script = [error(500, "InternalFailure"), Reply()]
+    bucket = TokenBucket(1, 5)  # refill during the test is negligible
+    async with client_for(fake.url, bucket) as client:
+        await client.call("DescribeWorkspaces")
+    assert bucket.tokens == pytest.approx(3, abs=0.2)
+
+
+async def test_server_error_is_retried(fake: FakeWorkSpaces) -> None:
+    fake.script = [error(500, "InternalFailure"), error(503, "SomethingOdd"), Reply()]
+    async with client_for(fake.url) as client:
+        result = await client.call("DescribeWorkspaces")
+    assert result.attempts == 3
+    assert len(fake.requests) == 3
+    assert client.stats.errors_by_code == {"InternalFailure": 1, "SomethingOdd": 1}
+    assert client.stats.throttles == 0
+
+
+async def test_botocore_does_not_retry_behind_our_back(fake: FakeWorkSpaces) -> None:
+    fake.script = [error(500, "InternalFailure", "once")]
+    async with client_for(fake.url, policy=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(TransientAwsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert (info.value.code, info.value.request_id) == ("InternalFailure", "req-1")
+    assert len(fake.requests) == 1
+
+
+async def test_transient_error_raised_after_the_last_attempt(fake: FakeWorkSpaces) -> None:
+    fake.script = [error(400, "ThrottlingException")] * 3 + [Reply()]
+    bucket = TokenBucket(1000, 10)
+    async with client_for(fake.url, bucket) as client:
+        with pytest.raises(TransientAwsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert info.value.code == "ThrottlingException"
+    assert info.value.request_id == "req-3"
+    assert isinstance(info.value.__cause__, Exception)
+    assert len(fake.requests) == 3
+    assert client.stats.throttles == bucket.throttles == 3
+
+
+async def test_validation_error_is_not_retried(fake: FakeWorkSpaces) -> None:
+    fake.script = [error(400, "ValidationException", "1 validation error"), Reply()]
+    async with client_for(fake.url) as client:
+        with pytest.raises(AwsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert type(info.value) is AwsError
+    assert info.value.code == "ValidationException"
+    assert info.value.message == "1 validation error"
+    assert info.value.request_id == "req-1"
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "code", ["ExpiredTokenException", "UnrecognizedClientException", "AccessDeniedException"]
+)
+async def test_rejected_credentials_raise_at_once(fake: FakeWorkSpaces, code: str) -> None:
+    fake.script = [error(400, code, "The security token included in the request is expired")]
+    async with client_for(fake.url) as client:
+        with pytest.raises(CredentialsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert (info.value.code, info.value.request_id) == (code, "req-1")
+    assert len(fake.requests) == 1
+
+
+async def test_missing_credentials_raise_credentials_error(fake: FakeWorkSpaces) -> None:
+    client = WorkSpacesClient(
+        Connection("us-east-1", profile=None, endpoint_url=fake.url),
+        bucket=TokenBucket(None, 1),
+        policy=FAST,
+    )
+    async with client:
+        with pytest.raises(CredentialsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert info.value.code == "NoCredentialsError"
+    assert fake.requests == []
+
+
+async def test_credentials_from_the_environment(
+    fake: FakeWorkSpaces, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    client = WorkSpacesClient(
+        Connection("us-east-1", endpoint_url=fake.url), bucket=TokenBucket(None, 1), policy=FAST
+    )
+    async with client:
+        result = await client.call("DescribeWorkspaces")
+    assert result.attempts == 1
+    assert len(fake.requests) == 1
+
+
+async def test_connection_refused_is_transient_after_the_attempts() -> None:
+    async with client_for(f"http://127.0.0.1:{closed_port()}") as client:
+        with pytest.raises(TransientAwsError) as info:
+            await client.call("DescribeWorkspaces")
+    assert info.value.code == "ConnectionError"
+    assert info.value.request_id is None
+    assert (client.stats.calls, client.stats.retries) == (3, 2)
+    assert client.stats.errors_by_code == {"ConnectionError": 3}
+
+
+async def test_read_timeout_is_transient(fake: FakeWorkSpaces) -> None:
+    fake.script = [Reply(delay=0.4), Reply()]
+    async with client_for(fake.url, read_timeout=0.1) as client:
+        result = await client.call("DescribeWorkspaces")
+    assert result.attempts == 2
+    assert client.stats.errors_by_code == {"ReadTimeout": 1}
+
+
+async def test_pages_follow_next_token(fake: FakeWorkSpaces) -> None:
+    fake.script = [
+        Reply(
+            body={
+                "Workspaces": [{"WorkspaceId": "ws-1"}, {"WorkspaceId": "ws-2"}],
+                "NextToken": "t1",
+            }
+        ),
+        error(400, "ThrottlingException"),
+        Reply(body={"Workspaces": [{"WorkspaceId": "ws-3"}], "NextToken": "t2"}),
+        Reply(body={"Workspaces": []}),
+    ]
+    async with client_for(fake.url) as client:
+        pages = [
+            [item["WorkspaceId"] for item in page]
+            async for page in client.pages("DescribeWorkspaces", "Workspaces", Limit=2)
+        ]
+    assert pages == [["ws-1", "ws-2"], ["ws-3"], []]
+    assert [body for _, body in fake.requests] == [
+        {"Limit": 2},
+        {"Limit": 2, "NextToken": "t1"},
+        {"Limit": 2, "NextToken": "t1"},
+        {"Limit": 2, "NextToken": "t2"},
+    ]
+
+
+async def test_unknown_operation_and_closed_client(fake: FakeWorkSpaces) -> None:
+    client = client_for(fake.url)
+    with pytest.raises(RuntimeError):
+        await client.call("DescribeWorkspaces")
+    async with client:
+        with pytest.raises(ValueError):
+            await client.call("RebootEverything")
+    assert fake.requests == []
+
+
+# --- Connection.resolve -------------------------------------------------------------------
+
+
+def test_resolve_keeps_explicit_values() -> None:
+    conn = Connection.resolve("eu-west-1", "ops", "http://127.0.0.1:9")
+    assert conn == Connection("eu-west-1", "ops", "http://127.0.0.1:9")
+    assert conn.quota_key() == ("ops", "eu-west-1", "http://127.0.0.1:9")
+
+
+def test_resolve_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:1")
+    assert Connection.resolve(None, None, None) == Connection(
+        "eu-central-1", None, "http://generic:1"
+    )
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_WORKSPACES", "http://workspaces:2")
+    conn = Connection.resolve(None, None, None)
+    assert conn == Connection("ap-south-1", None, "http://workspaces:2")
+    assert conn.quota_key() == ("default", "ap-south-1", "http://workspaces:2")
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert Connection.resolve(None, None, None).endpoint_url is None
+
+
+def test_resolve_region_from_the_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "config").write_text(
+        "[default]\nregion = us-west-2\n[profile ops]\nregion = sa-east-1\n"
+    )
+    assert Connection.resolve(None, None, None).region == "us-west-2"
+    assert Connection.resolve(None, "ops", None).region == "sa-east-1"
+    monkeypatch.setenv("AWS_PROFILE", "ops")  # honoured by botocore, not recorded
+    assert Connection.resolve(None, None, None) == Connection("sa-east-1", None, None)
+
+
+@pytest.mark.parametrize(
+    ("region", "profile", "endpoint", "fragment"),
+    [
+        (None, None, None, "no AWS region"),
+        (None, "missing", None, "profile not found"),
+        ("us east 1", None, None, "not a valid AWS region"),
+        ("us-east-1", None, "localhost:4566", "must start with http"),
+    ],
+)
+def test_resolve_refuses_with_one_line(
+    region: str | None, profile: str | None, endpoint: str | None, fragment: str
+) -> None:
+    with pytest.raises(UsageError) as info:
+        Connection.resolve(region, profile, endpoint)
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
