@@ -177,9 +177,20 @@ def _actions() -> dict[str, ActionSpec]:
             request_member="TerminateWorkspaceRequests",
             eligible_states=frozenset(
                 {
-                    "PENDING", "AVAILABLE", "IMPAIRED", "UNHEALTHY", "REBOOTING", "STARTING",
-                    "REBUILDING", "RESTORING", "MAINTENANCE", "ADMIN_MAINTENANCE", "STOPPING",
-                    "STOPPED", "ERROR", "UPDATING",
+                    "PENDING",
+                    "AVAILABLE",
+                    "IMPAIRED",
+                    "UNHEALTHY",
+                    "REBOOTING",
+                    "STARTING",
+                    "REBUILDING",
+                    "RESTORING",
+                    "MAINTENANCE",
+                    "ADMIN_MAINTENANCE",
+                    "STOPPING",
+                    "STOPPED",
+                    "ERROR",
+                    "UPDATING",
                 }
             ),  # every state but SUSPENDED (and those already terminating)
             transitional_states=frozenset({"TERMINATING"}),

@@ -43,7 +43,19 @@ from fleetops.model import SERVICE, service_model
 from fleetops.ratelimit import TokenBucket
 from fleetops.retry import RetryPolicy, is_throttling_code, retrying
 
-__all__ = ["CallResult", "ClientStats", "Connection", "WorkSpacesClient"]
+__all__ = ["NOT_EXECUTED_CODES", "CallResult", "ClientStats", "Connection", "WorkSpacesClient"]
+
+#: Transient codes that prove the request was never carried out: safe to send again, whatever
+#: the operation (throttling codes count too, see :func:`not_executed`).
+NOT_EXECUTED_CODES: frozenset[str] = frozenset({"ConnectionRefused", "ConnectTimeout"})
+
+
+def not_executed(exc: BaseException) -> bool:
+    """Whether a failed attempt certainly did nothing on the service side."""
+    return isinstance(exc, TransientAwsError) and (
+        is_throttling_code(exc.code) or exc.code in NOT_EXECUTED_CODES
+    )
+
 
 log = logging.getLogger(__name__)
 
@@ -251,11 +263,15 @@ class WorkSpacesClient:
         if stack is not None:
             await stack.aclose()
 
-    async def call(self, operation: str, **params: Any) -> CallResult:
+    async def call(self, operation: str, *, idempotent: bool = True, **params: Any) -> CallResult:
         """Call ``operation`` (the API name, e.g. ``"RebootWorkspaces"``) with ``params``.
 
         Each attempt takes a token from the bucket first. Transient failures are retried per the
         policy; the last one is raised as :class:`TransientAwsError` once attempts run out.
+
+        ``idempotent=False`` (rebuild, restore, migrate): only failures that prove the request
+        was not carried out (throttling, connection refused, connect time-out) are retried; a
+        5xx or a read time-out is raised at once, for the caller to reconcile by describing.
         """
         if self._client is None:
             raise RuntimeError("WorkSpacesClient used outside 'async with'")
@@ -264,7 +280,7 @@ class WorkSpacesClient:
         method = getattr(self._client, xform_name(operation))
         started = time.monotonic()
         attempts = 0
-        async for attempt in retrying(self.policy):
+        async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
             with attempt:
                 attempts += 1
                 if attempts > 1:
@@ -338,6 +354,9 @@ class WorkSpacesClient:
         if isinstance(exc, botocore.exceptions.SSLError):
             # A certificate problem does not go away by retrying.
             return AwsError("SSLError", str(exc))
+        if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+            # Refused, unreachable, unresolvable: the request was never sent.
+            return TransientAwsError("ConnectionRefused", str(exc))
         if isinstance(exc, botocore.exceptions.ConnectTimeoutError):
             return TransientAwsError("ConnectTimeout", str(exc))
         if isinstance(exc, botocore.exceptions.ReadTimeoutError | asyncio.TimeoutError):

@@ -81,15 +81,21 @@ def retrying(
     *,
     before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    retry_on: Callable[[BaseException], bool] | None = None,
 ) -> tenacity.AsyncRetrying:
     """A tenacity controller for ``policy``: ``async for attempt in retrying(p): with attempt: …``.
 
     Retries :class:`TransientAwsError` only; after the last attempt the last error is re-raised
     as is (``reraise=True``), never wrapped in ``tenacity.RetryError``. ``before_sleep`` is called
-    before each wait (for counters and logs); ``sleep`` is injectable for tests.
+    before each wait (for counters and logs); ``sleep`` is injectable for tests. ``retry_on``
+    narrows further which transient errors are retried (e.g. only those that prove the request
+    did nothing, for calls that must not be repeated blindly).
     """
+    retry: tenacity.retry_base = tenacity.retry_if_exception_type(TransientAwsError)
+    if retry_on is not None:
+        retry = retry & tenacity.retry_if_exception(retry_on)
     return tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception_type(TransientAwsError),
+        retry=retry,
         wait=tenacity.wait_random_exponential(multiplier=policy.base, max=policy.cap),
         stop=tenacity.stop_after_attempt(policy.attempts),
         reraise=True,

@@ -41,7 +41,7 @@ class JobRecord:
     lease_expires_at: float | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         return cls(
             id=row["id"],
             parent_id=row["parent_id"],
@@ -84,7 +84,7 @@ class ItemRecord:
     updated_at: float
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ItemRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> ItemRecord:
         return cls(
             id=row["id"],
             job_id=row["job_id"],

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from fleetops.errors import NotFoundError, StoreError
+from fleetops.errors import NotFoundError
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.engine import create_engine, explain_db_error, migrate
 from fleetops.store.records import ItemRecord, JobRecord
@@ -169,10 +169,16 @@ class Store:
             row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).mappings().first()
             if row is None and job_id:
                 rows = (
-                    await conn.execute(
-                        jobs.select().where(jobs.c.id.startswith(job_id, autoescape=True)).limit(2)
+                    (
+                        await conn.execute(
+                            jobs.select()
+                            .where(jobs.c.id.startswith(job_id, autoescape=True))
+                            .limit(2)
+                        )
                     )
-                ).mappings().all()
+                    .mappings()
+                    .all()
+                )
                 if len(rows) == 1:
                     row = rows[0]
                 elif len(rows) > 1:

@@ -34,7 +34,9 @@ items = sa.Table(
     "items",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("workspace_id", sa.String(80), nullable=False),
     sa.Column("region", sa.String(32), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
@@ -58,7 +60,9 @@ events = sa.Table(
     "events",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("region", sa.String(32), nullable=False),
     sa.Column("operation", sa.String(64), nullable=False),

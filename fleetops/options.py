@@ -1,0 +1,113 @@
+"""Job options (how a job runs, as opposed to what it does and to which WorkSpaces)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fleetops.errors import UsageError
+
+__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "JobOptions", "parse_max_errors", "parse_waves"]
+
+DEFAULT_RATE = 2.0  # calls/s: the documented default WorkSpaces quota
+DEFAULT_BURST = 5
+
+
+def parse_max_errors(text: str | int | None) -> tuple[int | None, float | None]:
+    """``"10"`` → (10, None); ``"5%"`` → (None, 5.0); None → (None, None)."""
+    if text is None:
+        return None, None
+    raw = str(text).strip()
+    try:
+        if raw.endswith("%"):
+            pct = float(raw[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return None, pct
+        count = int(raw)
+        if count < 0:
+            raise ValueError
+        return count, None
+    except ValueError:
+        raise UsageError(
+            f"--max-errors {raw!r} must be a count (e.g. 10) or a percentage from 0% to 100%"
+        ) from None
+
+
+def parse_waves(text: str | Sequence[str | int] | None) -> tuple[int | None, ...]:
+    """``"5,50,all"`` → (5, 50, None): wave sizes, None for "all the rest"."""
+    if text is None:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else [str(p) for p in text]
+    waves: list[int | None] = []
+    for index, part in enumerate(p.strip() for p in parts):
+        if part.lower() == "all":
+            if index != len(parts) - 1:
+                raise UsageError("--waves: 'all' can only be the last wave")
+            waves.append(None)
+            continue
+        try:
+            size = int(part)
+        except ValueError:
+            raise UsageError(f"--waves: {part!r} is not a wave size (e.g. 5,50,all)") from None
+        if size <= 0:
+            raise UsageError(f"--waves: wave sizes must be positive, not {size}")
+        waves.append(size)
+    if not waves:
+        raise UsageError("--waves needs at least one wave size")
+    return tuple(waves)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    rate: float | None = DEFAULT_RATE  # None: no client-side quota
+    burst: int = DEFAULT_BURST
+    concurrency: int = 8
+    max_errors: str | None = None
+    waves: tuple[int | None, ...] = ()
+    no_wait: bool = False
+    verify_timeout: float = 1800.0
+    include_connected: bool = False
+    max_snapshot_age: float = 12.0
+    ignore_snapshot_age: bool = False
+    item_attempts: int = 5  # per WorkSpace, across batches, for retryable per-item failures
+
+    def __post_init__(self) -> None:
+        if self.rate is not None and self.rate <= 0:
+            raise UsageError(
+                f"--rate must be a positive number of calls per second, not {self.rate}"
+            )
+        if self.burst < 1:
+            raise UsageError(f"--burst must be at least 1, not {self.burst}")
+        if self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if self.verify_timeout <= 0:
+            raise UsageError(f"--verify-timeout must be positive, not {self.verify_timeout}")
+        if self.max_snapshot_age <= 0:
+            raise UsageError(f"--max-snapshot-age must be positive, not {self.max_snapshot_age}")
+        parse_max_errors(self.max_errors)
+
+    def error_budget(self, eligible: int) -> int | None:
+        """How many failed items the job tolerates before it is aborted (None: no limit)."""
+        count, pct = parse_max_errors(self.max_errors)
+        if count is not None:
+            return count
+        if pct is not None:
+            return int(eligible * pct / 100)
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["waves"] = ["all" if w is None else w for w in self.waves]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobOptions:
+        values = dict(data)
+        if "waves" in values:
+            values["waves"] = (
+                parse_waves([str(w) for w in values["waves"]]) if values["waves"] else ()
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
