@@ -14,6 +14,7 @@ import botocore.session
 
 __all__ = [
     "SERVICE",
+    "integer_member_max",
     "list_member_max",
     "member_pattern",
     "operation_input_members",
@@ -52,6 +53,13 @@ def list_member_max(operation: str, member: str | None = None) -> int:
     if shape.type_name != "list":
         return 1
     return int(shape.metadata.get("max", 1))
+
+
+@cache
+def integer_member_max(operation: str, member: str) -> int:
+    """The model's ``max`` for an integer member (e.g. DescribeWorkspaces ``Limit``)."""
+    shape = operation_input_members(operation)[member]
+    return int(shape.metadata["max"])
 
 
 @cache

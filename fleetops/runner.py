@@ -57,12 +57,17 @@ class StopSignal:
 
     def __init__(self) -> None:
         self.event = anyio.Event()
+        self.hard = anyio.Event()  # a second signal: stop without waiting for calls in flight
         self.reason: str | None = None
 
     def set(self, reason: str = "interrupted") -> None:
         if not self.event.is_set():
             self.reason = reason
             self.event.set()
+
+    def set_hard(self) -> None:
+        self.set()
+        self.hard.set()
 
     @property
     def is_set(self) -> bool:
@@ -240,6 +245,11 @@ class JobRunner:
         try:
             if self.job.planned_at is None:
                 await self._plan()
+                if self.job.planned_at is None:  # stopped while planning
+                    return JobStatus.INTERRUPTED, (
+                        f"{self.stop.reason} while planning: resume with "
+                        f"`fleetops jobs resume {self.job.id}`"
+                    )
             await self.store.update_job(
                 self.job.id,
                 status=JobStatus.RUNNING,
@@ -350,7 +360,24 @@ class JobRunner:
     async def _plan(self) -> None:
         self.stats.phase = "planning"
         await self.store.delete_items(self.job.id)  # a plan cut short starts over
-        self.plan_summary = await plan(
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def cancel_on_stop() -> None:
+                    await self.stop.event.wait()
+                    scope.cancel()
+
+                tg.start_soon(cancel_on_stop)
+                self.plan_summary = await self._plan_items()
+                tg.cancel_scope.cancel()
+        if scope.cancelled_caught or self.plan_summary is None:
+            return
+        now = time.time()
+        await self.store.update_job(self.job.id, planned_at=now)
+        self.job = await self.store.get_job(self.job.id)
+
+    async def _plan_items(self) -> PlanSummary:
+        return await plan(
             action=self.action,
             targets=self.targets,
             options=self.options,
@@ -359,9 +386,6 @@ class JobRunner:
             region=self.job.region,
             sink=self.store.add_items,
         )
-        now = time.time()
-        await self.store.update_job(self.job.id, planned_at=now)
-        self.job = await self.store.get_job(self.job.id)
 
     # -- resume: reconcile what was in flight ----------------------------------------------
 
@@ -417,16 +441,43 @@ class JobRunner:
             async for page in self.store.iter_items(self.job.id, states=[ItemState.SUBMITTED]):
                 for item in page:
                     self._watch(item.id, item.workspace_id, item.seen_state, now, due=now)
+        verifier_scope = anyio.CancelScope()
+        verifier_done = anyio.Event()
+        watch_scope = anyio.CancelScope()
+
+        async def verifier() -> None:
+            try:
+                await self._verifier(verifier_scope)
+            finally:
+                verifier_done.set()
+
         async with anyio.create_task_group() as tg:
-            verifier_scope = anyio.CancelScope()
-            tg.start_soon(self._verifier, verifier_scope)
+            tg.start_soon(verifier)
+            tg.start_soon(self._stop_watch, tg.cancel_scope, verifier_scope, watch_scope)
             try:
                 await self._submitter(tg)
             finally:
                 self._submitting_done = True
                 self._watch_added.set()
-            if self.stop.is_set:
-                verifier_scope.cancel()
+            await self._wait_quiet(verify=False)
+            await verifier_done.wait()
+            watch_scope.cancel()
+
+    async def _stop_watch(
+        self,
+        run_scope: anyio.CancelScope,
+        verifier_scope: anyio.CancelScope,
+        watch_scope: anyio.CancelScope,
+    ) -> None:
+        """Two-stage shutdown: on stop, no new batch starts and polling ends at once; calls in
+        flight get GRACE_SECONDS to finish (a second signal ends them at once), then are cut.
+        Their items stay in_flight and are reconciled on resume."""
+        with watch_scope:
+            await self.stop.event.wait()
+            verifier_scope.cancel()
+            with anyio.move_on_after(GRACE_SECONDS):
+                await self.stop.hard.wait()
+            run_scope.cancel()
 
     _submitting_done = False
 

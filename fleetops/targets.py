@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fleetops.errors import UsageError
-from fleetops.model import list_member_max, member_pattern
+from fleetops.model import integer_member_max, list_member_max, member_pattern
 
 __all__ = [
     "Candidate",
@@ -254,7 +254,7 @@ async def _describe_pages(targets: Targets, call: CallFn) -> AsyncIterator[list[
             response = await call("DescribeWorkspaces", chunk, WorkspaceIds=chunk)
             yield list(response.get("Workspaces", []))
         return
-    params: dict[str, Any] = {"Limit": list_member_max("DescribeWorkspaces", "Limit")}
+    params: dict[str, Any] = {"Limit": integer_member_max("DescribeWorkspaces", "Limit")}
     if targets.directory_id:
         params["DirectoryId"] = targets.directory_id
         if targets.user and _is_plain(targets.user):

@@ -1,0 +1,147 @@
+"""The Python API: what the CLI calls, usable on its own.
+
+    store = await Store.open("fleet.db")
+    spec = JobSpec(action="reboot", targets=Targets.build(directory_id="d-..."),
+                   connection=Connection.resolve("us-east-1", None, None))
+    job = await create_job(store, spec)
+    job = await run_job(store, job.id)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from fleetops.actions import get_action
+from fleetops.aws import Connection, WorkSpacesClient
+from fleetops.errors import UsageError
+from fleetops.options import JobOptions
+from fleetops.planner import PlanSummary, plan
+from fleetops.ratelimit import QUOTAS
+from fleetops.runner import JobRunner, StopSignal
+from fleetops.states import JobStatus
+from fleetops.store import JobRecord, NewJob, Store
+from fleetops.targets import Targets
+
+__all__ = [
+    "JobSpec",
+    "create_job",
+    "dry_run",
+    "open_client",
+    "run_job",
+]
+
+#: Static keys used only against a simulator on this machine when no credentials are configured.
+SIM_CREDENTIALS = ("fleetops-sim", "fleetops-sim")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to do (action + params), to which WorkSpaces (targets), how (options), where."""
+
+    action: str
+    targets: Targets
+    connection: Connection
+    options: JobOptions = field(default_factory=JobOptions)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        get_action(self.action)  # a clear UsageError for an unknown action
+
+
+def _loopback(endpoint_url: str | None) -> bool:
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def _default_credentials(conn: Connection) -> tuple[str, str] | None:
+    """Against a local simulator with nothing configured, sign with dummy keys (the simulator
+    checks no signature); anywhere else the normal botocore credential chain applies."""
+    if not _loopback(conn.endpoint_url) or conn.profile:
+        return None
+    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+        return None
+    return SIM_CREDENTIALS
+
+
+@asynccontextmanager
+async def open_client(
+    conn: Connection,
+    options: JobOptions,
+    *,
+    credentials: tuple[str, str] | None = None,
+) -> AsyncIterator[WorkSpacesClient]:
+    """A client spending the process-wide bucket of ``conn``'s account and region."""
+    bucket = QUOTAS.bucket(conn.quota_key(), options.rate, options.burst)
+    client = WorkSpacesClient(
+        conn,
+        bucket=bucket,
+        max_connections=max(10, options.concurrency * 2),
+        credentials=credentials or _default_credentials(conn),
+    )
+    async with client:
+        yield client
+
+
+async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = None) -> JobRecord:
+    """Record a new job (status ``planned``; planning happens when it runs)."""
+    conn = spec.connection
+    return await store.create_job(
+        NewJob(
+            action=spec.action,
+            params=dict(spec.params),
+            targets=spec.targets.as_dict(),
+            options=spec.options.as_dict(),
+            region=conn.region,
+            profile=conn.profile,
+            endpoint_url=conn.endpoint_url,
+            parent_id=parent_id,
+        )
+    )
+
+
+async def run_job(
+    store: Store,
+    job_id: str,
+    *,
+    stop: StopSignal | None = None,
+    redo_in_doubt: bool = False,
+    credentials: tuple[str, str] | None = None,
+    on_start: Callable[[JobRunner], None] | None = None,
+) -> JobRecord:
+    """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded."""
+    job = await store.get_job(job_id)
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+        raise UsageError(f"job {job.id} is {job.status}: nothing to resume")
+    conn = Connection(region=job.region, profile=job.profile, endpoint_url=job.endpoint_url)
+    options = JobOptions.from_dict(job.options)
+    async with open_client(conn, options, credentials=credentials) as client:
+        runner = JobRunner(store, client, job, stop=stop, redo_in_doubt=redo_in_doubt)
+        if on_start is not None:
+            on_start(runner)
+        return await runner.run()
+
+
+async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
+    """Plan without writing anything: what would be done, skipped, and what it would cost."""
+    action = get_action(spec.action)
+    async with open_client(spec.connection, spec.options, credentials=credentials) as client:
+
+        async def call(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
+            return (await client.call(operation, **params)).response
+
+        return await plan(
+            action=action,
+            targets=spec.targets,
+            options=spec.options,
+            call=call,
+            job_id="dry-run",
+            region=spec.connection.region,
+            sink=None,
+        )
