@@ -1,0 +1,83 @@
+"""What every CLI command shares: the database location, running async code, and turning
+fleetops errors into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import anyio
+import platformdirs
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from fleetops.errors import FleetOpsError
+from fleetops.store import Store
+
+__all__ = [
+    "CliState",
+    "err_console",
+    "fail",
+    "print_json",
+    "resolve_db",
+    "run_async",
+    "state",
+    "with_store",
+]
+
+T = TypeVar("T")
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    db: str | None = None
+    verbose: int = 0
+    quiet: bool = False
+
+
+state = CliState()
+
+
+def resolve_db(db: str | None = None) -> str:
+    """``--db``, else ``$FLEETOPS_DB``, else ``fleetops.db`` in the user data dir."""
+    chosen = db or state.db or os.environ.get("FLEETOPS_DB")
+    if chosen:
+        return chosen
+    return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line to stderr and exit (2: usage or bad input)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main`` on asyncio; fleetops errors become one line and their exit code."""
+    try:
+        return anyio.run(main)
+    except FleetOpsError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None) -> T:
+    store = await Store.open(resolve_db(db))
+    try:
+        return await use(store)
+    finally:
+        await store.close()
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout (and nothing else there)."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+    sys.stdout.flush()
