@@ -1,0 +1,345 @@
+"""What happened in a job, answered by aggregate queries (never a Python loop over every item).
+
+Every query here is bounded by the (job_id, state) index on items or the (job_id, at) index on
+events: a job's counts, its failures grouped by error code with a few examples, the reasons
+WorkSpaces were skipped, the items held in doubt, and the API calls the job made. Cancelling a
+job that no live runner holds lives here too: it is two UPDATEs over the same index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fleetops.states import ItemState, JobStatus
+from fleetops.store.engine import explain_db_error
+from fleetops.store.records import ItemRecord, JobRecord
+from fleetops.store.repo import Store, lease_owner_id
+from fleetops.store.tables import events, items, jobs
+
+__all__ = [
+    "CancelOutcome",
+    "CancelResult",
+    "Durations",
+    "ErrorExample",
+    "ErrorGroup",
+    "JobHistory",
+    "OperationStats",
+    "ReasonGroup",
+    "cancel_job",
+    "durations",
+    "error_groups",
+    "in_doubt_items",
+    "job_history",
+    "operation_stats",
+    "reason_groups",
+]
+
+#: Error code shown for a failed item that recorded none.
+NO_CODE = "(no code)"
+#: How long cancel holds the job's lease while it writes (it releases it at once).
+CANCEL_LEASE_TTL = 30.0
+#: Job statuses with nothing left to cancel.
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class ErrorExample:
+    workspace_id: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Failed items sharing one error code: how many, and the first few of them."""
+
+    code: str
+    count: int
+    examples: tuple[ErrorExample, ...]
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class OperationStats:
+    """The API calls a job made for one operation (one event row per call)."""
+
+    operation: str
+    calls: int
+    attempts: int
+    retries: int  # attempts beyond the first: throttling, 5xx, time-outs
+    errors: int  # calls that failed for good (outcome "error")
+    partial: int  # batch calls where some entries failed
+    duration_ms: int
+
+    @property
+    def avg_ms(self) -> float:
+        return self.duration_ms / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class Durations:
+    plan_s: float | None  # created → planned
+    wait_s: float | None  # created → started
+    run_s: float | None  # started → finished (→ now while running)
+    throughput: float | None  # succeeded WorkSpaces per second of run time
+    running: bool
+
+
+@dataclass(frozen=True)
+class JobHistory:
+    job: JobRecord
+    counts: dict[str, int]
+    durations: Durations
+    errors: list[ErrorGroup]
+    skipped: list[ReasonGroup]
+    in_doubt: list[ItemRecord]
+    operations: list[OperationStats]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def api_calls(self) -> int:
+        return sum(op.calls for op in self.operations)
+
+    @property
+    def retries(self) -> int:
+        return sum(op.retries for op in self.operations)
+
+
+@asynccontextmanager
+async def _read(store: Store) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with store.engine.connect() as conn:
+            yield conn
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise explain_db_error(exc, store.where) from exc
+
+
+@asynccontextmanager
+async def _write(store: Store) -> AsyncIterator[AsyncConnection]:
+    try:
+        async with store.engine.begin() as conn:
+            yield conn
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise explain_db_error(exc, store.where) from exc
+
+
+def error_groups_query(job_id: str, *, examples: int = 3) -> sa.Executable:
+    """Failed items by error code: one row per example (≤ ``examples`` per code), each carrying
+    its code's count. Scans only the job's failed items, through the (job_id, state) index."""
+    code = sa.func.coalesce(items.c.error_code, NO_CODE)
+    ranked = (
+        sa.select(
+            code.label("code"),
+            items.c.workspace_id,
+            items.c.error_message,
+            sa.func.row_number().over(partition_by=code, order_by=items.c.id).label("rank"),
+            sa.func.count().over(partition_by=code).label("n"),
+        )
+        .where(items.c.job_id == job_id, items.c.state == ItemState.FAILED.value)
+        .subquery()
+    )
+    return (
+        sa.select(ranked.c.code, ranked.c.n, ranked.c.workspace_id, ranked.c.error_message)
+        .where(ranked.c.rank <= examples)
+        .order_by(ranked.c.n.desc(), ranked.c.code, ranked.c.rank)
+    )
+
+
+async def error_groups(store: Store, job_id: str, *, examples: int = 3) -> list[ErrorGroup]:
+    """Failed items grouped by error code, most frequent first, with up to ``examples`` each."""
+    async with _read(store) as conn:
+        rows = (await conn.execute(error_groups_query(job_id, examples=examples))).all()
+    groups: dict[str, tuple[int, list[ErrorExample]]] = {}
+    for code, count, workspace_id, message in rows:
+        entry = groups.setdefault(str(code), (int(count), []))
+        entry[1].append(ErrorExample(workspace_id=workspace_id, message=message))
+    return [ErrorGroup(code, count, tuple(found)) for code, (count, found) in groups.items()]
+
+
+def reason_groups_query(job_id: str, state: ItemState, *, limit: int) -> sa.Executable:
+    reason = sa.func.coalesce(items.c.reason, "(no reason)")
+    return (
+        sa.select(reason.label("reason"), sa.func.count().label("n"))
+        .where(items.c.job_id == job_id, items.c.state == state.value)
+        .group_by(reason)
+        .order_by(sa.desc("n"), reason)
+        .limit(limit)
+    )
+
+
+async def reason_groups(
+    store: Store, job_id: str, state: ItemState = ItemState.SKIPPED, *, limit: int = 10
+) -> list[ReasonGroup]:
+    """Why items ended in ``state`` (skipped, by default), most frequent reason first."""
+    async with _read(store) as conn:
+        rows = (await conn.execute(reason_groups_query(job_id, state, limit=limit))).all()
+    return [ReasonGroup(str(reason), int(count)) for reason, count in rows]
+
+
+async def in_doubt_items(store: Store, job_id: str, *, limit: int = 20) -> list[ItemRecord]:
+    """The first ``limit`` items held in doubt (the operator decides about each)."""
+    return await store.items_page(job_id, states=[ItemState.IN_DOUBT], limit=limit)
+
+
+def operation_stats_query(job_id: str) -> sa.Executable:
+    return (
+        sa.select(
+            events.c.operation,
+            sa.func.count().label("calls"),
+            sa.func.coalesce(sa.func.sum(events.c.attempts), 0),
+            sa.func.coalesce(sa.func.sum(sa.func.max(events.c.attempts - 1, 0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((events.c.outcome == "error", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((events.c.outcome == "partial", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(events.c.duration_ms), 0),
+        )
+        .where(events.c.job_id == job_id)
+        .group_by(events.c.operation)
+        .order_by(sa.desc("calls"), events.c.operation)
+    )
+
+
+async def operation_stats(store: Store, job_id: str) -> list[OperationStats]:
+    """API calls made by the job, per operation, most frequent first."""
+    async with _read(store) as conn:
+        rows = (await conn.execute(operation_stats_query(job_id))).all()
+    return [
+        OperationStats(
+            operation=str(op),
+            calls=int(calls),
+            attempts=int(attempts),
+            retries=int(retries),
+            errors=int(errors),
+            partial=int(partial),
+            duration_ms=int(duration),
+        )
+        for op, calls, attempts, retries, errors, partial, duration in rows
+    ]
+
+
+def durations(job: JobRecord, counts: dict[str, int], *, now: float | None = None) -> Durations:
+    """Plan, wait and run times, and throughput (succeeded WorkSpaces per second of run)."""
+    running = job.status is JobStatus.RUNNING and job.finished_at is None
+    plan_s = job.planned_at - job.created_at if job.planned_at is not None else None
+    wait_s = job.started_at - job.created_at if job.started_at is not None else None
+    run_s: float | None = None
+    if job.started_at is not None:
+        end = job.finished_at
+        if end is None and running:
+            end = time.time() if now is None else now
+        if end is not None:
+            run_s = max(end - job.started_at, 0.0)
+    succeeded = counts.get(ItemState.SUCCEEDED.value, 0)
+    throughput = succeeded / run_s if run_s else None
+    return Durations(
+        plan_s=plan_s, wait_s=wait_s, run_s=run_s, throughput=throughput, running=running
+    )
+
+
+async def job_history(
+    store: Store,
+    job: JobRecord,
+    counts: dict[str, int] | None = None,
+    *,
+    examples: int = 3,
+    in_doubt_limit: int = 20,
+    now: float | None = None,
+) -> JobHistory:
+    """Everything ``jobs show`` tells about one job (a handful of indexed queries)."""
+    if counts is None:
+        counts = await store.counts(job.id)
+    return JobHistory(
+        job=job,
+        counts=counts,
+        durations=durations(job, counts, now=now),
+        errors=(
+            await error_groups(store, job.id, examples=examples)
+            if counts.get(ItemState.FAILED.value)
+            else []
+        ),
+        skipped=(
+            await reason_groups(store, job.id, ItemState.SKIPPED)
+            if counts.get(ItemState.SKIPPED.value)
+            else []
+        ),
+        in_doubt=(
+            await in_doubt_items(store, job.id, limit=in_doubt_limit)
+            if counts.get(ItemState.IN_DOUBT.value)
+            else []
+        ),
+        operations=await operation_stats(store, job.id),
+    )
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"  # the job is now cancelled
+    ALREADY = "already"  # it was cancelled before
+    FINISHED = "finished"  # succeeded or failed: nothing to cancel
+    RUNNING = "running"  # a live runner holds it: refused
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    outcome: CancelOutcome
+    job: JobRecord
+    items_cancelled: int = 0
+    holder: str | None = None
+
+
+async def cancel_job(
+    store: Store, job_id: str, *, reason: str = "cancelled by operator"
+) -> CancelResult:
+    """Cancel a job that no live runner holds: status ``cancelled``, pending items ``cancelled``.
+
+    The job's lease is taken for the duration of the write, so a runner cannot start on it
+    meanwhile; a live holder means the job is running and the cancel is refused. Items in flight
+    keep their state: their outcome is unknown, and calling them cancelled would hide that.
+    """
+    job = await store.get_job(job_id)
+    if job.status is JobStatus.CANCELLED:
+        return CancelResult(CancelOutcome.ALREADY, job)
+    if job.status in FINISHED:
+        return CancelResult(CancelOutcome.FINISHED, job)
+    owner = lease_owner_id()
+    holder = await store.acquire_lease(job.id, owner, CANCEL_LEASE_TTL)
+    if holder is not None:
+        return CancelResult(CancelOutcome.RUNNING, job, holder=holder)
+    try:
+        now = time.time()
+        async with _write(store) as conn:
+            result = await conn.execute(
+                items.update()
+                .where(items.c.job_id == job.id, items.c.state == ItemState.PENDING.value)
+                .values(state=ItemState.CANCELLED.value, reason=reason, updated_at=now)
+            )
+            cancelled = int(result.rowcount or 0)
+            await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    finished_at=sa.func.coalesce(jobs.c.finished_at, now),
+                    message=reason,
+                )
+            )
+    finally:
+        await store.release_lease(job.id, owner)
+    return CancelResult(CancelOutcome.CANCELLED, await store.get_job(job.id), cancelled)
