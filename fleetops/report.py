@@ -12,7 +12,7 @@ import csv
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from rich import box
 from rich.console import Console
@@ -210,6 +210,64 @@ def _summary(mapping: Mapping[str, Any]) -> str:
     return " ".join(parts) or "-"
 
 
+Cell = str | Text
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def _shorten(cell: Cell, room: int) -> Text:
+    """Each line of ``cell`` cut to ``room`` characters (an ellipsis marks the cut)."""
+    text = cell.copy() if isinstance(cell, Text) else Text(cell)
+    lines = text.split("\n")
+    for line in lines:
+        line.truncate(room, overflow="ellipsis")
+    return Text("\n").join(lines)
+
+
+def _table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    title: str | None = None,
+    right: Sequence[str] = (),
+    flex: str | None = None,
+) -> Table:
+    """A plain table whose columns keep their full width, but for ``flex``: it gets the room
+    left on the console, and its cells are cut to fit (one line per line of text)."""
+    widths = [
+        max([len(header), *(len(line) for row in rows for line in _plain(row[i]).split("\n"))])
+        for i, header in enumerate(headers)
+    ]
+    room = None
+    if flex is not None:
+        index = list(headers).index(flex)
+        used = sum(w for i, w in enumerate(widths) if i != index) + 2 * len(headers)
+        room = max(16, min(widths[index], console.width - used))
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for header, width in zip(headers, widths, strict=True):
+        if header == flex and room is not None:
+            table.add_column(header, no_wrap=True, width=room)
+        else:
+            justify: Literal["left", "right"] = "right" if header in right else "left"
+            table.add_column(header, no_wrap=True, min_width=width, justify=justify)
+    for row in rows:
+        cells = [
+            _shorten(cell, room) if header == flex and room is not None else cell
+            for header, cell in zip(headers, row, strict=True)
+        ]
+        table.add_row(*cells)
+    return table
+
+
 # -- renderers -----------------------------------------------------------------------------------
 
 
@@ -220,35 +278,43 @@ def render_job_list(
     if not jobs:
         console.print("no jobs")
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("JOB", no_wrap=True)
-    table.add_column("ACTION", no_wrap=True)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("ITEMS", justify="right")
-    table.add_column("OK", justify="right")
-    table.add_column("FAIL", justify="right")
-    table.add_column("SKIP", justify="right")
-    table.add_column("DOUBT", justify="right")
-    table.add_column("CREATED (UTC)", no_wrap=True)
-    table.add_column("RAN", justify="right", no_wrap=True)
+    rows: list[list[Cell]] = []
     for job in jobs:
         c = counts.get(job.id, {})
         ran = None
         if job.started_at is not None and job.finished_at is not None:
             ran = job.finished_at - job.started_at
-        table.add_row(
-            job.id,
-            job.action,
-            _status(job.status.value),
-            str(sum(c.values())),
-            _count(c.get(ItemState.SUCCEEDED, 0), "green"),
-            _count(c.get(ItemState.FAILED, 0), "red"),
-            _count(c.get(ItemState.SKIPPED, 0), "yellow"),
-            _count(c.get(ItemState.IN_DOUBT, 0), "bold magenta"),
-            _when(job.created_at)[:-4] + "Z",  # to the minute
-            format_duration(ran),
+        rows.append(
+            [
+                job.id,
+                job.action,
+                _status(job.status.value),
+                str(sum(c.values())),
+                _count(c.get(ItemState.SUCCEEDED, 0), "green"),
+                _count(c.get(ItemState.FAILED, 0), "red"),
+                _count(c.get(ItemState.SKIPPED, 0), "yellow"),
+                _count(c.get(ItemState.IN_DOUBT, 0), "bold magenta"),
+                _when(job.created_at)[:-4],  # to the minute
+                format_duration(ran),
+            ]
         )
-    console.print(table)
+    headers = ["JOB", "ACTION", "STATUS", "ITEMS", "OK", "FAIL", "SKIP", "DOUBT", "CREATED UTC"]
+    console.print(
+        _table(
+            console, [*headers, "RAN"], rows, right=["ITEMS", "OK", "FAIL", "SKIP", "DOUBT", "RAN"]
+        )
+    )
+
+
+def _counts_line(counts: Mapping[str, int]) -> Text:
+    """``62: 50 succeeded · 4 failed · 6 skipped · 2 in doubt`` (states with none left out)."""
+    line = Text(f"{sum(counts.values())}")
+    parts = [(state, counts.get(state.value, 0)) for state in ItemState]
+    shown = [(state, n) for state, n in parts if n]
+    for index, (state, n) in enumerate(shown):
+        line.append(": " if index == 0 else " · ")
+        line.append(f"{n} {state.value.replace('_', ' ')}", style=STATE_STYLE[state])
+    return line
 
 
 def render_job(console: Console, history: JobHistory) -> None:
@@ -293,72 +359,75 @@ def render_job(console: Console, history: JobHistory) -> None:
         )
     if job.message:
         facts.add_row("message", escape(job.message))
+    facts.add_row("items", _counts_line(history.counts))
     console.print(facts)
 
-    counts = Table(box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    for state in ItemState:
-        counts.add_column(state.value.upper().replace("_", " "), justify="right")
-    counts.add_column("TOTAL", justify="right")
-    counts.add_row(
-        *[_count(history.counts.get(s.value, 0), STATE_STYLE[s]) for s in ItemState],
-        str(history.total),
-    )
-    console.print(counts)
-
+    rows: list[list[Cell]]
     if history.errors:
-        errors = Table(
-            title="failed, by error code", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left"
-        )
-        errors.add_column("CODE", style="red", no_wrap=True)
-        errors.add_column("COUNT", justify="right")
-        errors.add_column("EXAMPLES")
+        rows = []
         for group in history.errors:
             lines = [
                 f"{ex.workspace_id}: {ex.message}" if ex.message else ex.workspace_id
                 for ex in group.examples
             ]
-            errors.add_row(escape(group.code), str(group.count), escape("\n".join(lines)))
-        console.print(errors)
+            rows.append([Text(group.code, style="red"), str(group.count), "\n".join(lines)])
+        console.print(
+            _table(
+                console,
+                ["CODE", "COUNT", "EXAMPLES"],
+                rows,
+                title="failed, by error code",
+                right=["COUNT"],
+                flex="EXAMPLES",
+            )
+        )
 
     if history.skipped:
-        skipped = Table(
-            title="skipped, by reason", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left"
+        rows = [[str(r.count), r.reason] for r in history.skipped]
+        console.print(
+            _table(
+                console,
+                ["COUNT", "REASON"],
+                rows,
+                title="skipped, by reason",
+                right=["COUNT"],
+                flex="REASON",
+            )
         )
-        skipped.add_column("REASON")
-        skipped.add_column("COUNT", justify="right")
-        for reason in history.skipped:
-            skipped.add_row(escape(reason.reason), str(reason.count))
-        console.print(skipped)
 
     if history.in_doubt:
         held = history.counts.get(ItemState.IN_DOUBT, 0)
-        title = "in doubt (resume with --redo-in-doubt to re-send)"
+        title = "in doubt (jobs resume --redo-in-doubt re-sends them)"
         if held > len(history.in_doubt):
             title += f": first {len(history.in_doubt)} of {held}"
-        doubt = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-        doubt.add_column("WORKSPACE", no_wrap=True)
-        doubt.add_column("LAST STATE", no_wrap=True)
-        doubt.add_column("REASON")
-        for item in history.in_doubt:
-            doubt.add_row(item.workspace_id, item.last_state or "-", escape(item.reason or "-"))
-        console.print(doubt)
+        rows = [
+            [item.workspace_id, item.last_state or "-", item.reason or "-"]
+            for item in history.in_doubt
+        ]
+        console.print(
+            _table(console, ["WORKSPACE", "LAST STATE", "REASON"], rows, title=title, flex="REASON")
+        )
 
     if history.operations:
-        ops = Table(title="API calls", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-        ops.add_column("OPERATION", no_wrap=True)
-        ops.add_column("CALLS", justify="right")
-        ops.add_column("RETRIES", justify="right")
-        ops.add_column("ERRORS", justify="right")
-        ops.add_column("AVG MS", justify="right")
-        for op in history.operations:
-            ops.add_row(
+        rows = [
+            [
                 op.operation,
                 str(op.calls),
                 _count(op.retries, "yellow"),
                 _count(op.errors, "red"),
                 f"{op.avg_ms:.0f}",
+            ]
+            for op in history.operations
+        ]
+        console.print(
+            _table(
+                console,
+                ["OPERATION", "CALLS", "RETRIES", "ERRORS", "AVG MS"],
+                rows,
+                title="API calls",
+                right=["CALLS", "RETRIES", "ERRORS", "AVG MS"],
             )
-        console.print(ops)
+        )
 
 
 def _detail(item: ItemRecord) -> str:
@@ -379,24 +448,23 @@ def render_items(
     if not items:
         console.print("no items")
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("WORKSPACE", no_wrap=True)
-    table.add_column("REGION", no_wrap=True)
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("TRIES", justify="right")
-    table.add_column("SEEN → LAST", no_wrap=True)
-    table.add_column("USER")
-    table.add_column("DETAIL")
+    regions = len({item.region for item in items}) > 1
+    headers = ["WORKSPACE", *(["REGION"] if regions else []), "STATE", "TRIES", "LAST STATE"]
+    headers += ["USER", "DETAIL"]
+    rows: list[list[Cell]] = []
     for item in items:
-        table.add_row(
-            item.workspace_id,
-            item.region,
+        row: list[Cell] = [item.workspace_id]
+        if regions:
+            row.append(item.region)
+        row += [
             Text(item.state.value, style=STATE_STYLE.get(item.state, "")),
             str(item.attempts),
-            f"{item.seen_state or '-'} → {item.last_state or '-'}",
-            escape(item.user_name or "-"),
-            escape(_detail(item)),
-        )
+            item.last_state or item.seen_state or "-",
+            item.user_name or "-",
+            _detail(item),
+        ]
+        rows.append(row)
+    table = _table(console, headers, rows, right=["TRIES"], flex="DETAIL")
     console.print(table)
     if matching is not None and matching > len(items):
         console.print(

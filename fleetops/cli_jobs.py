@@ -1,0 +1,290 @@
+"""``fleetops jobs …``: the history of jobs (list, show, items, export) and cancel.
+
+Read commands never create a database: a missing file is a one-line error (exit 2). ``--json``
+puts one JSON document on stdout and nothing else there; messages go to stderr. ``resume`` and
+``retry`` are added to :data:`jobs_app` by ``fleetops.cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleetops.cli_common import (
+    err_console,
+    fail,
+    out_console,
+    print_json,
+    resolve_db,
+    run_async,
+    with_store,
+)
+from fleetops.errors import FleetOpsError, UsageError
+from fleetops.report import (
+    EXPORT_FORMATS,
+    export_items,
+    history_json,
+    item_json,
+    job_json,
+    render_items,
+    render_job,
+    render_job_list,
+)
+from fleetops.states import ItemState, JobStatus
+from fleetops.store import Store
+from fleetops.store.engine import database_url
+from fleetops.store.history import CancelOutcome, CancelResult, cancel_job, job_history
+
+__all__ = ["existing_db", "jobs_app", "parse_since", "parse_states"]
+
+jobs_app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Job history: list, show, items, export; cancel a job that is not running.",
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+JobArg = Annotated[str, typer.Argument(help="A job id, or a unique prefix of one.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+def existing_db() -> str:
+    """The database to read, which must already exist (reading never creates one)."""
+    where = resolve_db()
+    try:
+        _, path = database_url(where)
+    except FleetOpsError as exc:  # not an SQLite URL
+        fail(str(exc), exc.exit_code)
+    if path is not None and not path.exists():
+        fail(f"no fleetops database at {path} (no job has run yet; see --db / FLEETOPS_DB)")
+    return where
+
+
+def parse_since(text: str, *, now: float | None = None) -> float:
+    """``2h``, ``30m``, ``7d``, ``1w``, ``90s`` ago, or an ISO date/time (UTC unless it says)."""
+    match = _DURATION.match(text)
+    if match:
+        amount, unit = float(match.group(1)), match.group(2).lower()
+        reference = datetime.now(UTC).timestamp() if now is None else now
+        return reference - amount * _UNIT_SECONDS[unit]
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is neither a duration (30m, 2h, 7d, 1w) nor an ISO date/time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_states(values: list[str] | None) -> list[ItemState] | None:
+    """``--state failed --state in_doubt`` or ``--state failed,in_doubt`` (case-insensitive)."""
+    if not values:
+        return None
+    found: list[ItemState] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower().replace("-", "_")
+            if not name:
+                continue
+            try:
+                state = ItemState(name)
+            except ValueError:
+                known = ", ".join(s.value for s in ItemState)
+                raise UsageError(f"unknown item state {part.strip()!r} (one of {known})") from None
+            if state not in found:
+                found.append(state)
+    return found or None
+
+
+def _parse_status(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return JobStatus(value.strip().lower()).value
+    except ValueError:
+        known = ", ".join(s.value for s in JobStatus)
+        raise UsageError(f"unknown job status {value!r} (one of {known})") from None
+
+
+def _check(fn: Any, *args: Any) -> Any:
+    """Validate a flag before any I/O: a bad value is one line and exit 2."""
+    try:
+        return fn(*args)
+    except UsageError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+@jobs_app.command("list")
+def list_jobs(
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only jobs in this status.")
+    ] = None,
+    action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Created since: a duration ago (2h, 7d) or an ISO time."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most N jobs.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Jobs, newest first."""
+    wanted_status = _check(_parse_status, status)
+    created_since = _check(parse_since, since) if since is not None else None
+    if limit < 1:
+        fail(f"--limit must be at least 1, not {limit}")
+    where = existing_db()
+
+    async def use(store: Store) -> None:
+        found = await store.list_jobs(
+            status=wanted_status,
+            action=action.strip().lower() if action else None,
+            since=created_since,
+            limit=limit,
+        )
+        counts = await store.counts_for([job.id for job in found])
+        if as_json:
+            print_json([job_json(job, counts[job.id]) for job in found])
+        else:
+            render_job_list(out_console, found, counts)
+
+    run_async(lambda: with_store(use, where))
+
+
+@jobs_app.command("show")
+def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
+    """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
+    where = existing_db()
+
+    async def use(store: Store) -> None:
+        record = await store.get_job(job)
+        history = await job_history(store, record)
+        if as_json:
+            print_json(history_json(history))
+        else:
+            render_job(out_console, history)
+
+    run_async(lambda: with_store(use, where))
+
+
+@jobs_app.command("items")
+def list_items(
+    job: JobArg,
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", help="Only items in this state (repeatable, or comma-separated)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most N items; 0 for all.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """A job's items (one per WorkSpace), in the order they were planned."""
+    states = _check(parse_states, state)
+    if limit < 0:
+        fail(f"--limit must be 0 (all) or more, not {limit}")
+    where = existing_db()
+
+    async def use(store: Store) -> None:
+        record = await store.get_job(job)
+        if as_json and limit == 0:
+            await export_items(store, record.id, "json", sys.stdout, states=states)
+            sys.stdout.flush()
+            return
+        if limit == 0:
+            found = [i async for page in store.iter_items(record.id, states=states) for i in page]
+        else:
+            found = await store.items_page(record.id, states=states, limit=limit)
+        if as_json:
+            print_json([item_json(item) for item in found])
+            return
+        counts = await store.counts(record.id)
+        wanted = {s.value for s in states} if states else set(counts)
+        render_items(out_console, found, matching=sum(counts[s] for s in wanted))
+
+    run_async(lambda: with_store(use, where))
+
+
+@jobs_app.command("export")
+def export_job(
+    job: JobArg,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to FILE (default: stdout).")
+    ] = None,
+) -> None:
+    """Every item of a job, as CSV (a header row) or JSON (one array), streamed."""
+    fmt = fmt.strip().lower()
+    if fmt not in EXPORT_FORMATS:
+        shown = repr(fmt) if fmt else "(missing)"
+        fail(f"--format must be csv or json, not {shown}")
+    where = existing_db()
+    to_file = output is not None and output != "-"
+
+    async def use(store: Store) -> tuple[int, str]:
+        record = await store.get_job(job)
+        if not to_file:
+            count = await export_items(store, record.id, fmt, sys.stdout)
+            sys.stdout.flush()
+            return count, record.id
+        target = Path(str(output))
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as stream:
+                count = await export_items(store, record.id, fmt, stream)
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return count, record.id
+
+    count, job_id = run_async(lambda: with_store(use, where))
+    if to_file:
+        err_console.print(f"exported {count} items of job {job_id} to {output}")
+
+
+@jobs_app.command("cancel")
+def cancel(job: JobArg, as_json: JsonOpt = False) -> None:
+    """Cancel a job that is not running (or whose runner died): its pending items are cancelled.
+
+    A job whose runner is alive is refused (exit 1): stop the runner first (Ctrl-C or SIGTERM).
+    """
+    where = existing_db()
+
+    async def use(store: Store) -> tuple[CancelResult, dict[str, int]]:
+        result = await cancel_job(store, job)
+        return result, await store.counts(result.job.id)
+
+    result, counts = run_async(lambda: with_store(use, where))
+    record = result.job
+    if result.outcome is CancelOutcome.RUNNING:
+        fail(
+            f"job {record.id} is running (held by {result.holder}): stop that runner first "
+            "(Ctrl-C or SIGTERM), then cancel",
+            1,
+        )
+    if result.outcome is CancelOutcome.FINISHED:
+        fail(f"job {record.id} already finished ({record.status.value}): nothing to cancel", 1)
+    if as_json:
+        print_json(job_json(record, counts))
+    elif result.outcome is CancelOutcome.ALREADY:
+        err_console.print(f"job {record.id} was already cancelled")
+    else:
+        out_console.print(
+            f"cancelled job {record.id}: {result.items_cancelled} pending items cancelled"
+            + (
+                f", {counts[ItemState.IN_FLIGHT]} in flight left as they are (outcome unknown)"
+                if counts[ItemState.IN_FLIGHT]
+                else ""
+            )
+        )
