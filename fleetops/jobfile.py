@@ -183,6 +183,15 @@ def _on_off(value: Any) -> Any:
     return value
 
 
+def _action(value: str) -> str:
+    name = value.strip().lower()
+    if name not in ACTIONS:
+        close = difflib.get_close_matches(name, ACTIONS, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(ACTIONS)}"
+        raise ValueError(f"unknown action {value!r} ({hint})")
+    return name
+
+
 def _region(value: str) -> str:
     if not _REGION.fullmatch(value):
         raise ValueError(f"{value!r} is not an AWS region (e.g. us-east-1)")
@@ -261,22 +270,7 @@ class OptionsSpec(_Spec):
 class JobFile(_Spec):
     """A validated job file. Build one with :func:`load_job_file`."""
 
-    action: Annotated[
-        Literal[
-            "reboot",
-            "start",
-            "stop",
-            "rebuild",
-            "restore",
-            "terminate",
-            "migrate",
-            "modify",
-            "maintenance",
-            "tag",
-            "create",
-        ],
-        BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-    ]
+    action: Annotated[str, AfterValidator(_action)]
     description: str | None = None
     params: ParamsSpec = ParamsSpec()
     targets: TargetsSpec
@@ -296,7 +290,6 @@ class JobFile(_Spec):
     def base_dir(self) -> Path:
         return self._path.parent
 
-    @property
     def regions(self) -> list[str]:
         """The regions named by the file (empty: the environment's, as botocore resolves it)."""
         return list(self.region)
