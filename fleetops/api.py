@@ -1,10 +1,10 @@
 """The Python API: what the CLI calls, usable on its own.
 
-    store = await Store.open("fleet.db")
-    spec = JobSpec(action="reboot", targets=Targets.build(directory_id="d-..."),
-                   connection=Connection.resolve("us-east-1", None, None))
-    job = await create_job(store, spec)
-    job = await run_job(store, job.id)
+store = await Store.open("fleet.db")
+spec = JobSpec(action="reboot", targets=Targets.build(directory_id="d-..."),
+               connection=Connection.resolve("us-east-1", None, None))
+job = await create_job(store, spec)
+job = await run_job(store, job.id)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "create_job",
     "dry_run",
     "open_client",
+    "plan_job",
     "run_job",
 ]
 
@@ -126,6 +127,18 @@ async def run_job(
         if on_start is not None:
             on_start(runner)
         return await runner.run()
+
+
+async def plan_job(
+    store: Store, job_id: str, *, credentials: tuple[str, str] | None = None
+) -> JobRecord:
+    """Plan a recorded job (resolve its targets, record every item) without running it."""
+    job = await store.get_job(job_id)
+    conn = Connection(region=job.region, profile=job.profile, endpoint_url=job.endpoint_url)
+    async with open_client(
+        conn, JobOptions.from_dict(job.options), credentials=credentials
+    ) as client:
+        return await JobRunner(store, client, job).plan_only()
 
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:

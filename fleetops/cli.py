@@ -1,15 +1,518 @@
-"""The ``fleetops`` command (placeholder until the engine lands)."""
+"""The ``fleetops`` command: parse, open the store, call the library, render.
+
+Exit codes (DESIGN.md): 0 every item succeeded or was skipped; 1 some items failed; 2 usage or
+bad input (nothing written); 3 aborted by --max-errors; 4 items in doubt await the operator;
+130 interrupted (resumable).
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from fleetops import __version__
+from fleetops.actions import ACTIONS, get_action
+from fleetops.api import JobSpec, create_job, dry_run, run_job
+from fleetops.aws import Connection
+from fleetops.cli_common import err_console, fail, print_json, run_async, state, with_store
+from fleetops.errors import UsageError
+from fleetops.options import DEFAULT_BURST, DEFAULT_RATE, JobOptions, parse_waves
+from fleetops.planner import PlanSummary
+from fleetops.runner import JobRunner, StopSignal
+from fleetops.states import ItemState, exit_code_for
+from fleetops.store import JobRecord, Store
+from fleetops.targets import Targets
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Async fleet operations for Amazon WorkSpaces: planned, batched, rate-limited, "
+    "verified, resumable jobs.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fleetops {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Database file or sqlite URL (default: $FLEETOPS_DB, else the user data dir).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="Debug logs.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
     """Async fleet operations for Amazon WorkSpaces."""
+    state.db = db
+    state.verbose = verbose
+    state.quiet = quiet
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not verbose:
+        for noisy in ("botocore", "aiobotocore", "urllib3", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+from fleetops.cli_jobs import jobs_app  # noqa: E402 (after app: jobs_app registers on it)
+from fleetops.sim.cli import sim_app  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs", help="Job history: list, show, items, export, resume, ...")
+app.add_typer(sim_app, name="sim")
+db_app = typer.Typer(no_args_is_help=True, help="The job database.")
+app.add_typer(db_app, name="db")
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+def _signal_stop(stop: StopSignal) -> Any:
+    async def receive() -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if stop.is_set:
+                    err_console.print(f"{name} again: stopping now", highlight=False)
+                    stop.set_hard()
+                else:
+                    err_console.print(
+                        f"{name}: no new batches; waiting for calls in flight "
+                        "(again to stop at once)",
+                        highlight=False,
+                    )
+                    stop.set(f"interrupted by {name}")
+
+    return receive
+
+
+async def execute(
+    store: Store,
+    job_id: str,
+    *,
+    redo_in_doubt: bool = False,
+    credentials: tuple[str, str] | None = None,
+) -> JobRecord:
+    """Run a job with progress and signal handling (shared by run, resume, retry, demo)."""
+    from fleetops.progress import watch
+
+    stop = StopSignal()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_signal_stop(stop))
+
+        def started(runner: JobRunner) -> None:
+            async def show() -> None:
+                await watch(runner, err_console, quiet=state.quiet)
+
+            tg.start_soon(show)
+
+        try:
+            job = await run_job(
+                store,
+                job_id,
+                stop=stop,
+                redo_in_doubt=redo_in_doubt,
+                credentials=credentials,
+                on_start=started,
+            )
+        finally:
+            tg.cancel_scope.cancel()
+    return job
+
+
+async def finish(store: Store, job: JobRecord, as_json: bool) -> int:
+    from fleetops.report import job_json
+
+    counts = await store.counts(job.id)
+    if as_json:
+        print_json(job_json(job, counts))
+    else:
+        shown = ", ".join(f"{counts[s]} {s}" for s in ItemState if counts[s])
+        err_console.print(f"job {job.id} {job.status}: {shown or 'no items'}", highlight=False)
+        if job.message:
+            err_console.print(job.message, highlight=False)
+    return exit_code_for(job.status, counts)
+
+
+def _print_plan(summary: PlanSummary, as_json: bool) -> None:
+    if as_json:
+        print_json({"dry_run": True, **summary.as_dict()})
+        return
+    out = err_console
+    out.print(f"dry run: {summary.action} — nothing was written", highlight=False)
+    out.print(f"  {summary.eligible} WorkSpaces would be acted on", highlight=False)
+    for reason, count in summary.skipped.most_common():
+        out.print(f"  {count} skipped: {reason}", highlight=False)
+    for group, examples in summary.examples.items():
+        out.print(f"  e.g. {group}: {', '.join(examples)}", highlight=False)
+    out.print(
+        f"  API calls: {summary.planning_calls} to plan, ~{summary.calls_needed} to run "
+        f"(~{summary.seconds_at_quota:.0f} s at {summary.rate or 'unlimited'} calls/s)",
+        highlight=False,
+    )
+
+
+_PARAM_FLAGS: dict[str, dict[str, str]] = {
+    # action → {parameter: the flag that sets it}
+    "migrate": {"to_bundle": "--to-bundle"},
+    "modify": {
+        "running_mode": "--running-mode",
+        "auto_stop_timeout": "--auto-stop-timeout",
+        "compute_type": "--compute-type",
+        "root_volume": "--root-volume",
+        "user_volume": "--user-volume",
+        "protocols": "--protocols",
+    },
+    "tag": {"set": "--set", "remove": "--remove"},
+    "maintenance": {"maintenance": "on|off"},
+    "create": {"from": "--from"},
+}
+_ALL_FLAGS = {name: flag for flags in _PARAM_FLAGS.values() for name, flag in flags.items()}
+
+
+def _params_for(action: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Action parameters from flags, keyed as in job files; a flag that does not apply to the
+    action is refused."""
+    given = {k: v for k, v in values.items() if v not in (None, [], ())}
+    allowed = _PARAM_FLAGS.get(action, {})
+    for name in sorted(set(given) - set(allowed)):
+        raise UsageError(f"{_ALL_FLAGS[name]} does not apply to {action}")
+    if "maintenance" in given:
+        mode = str(given["maintenance"]).lower()
+        if mode not in ("on", "off"):
+            raise UsageError(f"maintenance takes on or off, not {given['maintenance']!r}")
+        given["maintenance"] = mode == "on"
+    elif action == "maintenance":
+        raise UsageError("maintenance needs on or off (fleetops run maintenance on ...)")
+    if "set" in given:
+        pairs: dict[str, str] = {}
+        for text in given["set"]:
+            key, sep, value = text.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--set {text!r} must be KEY=VALUE")
+            pairs[key] = value
+        given["set"] = pairs
+    if "remove" in given:
+        given["remove"] = list(given["remove"])
+    if action == "migrate" and "to_bundle" not in given:
+        raise UsageError("migrate needs --to-bundle wsb-…")
+    if action == "tag" and not ("set" in given or "remove" in given):
+        raise UsageError("tag needs --set K=V and/or --remove K")
+    if action == "modify" and not given:
+        raise UsageError("modify needs at least one of " + ", ".join(allowed.values()))
+    if action == "create" and "from" not in given:
+        raise UsageError("create needs --from users.csv")
+    return given
+
+
+def _is_job_file(text: str) -> bool:
+    return text.endswith((".yaml", ".yml")) or ("/" in text and Path(text).is_file())
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": True},
+    help="Run ACTION (" + ", ".join(sorted(ACTIONS)) + ") or a job file over the selected "
+    "WorkSpaces.",
+)
+def run(
+    action: Annotated[str, typer.Argument(help="An action, or a job file (jobs/FILE.yaml).")],
+    arg: Annotated[
+        str | None, typer.Argument(help="maintenance: on|off.", show_default=False)
+    ] = None,
+    workspace_id: Annotated[
+        list[str] | None, typer.Option("--workspace-id", help="A WorkSpace id (repeatable).")
+    ] = None,
+    ids_file: Annotated[
+        Path | None, typer.Option(help="A file of WorkSpace ids, one a line, # comments.")
+    ] = None,
+    directory_id: Annotated[str | None, typer.Option(help="Select a directory.")] = None,
+    bundle_id: Annotated[str | None, typer.Option(help="Select a bundle.")] = None,
+    state_: Annotated[
+        list[str] | None, typer.Option("--state", help="Select a state (repeatable).")
+    ] = None,
+    running_mode: Annotated[
+        str | None,
+        typer.Option(help="Select a running mode (for modify: the new running mode)."),
+    ] = None,
+    compute_type: Annotated[
+        str | None, typer.Option(help="Select a compute type (for modify: the new one).")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Select users by glob.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Select by tag K=V.")] = None,
+    exclude_tag: Annotated[
+        list[str] | None, typer.Option("--exclude-tag", help="Leave out tag K=V (opt-out).")
+    ] = None,
+    idle_days: Annotated[
+        float | None, typer.Option(help="Select WorkSpaces unused for N days.")
+    ] = None,
+    to_bundle: Annotated[str | None, typer.Option(help="migrate: the target bundle.")] = None,
+    auto_stop_timeout: Annotated[
+        int | None, typer.Option(help="modify: auto-stop timeout in minutes.")
+    ] = None,
+    root_volume: Annotated[int | None, typer.Option(help="modify: root volume GiB.")] = None,
+    user_volume: Annotated[int | None, typer.Option(help="modify: user volume GiB.")] = None,
+    protocols: Annotated[str | None, typer.Option(help="modify: PCOIP or WSP.")] = None,
+    set_tags: Annotated[
+        list[str] | None, typer.Option("--set", help="tag: set K=V (repeatable).")
+    ] = None,
+    remove_tags: Annotated[
+        list[str] | None, typer.Option("--remove", help="tag: remove key K (repeatable).")
+    ] = None,
+    from_csv: Annotated[Path | None, typer.Option("--from", help="create: a users CSV.")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile.")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(help="WorkSpaces endpoint URL.")] = None,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    rate: Annotated[float | None, typer.Option(help=f"Calls/s (default {DEFAULT_RATE}).")] = None,
+    burst: Annotated[int | None, typer.Option(help=f"Burst (default {DEFAULT_BURST}).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Calls in flight at most.")] = None,
+    max_errors: Annotated[str | None, typer.Option(help="Abort past N or P% failures.")] = None,
+    waves: Annotated[str | None, typer.Option(help="Wave sizes, e.g. 5,50,all.")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not verify.")] = False,
+    verify_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for each WorkSpace to settle.")
+    ] = None,
+    include_connected: Annotated[
+        bool, typer.Option("--include-connected", help="Act on WorkSpaces in use too.")
+    ] = False,
+    max_snapshot_age: Annotated[
+        float | None, typer.Option(help="Hours (rebuild/restore/migrate guardrail).")
+    ] = None,
+    ignore_snapshot_age: Annotated[bool, typer.Option("--ignore-snapshot-age")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+) -> None:
+    modify = action == "modify"
+    flags: dict[str, Any] = {
+        "rate": rate,
+        "burst": burst,
+        "concurrency": concurrency,
+        "max_errors": max_errors,
+        "waves": parse_waves(waves) if waves else None,
+        "no_wait": no_wait or None,
+        "verify_timeout": verify_timeout,
+        "include_connected": include_connected or None,
+        "max_snapshot_age": max_snapshot_age,
+        "ignore_snapshot_age": ignore_snapshot_age or None,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    try:
+        if _is_job_file(action):
+            from fleetops.jobfile import load_job_file
+
+            jobfile = load_job_file(Path(action))
+            action_name = jobfile.action
+            get_action(action_name)
+            targets = jobfile.to_targets()
+            options = jobfile.to_options(flags)
+            params = jobfile.to_params()
+            regions = jobfile.regions()
+            region = region or (regions[0] if regions else None)
+            profile = profile or jobfile.profile
+            endpoint_url = endpoint_url or jobfile.endpoint_url
+        else:
+            action_name = action
+            get_action(action_name)
+            targets = Targets.build(
+                workspace_ids=workspace_id or (),
+                ids_file=str(ids_file) if ids_file else None,
+                directory_id=directory_id,
+                bundle_id=bundle_id,
+                states=state_ or (),
+                running_mode=None if modify else running_mode,
+                compute_type=None if modify else compute_type,
+                user=user,
+                tags=tag or (),
+                exclude_tags=exclude_tag or (),
+                idle_days=idle_days,
+            )
+            options = JobOptions(**flags)
+            if arg is not None and action_name != "maintenance":
+                raise UsageError(f"unexpected argument {arg!r} (only maintenance takes on|off)")
+            params = _params_for(
+                action_name,
+                {
+                    "to_bundle": to_bundle,
+                    "running_mode": running_mode if modify else None,
+                    "compute_type": compute_type if modify else None,
+                    "auto_stop_timeout": auto_stop_timeout,
+                    "root_volume": root_volume,
+                    "user_volume": user_volume,
+                    "protocols": protocols,
+                    "set": set_tags,
+                    "remove": remove_tags,
+                    "maintenance": arg,
+                    "from": str(from_csv.resolve()) if from_csv else None,
+                },
+            )
+        connection = Connection.resolve(region, profile, endpoint_url)
+        spec = JobSpec(
+            action=action_name,
+            targets=targets,
+            connection=connection,
+            options=options,
+            params=params,
+        )
+    except UsageError as exc:
+        fail(str(exc))
+    spec_action = get_action(spec.action)
+    if spec.targets.selects_all and not yes and not dry_run_:
+        fail(
+            f"no selector given: this would {spec.action} every WorkSpace in "
+            f"{connection.region}; add a selector, or --yes to mean it"
+        )
+
+    if dry_run_:
+        summary = run_async(lambda: dry_run(spec))
+        _print_plan(summary, as_json)
+        raise typer.Exit(0)
+
+    if spec_action.destructive and not yes:
+        if not sys.stdin.isatty():
+            fail(f"{spec.action} is destructive: pass --yes (no terminal to confirm on)")
+        summary = run_async(lambda: dry_run(spec))
+        _print_plan(summary, False)
+        if not typer.confirm(f"{spec.action} {summary.eligible} WorkSpaces?", err=True):
+            fail("not confirmed: nothing was done", 1)
+
+    async def go() -> int:
+        async def use(store: Store) -> int:
+            job = await create_job(store, spec)
+            err_console.print(
+                f"job {job.id}: {spec.action} in {connection.region} (resume with "
+                f"`fleetops jobs resume {job.id}`)",
+                highlight=False,
+            )
+            job = await execute(store, job.id)
+            return await finish(store, job, as_json)
+
+        return await with_store(use)
+
+    raise typer.Exit(run_async(go))
+
+
+@jobs_app.command("resume")
+def resume(
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job id (or a unique prefix).")],
+    redo_in_doubt: Annotated[
+        bool,
+        typer.Option("--redo-in-doubt", help="Send in-doubt items again (after checking them)."),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+) -> None:
+    """Resume an interrupted job: reconcile what was in flight, then carry on."""
+
+    async def go() -> int:
+        async def use(store: Store) -> int:
+            job = await store.get_job(job_id)
+            counts = await store.counts(job.id)
+            if redo_in_doubt and counts[ItemState.IN_DOUBT] and not yes:
+                if not sys.stdin.isatty():
+                    raise UsageError(
+                        f"--redo-in-doubt sends {job.action} again to "
+                        f"{counts[ItemState.IN_DOUBT]} WorkSpaces: pass --yes"
+                    )
+                if not typer.confirm(
+                    f"send {job.action} again to {counts[ItemState.IN_DOUBT]} in-doubt WorkSpaces?",
+                    err=True,
+                ):
+                    raise UsageError("not confirmed: nothing was done")
+            job = await execute(store, job.id, redo_in_doubt=redo_in_doubt)
+            return await finish(store, job, as_json)
+
+        return await with_store(use)
+
+    raise typer.Exit(run_async(go))
+
+
+@jobs_app.command("retry")
+def retry(
+    job_id: Annotated[str, typer.Argument(metavar="JOB", help="The job whose failures to retry.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+) -> None:
+    """A new job, linked to JOB, over JOB's failed items (fresh plan: states are re-read)."""
+
+    async def go() -> int:
+        async def use(store: Store) -> int:
+            parent = await store.get_job(job_id)
+            failed: list[str] = []
+            async for page in store.iter_items(parent.id, states=[ItemState.FAILED]):
+                failed.extend(item.workspace_id for item in page)
+            if not failed:
+                raise UsageError(f"job {parent.id} has no failed items")
+            action = get_action(parent.action)
+            if action.destructive and not yes:
+                if not sys.stdin.isatty():
+                    raise UsageError(f"{parent.action} is destructive: pass --yes")
+                if not typer.confirm(f"{parent.action} {len(failed)} WorkSpaces again?", err=True):
+                    raise UsageError("not confirmed: nothing was done")
+            targets = Targets(workspace_ids=tuple(failed))
+            spec = JobSpec(
+                action=parent.action,
+                targets=targets,
+                connection=Connection(parent.region, parent.profile, parent.endpoint_url),
+                options=JobOptions.from_dict(parent.options),
+                params=parent.params,
+            )
+            job = await create_job(store, spec, parent_id=parent.id)
+            err_console.print(
+                f"job {job.id}: retry of {len(failed)} failed items of {parent.id}",
+                highlight=False,
+            )
+            job = await execute(store, job.id)
+            return await finish(store, job, as_json)
+
+        return await with_store(use)
+
+    raise typer.Exit(run_async(go))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring its schema up to date."""
+    from fleetops.cli_common import resolve_db
+
+    async def go() -> None:
+        store = await Store.open(resolve_db())
+        await store.close()
+
+    run_async(go)
+    err_console.print(f"database {resolve_db()} is up to date", highlight=False)
+
+
+@app.command()
+def demo(
+    workspaces: Annotated[int, typer.Option(help="Size of the simulated fleet.")] = 3000,
+) -> None:
+    """Run a realistic job against the built-in simulator, then show its history."""
+    from fleetops.demo import run_demo
+
+    raise typer.Exit(run_demo(workspaces=workspaces))
 
 
 def main() -> None:

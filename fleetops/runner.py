@@ -19,7 +19,8 @@ import heapq
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,7 +205,27 @@ class JobRunner:
         self.job = await self.store.get_job(self.job.id)
         return self.job
 
+    async def plan_only(self) -> JobRecord:
+        """Plan the job (record every item) without running it; a planned job is left as is."""
+        holder = await self.store.acquire_lease(self.job.id, self.owner, LEASE_TTL)
+        if holder is not None:
+            raise LeaseHeldError(f"job {self.job.id} is being run by another process ({holder})")
+        try:
+            async with self._services():
+                if self.job.planned_at is None:
+                    await self._plan()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.store.release_lease(self.job.id, self.owner)
+        return self.job
+
     async def _run_leased(self) -> tuple[JobStatus, str | None]:
+        async with self._services():
+            return await self._run_phases()
+
+    @asynccontextmanager
+    async def _services(self) -> AsyncIterator[None]:
+        """The writer (group commits) and the lease heartbeat, for the duration of the body."""
         heartbeat = anyio.CancelScope()
         writer_done = anyio.Event()
 
@@ -222,7 +243,7 @@ class JobRunner:
             outer.start_soon(run_heartbeat)
             outer.start_soon(run_writer)
             try:
-                result = await self._run_phases()
+                yield
             finally:
                 # Every write was awaited by its caller; the writer drains what is left, if
                 # anything, and exits. Only then is the heartbeat stopped.
@@ -230,7 +251,6 @@ class JobRunner:
                 with anyio.CancelScope(shield=True):
                     await writer_done.wait()
                 heartbeat.cancel()
-        return result
 
     async def _heartbeat(self) -> None:
         while True:
