@@ -257,10 +257,10 @@ async def test_connection_refused_is_transient_after_the_attempts() -> None:
     async with client_for(f"http://127.0.0.1:{closed_port()}") as client:
         with pytest.raises(TransientAwsError) as info:
             await client.call("DescribeWorkspaces")
-    assert info.value.code == "ConnectionError"
+    assert info.value.code == "ConnectionRefused"  # never sent: safe to re-send anything
     assert info.value.request_id is None
     assert (client.stats.calls, client.stats.retries) == (3, 2)
-    assert client.stats.errors_by_code == {"ConnectionError": 3}
+    assert client.stats.errors_by_code == {"ConnectionRefused": 3}
 
 
 async def test_read_timeout_is_transient(fake: FakeWorkSpaces) -> None:
