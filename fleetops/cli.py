@@ -11,23 +11,37 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 
 from fleetops import __version__
-from fleetops.actions import ACTIONS, get_action
-from fleetops.api import JobSpec, create_job, dry_run, run_job
-from fleetops.aws import Connection
 from fleetops.cli_common import err_console, fail, print_json, run_async, state, with_store
 from fleetops.errors import UsageError
-from fleetops.options import DEFAULT_BURST, DEFAULT_RATE, JobOptions, parse_waves
-from fleetops.planner import PlanSummary
-from fleetops.runner import JobRunner, StopSignal
 from fleetops.states import ItemState, exit_code_for
-from fleetops.store import JobRecord, Store
-from fleetops.targets import Targets
+
+# The engine (aiobotocore, botocore's model, the runner) is imported inside the commands that
+# need it, so that history commands start fast.
+if TYPE_CHECKING:
+    from fleetops.planner import PlanSummary
+    from fleetops.runner import JobRunner, StopSignal
+    from fleetops.store import JobRecord, Store
+
+ACTION_NAMES = (
+    "reboot",
+    "start",
+    "stop",
+    "terminate",
+    "rebuild",
+    "restore",
+    "migrate",
+    "modify",
+    "maintenance",
+    "tag",
+    "create",
+)
+DEFAULT_RATE = 2.0
+DEFAULT_BURST = 5
 
 __all__ = ["app", "main"]
 
@@ -89,6 +103,8 @@ app.add_typer(db_app, name="db")
 
 
 def _signal_stop(stop: StopSignal) -> Any:
+    import anyio
+
     async def receive() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
@@ -115,7 +131,11 @@ async def execute(
     credentials: tuple[str, str] | None = None,
 ) -> JobRecord:
     """Run a job with progress and signal handling (shared by run, resume, retry, demo)."""
+    import anyio
+
+    from fleetops.api import run_job
     from fleetops.progress import watch
+    from fleetops.runner import StopSignal
 
     stop = StopSignal()
     async with anyio.create_task_group() as tg:
@@ -232,8 +252,7 @@ def _is_job_file(text: str) -> bool:
 
 @app.command(
     context_settings={"allow_interspersed_args": True},
-    help="Run ACTION (" + ", ".join(sorted(ACTIONS)) + ") or a job file over the selected "
-    "WorkSpaces.",
+    help="Run ACTION (" + ", ".join(ACTION_NAMES) + ") or a job file over the selected WorkSpaces.",
 )
 def run(
     action: Annotated[str, typer.Argument(help="An action, or a job file (jobs/FILE.yaml).")],
@@ -305,6 +324,12 @@ def run(
     ignore_snapshot_age: Annotated[bool, typer.Option("--ignore-snapshot-age")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
 ) -> None:
+    from fleetops.actions import get_action
+    from fleetops.api import JobSpec, create_job, dry_run
+    from fleetops.aws import Connection
+    from fleetops.options import JobOptions, parse_waves
+    from fleetops.targets import Targets
+
     modify = action == "modify"
     flags: dict[str, Any] = {
         "rate": rate,
@@ -456,6 +481,11 @@ def retry(
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
 ) -> None:
     """A new job, linked to JOB, over JOB's failed items (fresh plan: states are re-read)."""
+    from fleetops.actions import get_action
+    from fleetops.api import JobSpec, create_job
+    from fleetops.aws import Connection
+    from fleetops.options import JobOptions
+    from fleetops.targets import Targets
 
     async def go() -> int:
         async def use(store: Store) -> int:
@@ -496,6 +526,7 @@ def retry(
 def db_upgrade() -> None:
     """Create the database or bring its schema up to date."""
     from fleetops.cli_common import resolve_db
+    from fleetops.store import Store
 
     async def go() -> None:
         store = await Store.open(resolve_db())

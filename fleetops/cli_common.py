@@ -9,16 +9,16 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import anyio
-import platformdirs
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from fleetops.errors import FleetOpsError
-from fleetops.store import Store
+
+if TYPE_CHECKING:
+    from fleetops.store import Store
 
 __all__ = [
     "CliState",
@@ -52,6 +52,8 @@ def resolve_db(db: str | None = None) -> str:
     chosen = db or state.db or os.environ.get("FLEETOPS_DB")
     if chosen:
         return chosen
+    import platformdirs
+
     return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")
 
 
@@ -63,6 +65,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main`` on asyncio; fleetops errors become one line and their exit code."""
+    import anyio
+
     try:
         return anyio.run(main)
     except FleetOpsError as exc:
@@ -70,6 +74,8 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None) -> T:
+    from fleetops.store import Store
+
     store = await Store.open(resolve_db(db))
     try:
         return await use(store)

@@ -17,8 +17,29 @@ WorkSpace). Quota (token bucket), latency, 500s, per-item failures (``ErrorCode`
 
 from __future__ import annotations
 
-from fleetops.sim._server import Simulator
-from fleetops.sim._stats import SimStats
-from fleetops.sim._validate import ApiError
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetops.sim._server import Simulator
+    from fleetops.sim._stats import SimStats
+    from fleetops.sim._validate import ApiError
 
 __all__ = ["ApiError", "SimStats", "Simulator"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``fleetops sim`` is registered on every CLI start, aiohttp is loaded only when a
+    # simulator is actually made.
+    if name == "Simulator":
+        from fleetops.sim._server import Simulator
+
+        return Simulator
+    if name == "SimStats":
+        from fleetops.sim._stats import SimStats
+
+        return SimStats
+    if name == "ApiError":
+        from fleetops.sim._validate import ApiError
+
+        return ApiError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

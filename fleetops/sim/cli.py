@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fleetops.sim._server import Simulator
+if TYPE_CHECKING:
+    from fleetops.sim._server import Simulator
+
 
 __all__ = ["sim_app"]
 
@@ -49,6 +51,8 @@ def serve(
     ] = 2.0,
 ) -> None:
     """Serve a simulated WorkSpaces endpoint and print its URL."""
+    from fleetops.sim._server import Simulator
+
     sim = Simulator(
         workspaces=workspaces,
         seed=seed,

@@ -12,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -22,9 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 import fleetops
 from fleetops.errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_engine", "database_url", "migrate", "migrations_dir"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "SCHEMA_HEAD",
+    "create_engine",
+    "database_url",
+    "migrate",
+    "migrations_dir",
+]
 
 BUSY_TIMEOUT_MS = 5000
+
+#: The newest alembic revision this fleetops ships (a test checks it against the scripts). A
+#: database already at it is opened without loading alembic at all: history commands start fast.
+SCHEMA_HEAD = "0001"
 
 
 def migrations_dir() -> Path:
@@ -81,7 +89,9 @@ def create_engine(target: str | os.PathLike[str]) -> AsyncEngine:
     return engine
 
 
-def _alembic_config(connection: sa.Connection | None = None) -> Config:
+def _alembic_config(connection: sa.Connection | None = None) -> Any:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -90,20 +100,23 @@ def _alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def _check_and_upgrade(connection: sa.Connection, where: str) -> None:
-    inspector = sa.inspect(connection)
-    tables = set(inspector.get_table_names())
-    script = ScriptDirectory.from_config(_alembic_config())
+    tables = set(sa.inspect(connection).get_table_names())
     if tables:
         if "alembic_version" not in tables or "jobs" not in tables:
             raise StoreError(f"{where} is not a fleetops database (it has other tables)")
         current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        if current == SCHEMA_HEAD:
+            return
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config())
         known = {rev.revision for rev in script.walk_revisions()}
         if current is not None and current not in known:
             raise StoreError(
                 f"{where} has schema {current}, newer than this fleetops knows: upgrade fleetops"
             )
-        if current == script.get_current_head():
-            return
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), "head")
 
 

@@ -1,0 +1,47 @@
+"""The schema made by the alembic migrations is the schema the code declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from fleetops.store import Store
+from fleetops.store.engine import SCHEMA_HEAD, migrations_dir
+from fleetops.store.tables import metadata
+
+
+def test_schema_head_constant_matches_the_scripts() -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+
+
+async def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = await Store.open(path)
+    await store.close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []
+
+
+async def test_open_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    from fleetops.store import NewJob
+
+    path = tmp_path / "m.db"
+    store = await Store.open(path)
+    job = await store.create_job(
+        NewJob(action="reboot", params={}, targets={}, options={}, region="us-east-1")
+    )
+    await store.close()
+    store = await Store.open(path)
+    assert (await store.get_job(job.id)).action == "reboot"
+    await store.close()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
