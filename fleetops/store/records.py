@@ -39,6 +39,7 @@ class JobRecord:
     finished_at: float | None
     lease_owner: str | None
     lease_expires_at: float | None
+    regions: tuple[str, ...] = ()  # every region of the job (one for most jobs)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -60,6 +61,7 @@ class JobRecord:
             finished_at=row["finished_at"],
             lease_owner=row["lease_owner"],
             lease_expires_at=row["lease_expires_at"],
+            regions=tuple(row.get("regions") or (row["region"],)),
         )
 
 

@@ -48,6 +48,7 @@ class NewJob:
     profile: str | None = None
     endpoint_url: str | None = None
     parent_id: str | None = None
+    regions: Sequence[str] = ()
     id: str = field(default_factory=new_job_id)
 
 
@@ -156,6 +157,7 @@ class Store:
                     targets=dict(job.targets),
                     options=dict(job.options),
                     region=job.region,
+                    regions=list(job.regions) or [job.region],
                     profile=job.profile,
                     endpoint_url=job.endpoint_url,
                     created_at=now,
@@ -212,13 +214,15 @@ class Store:
         async with self._begin() as conn:
             await conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
-    async def counts(self, job_id: str) -> dict[str, int]:
-        """Items by state (every state present, zeros included)."""
+    async def counts(self, job_id: str, *, region: str | None = None) -> dict[str, int]:
+        """Items by state (every state present, zeros included), of one region or all."""
         query = (
             sa.select(items.c.state, sa.func.count())
             .where(items.c.job_id == job_id)
             .group_by(items.c.state)
         )
+        if region is not None:
+            query = query.where(items.c.region == region)
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         counts = {state.value: 0 for state in ItemState}
@@ -305,9 +309,12 @@ class Store:
         async with self._begin() as conn:
             await conn.execute(items.insert(), [dict(row) for row in rows])
 
-    async def delete_items(self, job_id: str) -> None:
+    async def delete_items(self, job_id: str, *, region: str | None = None) -> None:
+        query = items.delete().where(items.c.job_id == job_id)
+        if region is not None:
+            query = query.where(items.c.region == region)
         async with self._begin() as conn:
-            await conn.execute(items.delete().where(items.c.job_id == job_id))
+            await conn.execute(query)
 
     async def items_page(
         self,
@@ -316,6 +323,7 @@ class Store:
         states: Iterable[ItemState] | None = None,
         after_id: int = 0,
         limit: int = 1000,
+        region: str | None = None,
     ) -> list[ItemRecord]:
         """One page of a job's items in id order (keyset pagination: stream big jobs)."""
         query = (
@@ -324,6 +332,8 @@ class Store:
             .order_by(items.c.id)
             .limit(limit)
         )
+        if region is not None:
+            query = query.where(items.c.region == region)
         if states is not None:
             query = query.where(items.c.state.in_([s.value for s in states]))
         async with self._read() as conn:
@@ -336,11 +346,14 @@ class Store:
         *,
         states: Iterable[ItemState] | None = None,
         page: int = 1000,
+        region: str | None = None,
     ) -> AsyncIterator[list[ItemRecord]]:
         wanted = list(states) if states is not None else None
         after = 0
         while True:
-            batch = await self.items_page(job_id, states=wanted, after_id=after, limit=page)
+            batch = await self.items_page(
+                job_id, states=wanted, after_id=after, limit=page, region=region
+            )
             if not batch:
                 return
             yield batch

@@ -16,7 +16,8 @@ jobs = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),
     sa.Column("targets", sa.JSON, nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
-    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),  # the first (or only) region
+    sa.Column("regions", sa.JSON, nullable=True),  # every region of a multi-region job
     sa.Column("profile", sa.String(128), nullable=True),
     sa.Column("endpoint_url", sa.String(512), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
@@ -54,6 +55,7 @@ items = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("job_id", "workspace_id", name="uq_items_job_workspace"),
     sa.Index("ix_items_job_state", "job_id", "state"),
+    sa.Index("ix_items_job_region_state", "job_id", "region", "state"),
 )
 
 events = sa.Table(

@@ -45,3 +45,27 @@ async def test_open_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     assert (await store.get_job(job.id)).action == "reboot"
     await store.close()
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_upgrade_from_the_first_schema_keeps_jobs(tmp_path: Path) -> None:
+    from alembic import command
+
+    path = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, action, status, params, targets, options, region, "
+                "created_at) VALUES ('j1', 'reboot', 'succeeded', '{}', '{}', '{}', "
+                "'eu-west-1', 1.0)"
+            )
+        )
+    engine.dispose()
+    store = await Store.open(path)
+    job = await store.get_job("j1")
+    await store.close()
+    assert job.regions == ("eu-west-1",)
