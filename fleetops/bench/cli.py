@@ -1,0 +1,120 @@
+"""``fleetops bench run``: run the benchmark scenarios and write the report.
+
+python -m fleetops.bench run                       # the full suite (~15 min)
+python -m fleetops.bench run --quick --out /tmp/b  # small sizes, seconds
+python -m fleetops.bench run --scenario S1,S5
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleetops.bench.history import run_s5
+from fleetops.bench.report import machine_info, write_report
+from fleetops.bench.scenarios import Sizes, run_s1, run_s2, run_s3, run_s4, run_s6
+
+__all__ = ["ALL_SCENARIOS", "bench_app", "run_suite"]
+
+bench_app = typer.Typer(help="The benchmark suite (issue 6).", no_args_is_help=True)
+
+Runner = Callable[[Sizes, Path], dict[str, Any]]
+
+ALL_SCENARIOS: dict[str, Runner] = {
+    "S1": run_s1,
+    "S2": run_s2,
+    "S3": run_s3,
+    "S4": run_s4,
+    "S5": lambda sizes, wd: run_s5(sizes.s5_jobs, sizes.s5_items_per_job, wd),
+    "S6": run_s6,
+}
+
+
+def run_suite(
+    scenarios: list[str],
+    *,
+    quick: bool,
+    workdir: Path,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Run ``scenarios`` in order; a failing scenario is recorded, the others still run."""
+    sizes = Sizes.quick() if quick else Sizes()
+    machine = machine_info()
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    for key in scenarios:
+        log(f"{key} …")
+        t0 = time.perf_counter()
+        try:
+            result = ALL_SCENARIOS[key](sizes, workdir)
+        except Exception as exc:
+            result = {
+                "id": key,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
+        result["scenario_s"] = round(time.perf_counter() - t0, 1)
+        log(f"{key} done in {result['scenario_s']} s")
+        results.append(result)
+    return {
+        "command": "python -m fleetops.bench run " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "mode": "quick" if quick else "full",
+        "machine": machine,
+        "total_s": round(time.perf_counter() - started, 1),
+        "scenarios": results,
+    }
+
+
+def _parse(scenarios: str) -> list[str]:
+    keys = [s.strip().upper() for s in scenarios.split(",") if s.strip()]
+    unknown = [k for k in keys if k not in ALL_SCENARIOS]
+    if unknown or not keys:
+        raise typer.BadParameter(
+            f"unknown scenario {', '.join(unknown) or '(none)'}; choose from "
+            + ", ".join(ALL_SCENARIOS)
+        )
+    return keys
+
+
+@bench_app.callback()
+def _bench() -> None:
+    """The benchmark suite: fleetops vs the API quota and vs a plain boto3 script."""
+
+
+@bench_app.command()
+def run(
+    scenario: Annotated[str, typer.Option(help="Comma-separated scenarios (S1…S6).")] = ",".join(
+        ALL_SCENARIOS
+    ),
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes (seconds, not minutes).")] = (
+        False
+    ),
+    out: Annotated[Path, typer.Option(help="Where REPORT.md and report.json go.")] = Path("bench"),
+    workdir: Annotated[
+        Path | None, typer.Option(help="Scratch directory for databases (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Run the scenarios and write REPORT.md and report.json to OUT."""
+    keys = _parse(scenario)
+
+    def log(message: str) -> None:
+        typer.echo(message, err=True)
+
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        report = run_suite(keys, quick=quick, workdir=workdir, log=log)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fleetops-bench-") as tmp:
+            report = run_suite(keys, quick=quick, workdir=Path(tmp), log=log)
+    json_path, md_path = write_report(report, out)
+    typer.echo(f"{md_path}\n{json_path}")
+    if any("error" in sc for sc in report["scenarios"]):
+        raise typer.Exit(1)

@@ -1,0 +1,137 @@
+"""The benchmark suite: its report is produced and well-formed (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from fleetops.bench import peer
+from fleetops.bench.history import build_history
+from fleetops.bench.report import render_markdown
+from fleetops.bench.scenarios import BATCH, _min_calls, quota_bound
+from fleetops.model import list_member_max
+
+
+def test_quota_bound_counts_the_burst_as_free() -> None:
+    assert quota_bound(850, 20.0, 50) == 40.0
+    assert quota_bound(10, 20.0, 50) == 0.0
+
+
+def test_minimum_calls_follow_the_guardrails_the_job_used() -> None:
+    calls = {"DescribeWorkspaces": 1, "DescribeWorkspacesConnectionStatus": 1}
+    minimum = _min_calls(workspaces=5000, candidates=4400, acted=3950, batch=25, calls=calls)
+    assert minimum == {
+        "describe_pages": 200,
+        "connection_status": 176,
+        "snapshots": 0,
+        "actions": 158,
+        "verify": 158,
+        "total": 692,
+    }
+    rebuild = _min_calls(
+        workspaces=100, candidates=100, acted=90, batch=1, calls={"DescribeWorkspaceSnapshots": 3}
+    )
+    assert (rebuild["connection_status"], rebuild["snapshots"], rebuild["actions"]) == (0, 90, 90)
+
+
+def test_batch_sizes_match_the_service_model() -> None:
+    assert (
+        BATCH
+        == list_member_max("RebootWorkspaces")
+        == list_member_max("DescribeWorkspaces", "WorkspaceIds")
+    )
+
+
+def test_peer_script_imports_nothing_of_fleetops() -> None:
+    source = Path(peer.__file__).read_text()
+    assert "fleetops" not in "".join(
+        line for line in source.splitlines() if line.startswith(("import", "from"))
+    )
+
+
+def test_history_database_has_the_rows_asked_for(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    built = build_history(db, jobs=3, items_per_job=60)
+    with sqlite3.connect(db) as conn:
+        jobs = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        items = conn.execute("SELECT count(DISTINCT job_id), count(*) FROM items").fetchone()
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+    assert (jobs, tuple(items), built["items"]) == (3, (3, 180), 180)
+    assert version  # migrated by Store.open, not a hand-made schema
+
+
+def test_markdown_reports_a_failed_scenario_without_hiding_the_others() -> None:
+    report = {
+        "command": "python -m fleetops.bench run",
+        "mode": "quick",
+        "total_s": 1.0,
+        "machine": {
+            "date": "2026-01-01T00:00:00Z",
+            "nproc": 2,
+            "cpu_model": "cpu",
+            "python": "3.11",
+            "platform": "linux",
+            "loadavg_at_start": [0.1, 0.1, 0.1],
+            "git_commit": "abc",
+            "boto3": "1",
+            "aiobotocore": "2",
+            "sqlalchemy": "2",
+        },
+        "scenarios": [
+            {"id": "S1", "error": "RuntimeError: simulator did not start"},
+            {
+                "id": "S5",
+                "title": "history queries",
+                "setup": {"jobs": 1},
+                "fleetops": {"commands": {}, "baselines": {}, "import_profiles": {}},
+                "peer": {"note": "nothing to compare"},
+                "derived": {},
+                "targets": [{"name": "jobs list", "value": 0.2, "target": "≤ 0.3", "met": True}],
+            },
+        ],
+    }
+    text = render_markdown(report)
+    assert "| S1 | (scenario failed) | RuntimeError: simulator did not start" in text
+    assert "| S5 history queries | jobs list | 0.2 | ≤ 0.3 | **met** |" in text
+
+
+def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetops.bench",
+            "run",
+            "--quick",
+            "--scenario",
+            "S1",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["mode"] == "quick"
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["python"]
+    (s1,) = report["scenarios"]
+    assert s1["id"] == "S1" and "error" not in s1
+    fleetops, peer_run = s1["fleetops"], s1["peer"]
+    assert fleetops["job"]["status"] == "succeeded" and fleetops["job"]["acted"] > 0
+    assert fleetops["calls_by_operation"]["RebootWorkspaces"] >= 1
+    assert peer_run["result"]["succeeded"] > 0 and peer_run["calls_by_operation"]
+    for run in (fleetops, peer_run):
+        assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["peak_rss_mb"] > 5
+    assert s1["derived"]["min_calls"]["total"] > 0
+    assert {t["name"] for t in s1["targets"]} >= {"wall / quota bound", "throttled share"}
+    markdown = (out / "REPORT.md").read_text()
+    assert markdown.startswith("# fleetops benchmark report")
+    assert "## S1 — rate-bound reboot" in markdown
