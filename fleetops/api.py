@@ -51,7 +51,9 @@ class JobSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        get_action(self.action)  # a clear UsageError for an unknown action
+        # A clear UsageError for an unknown action or unusable parameters (a create CSV with a
+        # bad line), before anything is written.
+        get_action(self.action).validate_params(self.params)
 
 
 def _loopback(endpoint_url: str | None) -> bool:
@@ -157,4 +159,5 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
             job_id="dry-run",
             region=spec.connection.region,
             sink=None,
+            params=spec.params,
         )

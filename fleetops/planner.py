@@ -9,16 +9,23 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from fleetops.actions import ActionSpec
+from fleetops.errors import AwsError, CredentialsError, TransientAwsError
+from fleetops.model import list_member_max
 from fleetops.options import JobOptions
 from fleetops.states import ItemState
-from fleetops.targets import CallFn, Candidate, Targets, resolve
+from fleetops.targets import CallFn, Candidate, Targets, epoch, resolve
 
-__all__ = ["PlanSummary", "guardrail_reason", "plan"]
+__all__ = ["PlanSummary", "guardrail_reason", "plan", "snapshot_reason"]
+
+Params = Mapping[str, Any]
+DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
 
 CONNECTED_REASON = "a user is connected (use --include-connected to act anyway)"
 EXAMPLES_PER_GROUP = 5
@@ -32,8 +39,11 @@ class PlanSummary:
     eligible: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
-    planning_calls: int = 0
-    calls_needed: int = 0
+    planning_calls: int = 0  # made to plan (snapshot checks included)
+    snapshot_calls: int = 0  # of which DescribeWorkspaceSnapshots (one per WorkSpace)
+    submit_calls: int = 0  # the action's own calls, at the model's batch size
+    verify_calls: int = 0  # DescribeWorkspaces polls, at least one per 25 watched
+    calls_needed: int = 0  # to run: submit + verify
     rate: float | None = None
     burst: int = 0
 
@@ -61,26 +71,50 @@ class PlanSummary:
             "skipped": dict(self.skipped),
             "examples": self.examples,
             "planning_calls": self.planning_calls,
+            "snapshot_calls": self.snapshot_calls,
+            "submit_calls": self.submit_calls,
+            "verify_calls": self.verify_calls,
             "calls_needed": self.calls_needed,
             "seconds_at_quota": round(self.seconds_at_quota, 1),
         }
 
 
-def guardrail_reason(action: ActionSpec, cand: Candidate, options: JobOptions) -> str | None:
-    """Why a WorkSpace is skipped (None: eligible). Pure."""
+def guardrail_reason(
+    action: ActionSpec, cand: Candidate, options: JobOptions, params: Params | None = None
+) -> str | None:
+    """Why a WorkSpace is skipped (None: eligible), from what selection learned. Pure."""
     ws = cand.workspace
+    params = params or {}
     if ws.get("State") == "NOT_FOUND":
         return "not found in this region"
-    reason = action.skip_reason(ws)
+    reason = action.skip_reason(ws, params)
     if reason is not None:
         return reason
     if (
-        action.interrupts_session
+        action.interrupts(params)
         and not options.include_connected
         and cand.connection_state == "CONNECTED"
     ):
         return CONNECTED_REASON
     return None
+
+
+def snapshot_reason(
+    action: ActionSpec, response: Mapping[str, Any], options: JobOptions, now: float
+) -> str | None:
+    """The snapshot-age guardrail over a DescribeWorkspaceSnapshots answer (None: fresh). Pure."""
+    snapshots = response.get(action.snapshot_kind) or []
+    times = [t for t in (epoch(s.get("SnapshotTime")) for s in snapshots) if t is not None]
+    if not times:
+        return f"no snapshot to {action.name} from ({IGNORE_HINT})"
+    age_h = (now - max(times)) / 3600
+    if age_h > options.max_snapshot_age:
+        limit = options.max_snapshot_age
+        return f"last snapshot {age_h:.1f} h old (> --max-snapshot-age {limit:g})"
+    return None
+
+
+IGNORE_HINT = "--ignore-snapshot-age to act anyway"
 
 
 def _row(
@@ -102,6 +136,22 @@ def _row(
     }
 
 
+async def _from_rows(rows: list[dict[str, Any]]) -> AsyncIterator[list[Candidate]]:
+    """Items of a create job: one per CSV row, keyed by its placeholder."""
+    for start in range(0, len(rows), 500):
+        yield [
+            Candidate(
+                workspace={
+                    "WorkspaceId": row["key"],
+                    "DirectoryId": row["directory_id"],
+                    "UserName": row["user_name"],
+                    "BundleId": row["bundle_id"],
+                }
+            )
+            for row in rows[start : start + 500]
+        ]
+
+
 async def plan(
     *,
     action: ActionSpec,
@@ -111,34 +161,85 @@ async def plan(
     job_id: str,
     region: str,
     sink: Any = None,
+    params: Params | None = None,
 ) -> PlanSummary:
     """Resolve ``targets`` and decide every WorkSpace's fate.
 
     ``sink`` is an async callable taking a list of item rows (the store's ``add_items``); None is
     a dry run: nothing is written.
     """
+    params = params or {}
     summary = PlanSummary(action=action.name, rate=options.rate, burst=options.burst)
     counting = _CountingCall(call)
-    want_connection = action.interrupts_session and not options.include_connected
-    async for chunk in resolve(targets, counting, want_connection=want_connection):
+    want_connection = action.interrupts(params) and not options.include_connected
+    check_snapshots = action.needs_snapshot and not options.ignore_snapshot_age
+    rows = action.plan_rows(params)
+    source = (
+        _from_rows(rows)
+        if rows is not None
+        else resolve(targets, counting, want_connection=want_connection)
+    )
+    async for chunk in source:
+        reasons = {c.workspace_id: guardrail_reason(action, c, options, params) for c in chunk}
+        if check_snapshots:
+            eligible = [c.workspace_id for c in chunk if reasons[c.workspace_id] is None]
+            stale = await _snapshot_reasons(action, eligible, counting, options)
+            summary.snapshot_calls += len(eligible)
+            reasons.update(stale)
         now = time.time()
-        rows = []
+        out = []
         for cand in chunk:
-            reason = guardrail_reason(action, cand, options)
+            reason = reasons[cand.workspace_id]
             if reason is None:
                 summary.eligible += 1
                 summary.note(f"{action.name}", cand.workspace_id)
             else:
                 summary.skipped[reason] += 1
                 summary.note(f"skipped: {reason}", cand.workspace_id)
-            rows.append(_row(job_id, region, cand, reason, now))
-        if sink is not None and rows:
-            await sink(rows)
+            out.append(_row(job_id, region, cand, reason, now))
+        if sink is not None and out:
+            await sink(out)
     summary.planning_calls = counting.calls
-    submit_calls = math.ceil(summary.eligible / action.max_batch)
-    verify_calls = 0 if options.no_wait else math.ceil(summary.eligible / 25)
-    summary.calls_needed = submit_calls + verify_calls
+    summary.submit_calls = batches(summary.eligible, action.max_batch) * action.calls_per_batch(
+        params
+    )
+    if options.no_wait or not action.verifies:
+        summary.verify_calls = 0
+    else:
+        # At least one DescribeWorkspaces poll per 25 WorkSpaces watched (more if slow).
+        watched = len(action.watch_ids("ws-x", "ws-y"))
+        summary.verify_calls = batches(summary.eligible * watched, DESCRIBE_MAX)
+    summary.calls_needed = summary.submit_calls + summary.verify_calls
     return summary
+
+
+def batches(count: int, size: int) -> int:
+    return math.ceil(count / size) if count else 0
+
+
+async def _snapshot_reasons(
+    action: ActionSpec, ws_ids: list[str], call: CallFn, options: JobOptions
+) -> dict[str, str | None]:
+    """DescribeWorkspaceSnapshots for each WorkSpace (one per call: the API takes one id),
+    ``options.concurrency`` at a time."""
+    out: dict[str, str | None] = {}
+    limiter = anyio.Semaphore(options.concurrency)
+
+    async def check(ws_id: str) -> None:
+        async with limiter:
+            try:
+                response = await call("DescribeWorkspaceSnapshots", [ws_id], WorkspaceId=ws_id)
+            except (TransientAwsError, CredentialsError):
+                raise
+            except AwsError as exc:
+                out[ws_id] = f"snapshots could not be read ({exc.code})"
+                return
+        out[ws_id] = snapshot_reason(action, response, options, time.time())
+
+    async with anyio.create_task_group() as tg:
+        for ws_id in ws_ids:
+            tg.start_soon(check, ws_id)
+    return out
 
 
 class _CountingCall:

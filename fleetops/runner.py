@@ -100,7 +100,7 @@ class _Watch:
 
     due: float
     item_id: int = field(compare=False)
-    workspace_id: str = field(compare=False)
+    ids: tuple[str, ...] = field(compare=False)  # described to verify it; the first is judged
     seen_state: str | None = field(compare=False)
     submitted_at: float = field(compare=False)
     polls: int = field(default=0, compare=False)
@@ -158,6 +158,8 @@ class JobRunner:
         self.client = client
         self.job = job
         self.action: ActionSpec = get_action(job.action)
+        self.params: Mapping[str, Any] = job.params
+        self._rows: dict[str, dict[str, Any]] | None = None  # create: CSV rows by item key
         self.options = JobOptions.from_dict(job.options)
         self.targets = Targets.from_dict(job.targets)
         self.stop = stop or StopSignal()
@@ -405,6 +407,7 @@ class JobRunner:
             job_id=self.job.id,
             region=self.job.region,
             sink=self.store.add_items,
+            params=self.params,
         )
 
     # -- resume: reconcile what was in flight ----------------------------------------------
@@ -425,31 +428,71 @@ class JobRunner:
                 await self._reconcile_chunk(page[start : start + DESCRIBE_MAX])
 
     async def _reconcile_chunk(self, chunk: Sequence[ItemRecord]) -> None:
-        ids = [item.workspace_id for item in chunk]
-        response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
-        states = {ws["WorkspaceId"]: ws.get("State", "") for ws in response.get("Workspaces", [])}
-        evidence, resend, doubt = [], [], []
+        """Describe in-flight items: evidence of the call → submitted; none → sent again if that
+        is safe (non-destructive, or idempotent in effect), else held in doubt."""
+        evidence: list[ItemUpdate] = []
+        resend, doubt = [], []
+        if self.action.reconcile_by_user:
+            found = await self._user_evidence(chunk)
+        else:
+            ids = [item.workspace_id for item in chunk]
+            response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+            by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
+            found = {
+                item.id: item.workspace_id
+                for item in chunk
+                if self.action.evidence(by_id.get(item.workspace_id), self.params)
+            }
         for item in chunk:
-            state = states.get(item.workspace_id, GONE)
-            if self.action.has_evidence(state):
-                evidence.append(item.id)
-            elif not self.action.destructive or self.action.gone_is_success:
-                resend.append(item.id)  # non-destructive, or idempotent in effect (terminate)
+            if item.id in found:
+                result = found[item.id]
+                evidence.append(
+                    ItemUpdate(
+                        ids=[item.id],
+                        state=ItemState.SUBMITTED,
+                        submitted=True,
+                        result=result if result != item.workspace_id else None,
+                    )
+                )
+            elif not self.action.destructive or self.action.retry_safe:
+                resend.append(item.id)
             else:
                 doubt.append(item.id)
-        now_updates = [
-            ItemUpdate(ids=evidence, state=ItemState.SUBMITTED, submitted=True),
-            ItemUpdate(ids=resend, state=ItemState.PENDING),
-            ItemUpdate(
-                ids=doubt,
-                state=ItemState.IN_DOUBT,
-                reason=(
-                    f"{self.action.operation} may or may not have been sent before the last run "
-                    "stopped, and the WorkSpace shows no sign of it"
+        await self.writer.write(
+            [
+                *evidence,
+                ItemUpdate(ids=resend, state=ItemState.PENDING),
+                ItemUpdate(
+                    ids=doubt,
+                    state=ItemState.IN_DOUBT,
+                    reason=(
+                        f"{self.action.operation} may or may not have been sent before the last "
+                        "run stopped, and the WorkSpace shows no sign of it"
+                    ),
                 ),
-            ),
-        ]
-        await self.writer.write(now_updates)
+            ]
+        )
+
+    async def _user_evidence(self, chunk: Sequence[ItemRecord]) -> dict[int, str]:
+        """Item id → the WorkSpace proving the call happened (migrate: the new WorkSpace of the
+        same user and directory with the target bundle; create: the user's WorkSpace), found by
+        DescribeWorkspaces(DirectoryId, UserName): one call per item."""
+        found: dict[int, str] = {}
+        for item in chunk:
+            if not item.directory_id or not item.user_name:
+                continue
+            response = await self._call(
+                "DescribeWorkspaces",
+                [item.workspace_id],
+                DirectoryId=item.directory_id,
+                UserName=item.user_name,
+            )
+            result = self.action.user_evidence(
+                item.workspace_id, list(response.get("Workspaces", [])), self.params
+            )
+            if result is not None:
+                found[item.id] = result
+        return found
 
     # -- execute: submit and verify together -----------------------------------------------
 
@@ -460,7 +503,7 @@ class JobRunner:
             now = time.monotonic()
             async for page in self.store.iter_items(self.job.id, states=[ItemState.SUBMITTED]):
                 for item in page:
-                    self._watch(item.id, item.workspace_id, item.seen_state, now, due=now)
+                    self._watch_item(item, now, due=now)
         verifier_scope = anyio.CancelScope()
         verifier_done = anyio.Event()
         watch_scope = anyio.CancelScope()
@@ -501,10 +544,11 @@ class JobRunner:
 
     _submitting_done = False
 
-    def _watch(
-        self, item_id: int, ws_id: str, seen: str | None, submitted_at: float, due: float
+    def _watch_item(
+        self, item: ItemRecord, submitted_at: float, due: float, result: str | None = None
     ) -> None:
-        heapq.heappush(self._watches, _Watch(due, item_id, ws_id, seen, submitted_at))
+        ids = self.action.watch_ids(item.workspace_id, result or item.result)
+        heapq.heappush(self._watches, _Watch(due, item.id, ids, item.seen_state, submitted_at))
         self._watch_added.set()
 
     async def _wave_bounds(self) -> list[int | None]:
@@ -570,6 +614,9 @@ class JobRunner:
                         return
                     batch = ready[start : start + size]
                     await self._slots.acquire()
+                    if self._halted():  # tripped while waiting for a slot: send nothing more
+                        self._slots.release()
+                        return
                     self._outstanding += 1
                     tg.start_soon(self._submit_batch, batch)
                     sent_any = True
@@ -590,7 +637,9 @@ class JobRunner:
 
     async def _wait_quiet(self, *, verify: bool) -> None:
         """Wait until no submit is outstanding (and, with ``verify``, nothing is being verified)."""
-        while self._outstanding or (verify and self._watches and not self.stop.is_set):
+        while self._outstanding or (
+            verify and (self._watches or self._polls_in_flight) and not self.stop.is_set
+        ):
             await anyio.sleep(0.05)
 
     def _halted(self) -> bool:
@@ -615,56 +664,78 @@ class JobRunner:
 
     async def _submit_batch_leased(self, batch: Sequence[ItemRecord]) -> None:
         ids = [item.id for item in batch]
-        ws_ids = [item.workspace_id for item in batch]
+        keys = [item.workspace_id for item in batch]
+        rows = self._request_rows()
+        missing = [item for item in batch if rows is not None and item.workspace_id not in rows]
+        if missing:
+            await self._fail(missing, "RowNotFound", "the row is no longer in the CSV file")
+            batch = [item for item in batch if item not in missing]
+            ids, keys = [i.id for i in batch], [i.workspace_id for i in batch]
+            if not batch:
+                return
         # 1. Durable intent: committed in_flight, attempt counted, before the call.
         with anyio.CancelScope(shield=True):
             await self.writer.write(
                 [ItemUpdate(ids=ids, state=ItemState.IN_FLIGHT, attempts_inc=1)]
             )
-        if self.stop.is_set:
-            # Stopped while waiting for the write: nothing was sent, put them back.
+        if self._halted():
+            # Stopped (or max-errors tripped) while waiting for the write: nothing was sent.
             with anyio.CancelScope(shield=True):
                 await self.writer.write([ItemUpdate(ids=ids, state=ItemState.PENDING)])
             return
-        params = self.action.build_request(ws_ids, self.job.params)
-        try:
-            response = await self._call(
-                self.action.operation,
-                ws_ids,
-                idempotent=not self.action.destructive or self.action.gone_is_success,
-                **params,
-            )
-        except CredentialsError:
-            with anyio.CancelScope(shield=True):
-                await self.writer.write([ItemUpdate(ids=ids, state=ItemState.PENDING)])
-            raise
-        except TransientAwsError as exc:
-            await self._after_transient(batch, exc)
-            return
-        except AwsError as exc:
-            with anyio.CancelScope(shield=True):
-                await self.writer.write(
-                    [
-                        ItemUpdate(
-                            ids=ids,
-                            state=ItemState.FAILED,
-                            error_code=exc.code,
-                            error_message=exc.message,
-                        )
-                    ]
+        failed: dict[str, tuple[str, str]] = {}
+        results: dict[str, str] = {}
+        for request in self.action.requests(keys, self.params, rows or {}):
+            try:
+                response = await self._call(
+                    request.operation, keys, idempotent=self.action.retry_safe, **request.params
                 )
-            self.stats.failed += len(ids)
-            self._check_budget()
-            return
-        await self._record_response(batch, response)
+            except CredentialsError:
+                with anyio.CancelScope(shield=True):
+                    await self.writer.write([ItemUpdate(ids=ids, state=ItemState.PENDING)])
+                raise
+            except TransientAwsError as exc:
+                await self._after_transient(batch, exc)
+                return
+            except AwsError as exc:
+                await self._fail(batch, exc.code, exc.message)
+                return
+            outcome = self.action.interpret(keys, response)
+            failed.update(outcome.failed)
+            results.update(outcome.results)
+        await self._record_response(batch, failed, results)
+
+    async def _fail(self, items: Sequence[ItemRecord], code: str, message: str) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.writer.write(
+                [
+                    ItemUpdate(
+                        ids=[i.id for i in items],
+                        state=ItemState.FAILED,
+                        error_code=code,
+                        error_message=message,
+                    )
+                ]
+            )
+        self.stats.failed += len(items)
+        self._check_budget()
+
+    def _request_rows(self) -> dict[str, dict[str, Any]] | None:
+        """create: the CSV rows by item key, read once per run (None for other actions)."""
+        if self._rows is None:
+            rows = self.action.plan_rows(self.params)
+            if rows is None:
+                return None
+            self._rows = {row["key"]: row for row in rows}
+        return self._rows
 
     async def _after_transient(self, batch: Sequence[ItemRecord], exc: TransientAwsError) -> None:
         """Retries ran out. Throttled or refused: nothing happened, send again later. Otherwise
-        the call may have happened: non-destructive actions are sent again, destructive ones are
-        reconciled by describing them (and held in doubt without evidence)."""
+        the call may have happened: retry-safe actions are sent again, the others are reconciled
+        by describing them (destructive ones without evidence are held in doubt)."""
         ids = [item.id for item in batch]
         not_executed = is_throttling_code(exc.code) or exc.code in NOT_EXECUTED_CODES
-        if not_executed or not self.action.destructive or self.action.gone_is_success:
+        if not_executed or self.action.retry_safe:
             await self._requeue_or_fail(batch, exc.code, exc.message)
             return
         try:
@@ -688,13 +759,7 @@ class JobRunner:
         for item in await self._reload(ids):
             if item.state is ItemState.SUBMITTED and not self.options.no_wait:
                 now = time.monotonic()
-                self._watch(
-                    item.id,
-                    item.workspace_id,
-                    item.seen_state,
-                    now,
-                    now + self.settle.first_delay(),
-                )
+                self._watch_item(item, now, now + self.settle.first_delay())
 
     async def _reload(self, ids: Sequence[int]) -> list[ItemRecord]:
         out: list[ItemRecord] = []
@@ -734,19 +799,18 @@ class JobRunner:
             self._check_budget()
 
     async def _record_response(
-        self, batch: Sequence[ItemRecord], response: Mapping[str, Any]
+        self,
+        batch: Sequence[ItemRecord],
+        failures: Mapping[str, tuple[str, str]],
+        results: Mapping[str, str],
     ) -> None:
-        by_ws = {item.workspace_id: item for item in batch}
-        failures = {str(f.get("WorkspaceId")): f for f in response.get("FailedRequests") or []}
         accepted = [item for item in batch if item.workspace_id not in failures]
         retry_items: list[ItemRecord] = []
         failed_updates: list[ItemUpdate] = []
-        for ws_id, failure in failures.items():
-            item = by_ws.get(ws_id)
-            if item is None:
+        for item in batch:
+            if item.workspace_id not in failures:
                 continue
-            code = str(failure.get("ErrorCode") or "Unknown")
-            message = str(failure.get("ErrorMessage") or "")
+            code, message = failures[item.workspace_id]
             if self.client.policy.is_retryable_code(code) and (
                 item.attempts + 1 < self.options.item_attempts
             ):
@@ -760,38 +824,46 @@ class JobRunner:
                         error_message=message,
                     )
                 )
+        # Without a transition to watch (tag), an accepted call is the end of the item.
+        done_state = ItemState.SUBMITTED if self.action.verifies else ItemState.SUCCEEDED
+        plain = [i.id for i in accepted if i.workspace_id not in results]
         updates = [
-            ItemUpdate(
-                ids=[i.id for i in accepted],
-                state=ItemState.SUBMITTED,
-                submitted=True,
-                clear_error=True,
+            ItemUpdate(ids=plain, state=done_state, submitted=True, clear_error=True),
+            *(
+                ItemUpdate(
+                    ids=[i.id],
+                    state=done_state,
+                    submitted=True,
+                    clear_error=True,
+                    result=results[i.workspace_id],
+                )
+                for i in accepted
+                if i.workspace_id in results
             ),
             *failed_updates,
         ]
         for item in retry_items:
-            failure = failures[item.workspace_id]
+            code, message = failures[item.workspace_id]
             updates.append(
                 ItemUpdate(
-                    ids=[item.id],
-                    state=ItemState.PENDING,
-                    error_code=str(failure.get("ErrorCode")),
-                    error_message=str(failure.get("ErrorMessage") or ""),
+                    ids=[item.id], state=ItemState.PENDING, error_code=code, error_message=message
                 )
             )
             self._retry_after[item.id] = time.monotonic() + min(30.0, 0.5 * 2**item.attempts)
         with anyio.CancelScope(shield=True):
             await self.writer.write(updates)
         self.stats.submitted += len(accepted)
+        if not self.action.verifies:
+            self.stats.succeeded += len(accepted)
         self.stats.retried_items += len(retry_items)
         self.stats.failed += len(failed_updates)
         if failed_updates:
             self._check_budget()
-        if not self.options.no_wait:
+        if not self.options.no_wait and self.action.verifies:
             now = time.monotonic()
             due = now + self.settle.first_delay()
             for item in accepted:
-                self._watch(item.id, item.workspace_id, item.seen_state, now, due)
+                self._watch_item(item, now, due, results.get(item.workspace_id))
 
     def _check_budget(self) -> None:
         if self._over_budget() and not self._aborted:
@@ -829,10 +901,13 @@ class JobRunner:
                     # instead of two a moment apart).
                     horizon = now + max(0.25, 0.2 * self.settle.first_delay())
                     chunk: list[_Watch] = []
-                    while self._watches and len(chunk) < DESCRIBE_MAX:
+                    described = 0
+                    while self._watches and described + len(self._watches[0].ids) <= DESCRIBE_MAX:
                         if self._watches[0].due > horizon:
                             break
-                        chunk.append(heapq.heappop(self._watches))
+                        watch = heapq.heappop(self._watches)
+                        chunk.append(watch)
+                        described += len(watch.ids)
                     await self._poll_slots.acquire()
                     self._polls_in_flight += 1
                     polls.start_soon(self._poll, chunk)
@@ -841,7 +916,7 @@ class JobRunner:
 
     async def _poll(self, chunk: list[_Watch]) -> None:
         try:
-            ids = [w.workspace_id for w in chunk]
+            ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
             try:
                 response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
             except CredentialsError as exc:
@@ -865,13 +940,15 @@ class JobRunner:
 
     async def _judge(self, chunk: list[_Watch], response: Mapping[str, Any]) -> None:
         now = time.monotonic()
-        states = {ws["WorkspaceId"]: ws.get("State", "") for ws in response.get("Workspaces", [])}
+        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
         ok: dict[str, list[int]] = {}
         failed: list[ItemUpdate] = []
         for w in chunk:
             w.polls += 1
-            state = states.get(w.workspace_id, GONE)
-            verdict = self.action.judge(state, w.seen_state)
+            observed = tuple(by_id.get(i) for i in w.ids)
+            first = observed[0]
+            state = str(first.get("State", "")) if first is not None else GONE
+            verdict = self.action.judge_observed(observed, w.seen_state, self.params)
             if verdict.done:
                 self.settle.observe(w, now)
                 if verdict.succeeded:
@@ -888,6 +965,7 @@ class JobRunner:
                     )
                 continue
             if now - w.submitted_at >= self.options.verify_timeout:
+                reason = self.action.timeout_reason(observed, now - w.submitted_at)
                 failed.append(
                     ItemUpdate(
                         ids=[w.item_id],
@@ -895,8 +973,7 @@ class JobRunner:
                         last_state=state,
                         error_code="VerifyTimeout",
                         error_message=(
-                            f"still {state} {int(now - w.submitted_at)} s after the call "
-                            f"(--verify-timeout {self.options.verify_timeout:g} s)"
+                            f"{reason} (--verify-timeout {self.options.verify_timeout:g} s)"
                         ),
                     )
                 )

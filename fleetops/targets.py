@@ -26,6 +26,7 @@ from fleetops.model import integer_member_max, list_member_max, member_pattern
 __all__ = [
     "Candidate",
     "Targets",
+    "epoch",
     "read_ids_file",
     "resolve",
     "validate_bundle_id",
@@ -311,7 +312,7 @@ async def resolve(
                     if status is not None:
                         cand.connection_state = status.get("ConnectionState")
                         stamp = status.get("LastKnownUserConnectionTimestamp")
-                        cand.last_connection = _epoch(stamp)
+                        cand.last_connection = epoch(stamp)
         if targets.idle_days is not None:
             horizon = now() - targets.idle_days * 86400
             chunk = [
@@ -349,7 +350,7 @@ async def resolve(
             yield missing[start : start + 500]
 
 
-def _epoch(value: Any) -> float | None:
+def epoch(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float):
