@@ -177,7 +177,13 @@ async def plan(
     source = (
         _from_rows(rows)
         if rows is not None
-        else resolve(targets, counting, want_connection=want_connection)
+        else resolve(
+            targets,
+            counting,
+            want_connection=want_connection,
+            # Connection status only matters for WorkSpaces the action would act on.
+            status_for=lambda cand: guardrail_reason(action, cand, options, params) is None,
+        )
     )
     async for chunk in source:
         reasons = {c.workspace_id: guardrail_reason(action, c, options, params) for c in chunk}

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleetops.errors import UsageError
+from fleetops.errors import AwsError, UsageError
 from fleetops.model import integer_member_max, list_member_max, member_pattern
 
 __all__ = [
@@ -278,12 +278,14 @@ async def resolve(
     call: CallFn,
     *,
     want_connection: bool = False,
+    status_for: Callable[[Candidate], bool] | None = None,
     now: Callable[[], float] = time.time,
 ) -> AsyncIterator[list[Candidate]]:
     """Stream the selected WorkSpaces, a chunk at a time (never the whole fleet in memory).
 
-    ``want_connection`` asks for connection state too (the connected-user guardrail); idleness
-    asks for it anyway. Ids given explicitly but not found are yielded as candidates whose
+    ``want_connection`` asks for connection state too (the connected-user guardrail), for the
+    candidates ``status_for`` accepts (those the action would act on); idleness asks for it
+    anyway. Ids given explicitly but not found are yielded as candidates whose
     workspace has ``State`` ``"NOT_FOUND"``.
     """
     wanted_ids = set(targets.workspace_ids)
@@ -291,39 +293,60 @@ async def resolve(
     need_status = want_connection or targets.idle_days is not None
     pending: list[Candidate] = []
 
-    async def finish(chunk: list[Candidate]) -> list[Candidate]:
-        if targets.needs_tags:
-            kept = []
-            for cand in chunk:
-                ws_id = cand.workspace_id
+    async def fetch_tags(chunk: list[Candidate]) -> list[Candidate]:
+        kept = []
+        for cand in chunk:
+            ws_id = cand.workspace_id
+            try:
                 response = await call("DescribeTags", [ws_id], ResourceId=ws_id)
-                cand.tags = {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}
-                if targets.matches_tags(cand.tags):
-                    kept.append(cand)
-            chunk = kept
-        if need_status and chunk:
-            ids = [c.workspace_id for c in chunk if c.workspace.get("State") != "NOT_FOUND"]
-            if ids:
-                response = await call("DescribeWorkspacesConnectionStatus", ids, WorkspaceIds=ids)
-                statuses = response.get("WorkspacesConnectionStatus", [])
-                by_id = {s["WorkspaceId"]: s for s in statuses}
-                for cand in chunk:
-                    status = by_id.get(cand.workspace_id)
-                    if status is not None:
-                        cand.connection_state = status.get("ConnectionState")
-                        stamp = status.get("LastKnownUserConnectionTimestamp")
-                        cand.last_connection = epoch(stamp)
+            except AwsError as exc:
+                if exc.code == "ResourceNotFoundException":
+                    continue  # terminated since it was described: nothing to select
+                raise
+            cand.tags = {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}
+            if targets.matches_tags(cand.tags):
+                kept.append(cand)
+        return kept
+
+    async def fetch_status(chunk: list[Candidate]) -> None:
+        ids = [
+            c.workspace_id
+            for c in chunk
+            if c.workspace.get("State") != "NOT_FOUND"
+            and (targets.idle_days is not None or status_for is None or status_for(c))
+        ]
+        if not ids:
+            return
+        response = await call("DescribeWorkspacesConnectionStatus", ids, WorkspaceIds=ids)
+        by_id = {s["WorkspaceId"]: s for s in response.get("WorkspacesConnectionStatus", [])}
+        for cand in chunk:
+            status = by_id.get(cand.workspace_id)
+            if status is not None:
+                cand.connection_state = status.get("ConnectionState")
+                cand.last_connection = epoch(status.get("LastKnownUserConnectionTimestamp"))
+
+    def idle(chunk: list[Candidate]) -> list[Candidate]:
+        horizon = now() - (targets.idle_days or 0) * 86400
+        return [
+            c
+            for c in chunk
+            if c.workspace.get("State") == "NOT_FOUND"
+            or (
+                c.connection_state != "CONNECTED"
+                and (c.last_connection is None or c.last_connection <= horizon)
+            )
+        ]
+
+    async def finish(chunk: list[Candidate]) -> list[Candidate]:
+        # Cheapest first: a status call answers 25 WorkSpaces, a DescribeTags one. Idleness
+        # filters before tags are fetched; otherwise tags filter before statuses are asked.
         if targets.idle_days is not None:
-            horizon = now() - targets.idle_days * 86400
-            chunk = [
-                c
-                for c in chunk
-                if c.workspace.get("State") == "NOT_FOUND"
-                or (
-                    c.connection_state != "CONNECTED"
-                    and (c.last_connection is None or c.last_connection <= horizon)
-                )
-            ]
+            await fetch_status(chunk)
+            chunk = idle(chunk)
+        if targets.needs_tags:
+            chunk = await fetch_tags(chunk)
+        if need_status and targets.idle_days is None and chunk:
+            await fetch_status(chunk)
         return chunk
 
     async for page in _describe_pages(targets, call):
