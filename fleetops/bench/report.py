@@ -36,7 +36,16 @@ def _git_commit() -> str | None:
         )
     except (OSError, subprocess.CalledProcessError):
         return None
-    return out.stdout.strip() or None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "fleetops"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+    ).stdout.strip()
+    return (
+        f"{commit} (with uncommitted changes to fleetops/)" if dirty and commit else commit or None
+    )
 
 
 def machine_info() -> dict[str, Any]:
