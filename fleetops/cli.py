@@ -84,13 +84,14 @@ def _root(
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not verbose:
-        for noisy in ("botocore", "aiobotocore", "urllib3", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING if verbose else logging.ERROR)
+    # Never the libraries' DEBUG: botocore logs whole requests there, signing headers and
+    # session tokens included. -v is fleetops's own debug log.
+    for library in ("botocore", "aiobotocore", "urllib3", "aiohttp", "sqlalchemy", "asyncio"):
+        logging.getLogger(library).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.ERROR)
 
 
-from fleetops.cli_jobs import jobs_app  # noqa: E402 (after app: jobs_app registers on it)
+from fleetops.cli_jobs import existing_db, jobs_app  # noqa: E402
 from fleetops.sim.cli import sim_app  # noqa: E402
 
 app.add_typer(jobs_app, name="jobs", help="Job history: list, show, items, export, resume, ...")
@@ -336,7 +337,7 @@ def run(
         "burst": burst,
         "concurrency": concurrency,
         "max_errors": max_errors,
-        "waves": parse_waves(waves) if waves else None,
+        "waves": waves,
         "no_wait": no_wait or None,
         "verify_timeout": verify_timeout,
         "include_connected": include_connected or None,
@@ -345,6 +346,8 @@ def run(
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     try:
+        if "waves" in flags:
+            flags["waves"] = parse_waves(flags["waves"])
         if _is_job_file(action):
             from fleetops.jobfile import load_job_file
 
@@ -469,7 +472,7 @@ def resume(
             job = await execute(store, job.id, redo_in_doubt=redo_in_doubt)
             return await finish(store, job, as_json)
 
-        return await with_store(use)
+        return await with_store(use, existing_db())
 
     raise typer.Exit(run_async(go))
 
@@ -517,7 +520,7 @@ def retry(
             job = await execute(store, job.id)
             return await finish(store, job, as_json)
 
-        return await with_store(use)
+        return await with_store(use, existing_db())
 
     raise typer.Exit(run_async(go))
 
@@ -547,4 +550,18 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """The console script: usage errors are one line (and exit 2), like every other bad input."""
+    try:
+        # Without standalone mode, click returns an Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted", highlight=False)
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)

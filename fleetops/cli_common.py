@@ -63,14 +63,29 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _fleetops_error(exc: BaseException) -> FleetOpsError | None:
+    """The FleetOpsError behind ``exc``, also when task groups wrapped it in exception groups."""
+    if isinstance(exc, FleetOpsError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _fleetops_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main`` on asyncio; fleetops errors become one line and their exit code."""
     import anyio
 
     try:
         return anyio.run(main)
-    except FleetOpsError as exc:
-        fail(str(exc), exc.exit_code)
+    except (FleetOpsError, BaseExceptionGroup) as exc:
+        error = _fleetops_error(exc)
+        if error is None:
+            raise
+        fail(str(error), error.exit_code)
 
 
 async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None) -> T:

@@ -410,8 +410,15 @@ def load_job_file(path: str | Path) -> JobFile:
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "not valid YAML"
         raise JobFileError(f"{file}:{line}: {problem}") from exc
+    except yaml.reader.ReaderError as exc:
+        # A character YAML cannot hold; the reader knows its position, not its line.
+        line = text.count("\n", 0, exc.position) + 1
+        raise JobFileError(
+            f"{file}:{line}: special character {exc.character!r} is not allowed in YAML"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise JobFileError(f"{file}:1: {exc}") from exc
+        problem = " ".join(str(exc).split())
+        raise JobFileError(f"{file}:1: {problem}") from exc
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         kind = "an empty file" if root is None else "not a mapping"
         raise JobFileError(

@@ -195,23 +195,8 @@ def test_a_job_id_that_does_not_exist_leaves_the_database_unchanged(
     [
         pytest.param(["jobs", "show", "j-nope"], id="show"),
         pytest.param(["jobs", "cancel", "j-nope"], id="cancel"),
-        pytest.param(
-            ["jobs", "resume", "j-nope"],
-            id="resume",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect: `jobs resume` opens the store with Store.open, which creates and "
-                "migrates a database before finding that the job does not exist",
-            ),
-        ),
-        pytest.param(
-            ["jobs", "retry", "j-nope", "--yes"],
-            id="retry",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect: `jobs retry` creates the database before finding no such job",
-            ),
-        ),
+        pytest.param(["jobs", "resume", "j-nope"], id="resume"),
+        pytest.param(["jobs", "retry", "j-nope", "--yes"], id="retry"),
     ],
 )
 def test_a_job_id_without_any_database_creates_none(cli: Cli, argv: list[str]) -> None:
@@ -220,22 +205,12 @@ def test_a_job_id_without_any_database_creates_none(cli: Cli, argv: list[str]) -
     assert not cli.db.exists(), "a database was created by a command that found nothing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: cli.run builds its flags (parse_waves) before the try/except UsageError: "
-    "a bad --waves is a traceback with exit 1",
-)
 def test_bad_waves_is_one_line(cli: Cli) -> None:
     result = cli.run("run", "reboot", "--workspace-id", WS, "--waves", "5,x", *CONN)
     assert_one_clear_line(result, "--waves")
     assert not cli.db.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: load_job_file turns a yaml ReaderError (a control character) into "
-    "f'{file}:1: {exc}', and str(exc) spans two lines",
-)
 def test_a_control_character_in_a_job_file_is_one_line(cli: Cli) -> None:
     path = cli.workdir / "ctrl.yaml"
     path.write_text("action: reboot\x1f\n")
@@ -250,11 +225,6 @@ def test_unknown_flag_exit_2_names_the_flag(cli: Cli) -> None:
     assert not cli.db.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (minor): click/typer usage errors (unknown option, missing argument) print a "
-    "usage line, a hint and a rich error panel (5 lines), not one line",
-)
 def test_unknown_flag_is_one_line(cli: Cli) -> None:
     assert_one_clear_line(
         cli.run("run", "reboot", "--frobnicate", "--workspace-id", WS, *CONN), "--frobnicate"

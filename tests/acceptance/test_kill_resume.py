@@ -183,11 +183,6 @@ def test_a_second_resume_while_one_runs_is_refused(cli: Cli, db: Db, sim: Simula
     assert sum(reboots.values()) - len(reboots) <= 25, "the refused resume sent nothing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: LeaseHeldError raised by run_job inside cli.execute's task group reaches "
-    "run_async wrapped in an ExceptionGroup: a rich traceback instead of one line",
-)
 def test_a_second_resume_is_refused_with_one_clear_line(cli: Cli, db: Db, sim: Simulator) -> None:
     first, job_id, second = _second_resume(cli, db, sim)
     first.wait(timeout=120)

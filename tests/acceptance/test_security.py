@@ -76,11 +76,6 @@ def test_no_secret_in_the_database_events_or_exports(planted: Cli, db: Db, sim: 
             assert secret.encode() not in data, f"{secret[:12]}… found in {where}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: with -v the CLI leaves botocore's DEBUG logging on, and botocore logs every "
-    "request's headers, X-Amz-Security-Token (the session token) included",
-)
 def test_no_secret_in_verbose_logs(planted: Cli, sim: Simulator) -> None:
     _, outputs = _run_a_job_and_read_it_back(planted, sim, "-v")
     for n, text in enumerate(outputs):
