@@ -188,8 +188,9 @@ def _print_plan(summary: PlanSummary, as_json: bool) -> None:
     for group, examples in summary.examples.items():
         out.print(f"  e.g. {group}: {', '.join(examples)}", highlight=False)
     out.print(
-        f"  API calls: {summary.planning_calls} to plan, ~{summary.calls_needed} to run "
-        f"(~{summary.seconds_at_quota:.0f} s at {summary.rate or 'unlimited'} calls/s)",
+        f"  API calls: {summary.planning_calls} to plan (of which {summary.snapshot_calls} "
+        f"snapshot checks); to run, {summary.submit_calls} to act and ~{summary.verify_calls} "
+        f"to verify (~{summary.seconds_at_quota:.0f} s at {summary.rate or 'unlimited'} calls/s)",
         highlight=False,
     )
 
@@ -407,7 +408,7 @@ def run(
     except UsageError as exc:
         fail(str(exc))
     spec_action = get_action(spec.action)
-    if spec.targets.selects_all and not yes and not dry_run_:
+    if spec.targets.selects_all and spec.action != "create" and not yes and not dry_run_:
         fail(
             f"no selector given: this would {spec.action} every WorkSpace in "
             f"{connection.region}; add a selector, or --yes to mean it"

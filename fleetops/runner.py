@@ -179,6 +179,7 @@ class JobRunner:
         self._outstanding = 0
         self._batch_done = anyio.Event()
         self._retry_after: dict[int, float] = {}
+        self._claimed: set[int] = set()  # items handed to a batch task, not yet settled
         self._aborted = False
         self._failure: BaseException | None = None
         self._budget: int | None = None
@@ -605,6 +606,9 @@ class JobRunner:
                 now = time.monotonic()
                 ready = []
                 for item in page:
+                    if item.id in self._claimed:
+                        # Handed to a batch whose in_flight commit has not landed yet.
+                        continue
                     if self._retry_after.get(item.id, 0.0) > now:
                         waiting_retry = True
                     else:
@@ -618,6 +622,7 @@ class JobRunner:
                         self._slots.release()
                         return
                     self._outstanding += 1
+                    self._claimed.update(item.id for item in batch)
                     tg.start_soon(self._submit_batch, batch)
                     sent_any = True
             if self._halted():
@@ -659,6 +664,9 @@ class JobRunner:
             self._failure = exc
             self.stop.set(f"credentials rejected ({exc.code})")
         finally:
+            # The outcome is committed (or the items are still in_flight): a rescan of pending
+            # items may see them again only if they were sent back to pending.
+            self._claimed.difference_update(item.id for item in batch)
             self._outstanding -= 1
             self._batch_done.set()
 

@@ -41,13 +41,6 @@ def slow_in_flight_commits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(repo.GroupWriter, "write", slow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: JobRunner._submit_until rescans PENDING items from id 0 after each finished "
-    "batch, but a started batch marks its items in_flight only later (in _submit_batch, through "
-    "the group writer): items whose in_flight commit has not landed are put in a second batch "
-    "and the action is sent twice",
-)
 @pytest.mark.usefixtures("slow_in_flight_commits")
 async def test_slow_commits_never_send_an_action_twice(store: Store) -> None:
     async with Simulator(
