@@ -38,7 +38,7 @@ def _git_commit() -> str | None:
         return None
     commit = out.stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "fleetops"],
+        ["git", "status", "--porcelain", "--", ":/fleetops"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent,
