@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
+
+import anyio
 
 from fleetops.actions import get_action
 from fleetops.aws import Connection, WorkSpacesClient
@@ -22,7 +24,7 @@ from fleetops.errors import UsageError
 from fleetops.options import JobOptions
 from fleetops.planner import PlanSummary, plan
 from fleetops.ratelimit import QUOTAS
-from fleetops.runner import JobRunner, StopSignal
+from fleetops.runner import JobRunner, StopSignal, merge_summaries
 from fleetops.states import JobStatus
 from fleetops.store import JobRecord, NewJob, Store
 from fleetops.targets import Targets
@@ -49,6 +51,11 @@ class JobSpec:
     connection: Connection
     options: JobOptions = field(default_factory=JobOptions)
     params: Mapping[str, Any] = field(default_factory=dict)
+    more_regions: tuple[Connection, ...] = ()  # a job spanning regions: the others
+
+    @property
+    def connections(self) -> tuple[Connection, ...]:
+        return (self.connection, *self.more_regions)
 
     def __post_init__(self) -> None:
         # A clear UsageError for an unknown action or unusable parameters (a create CSV with a
@@ -105,8 +112,37 @@ async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = Non
             profile=conn.profile,
             endpoint_url=conn.endpoint_url,
             parent_id=parent_id,
+            regions=[
+                {"region": c.region, "endpoint_url": c.endpoint_url} for c in spec.connections
+            ],
         )
     )
+
+
+def job_connections(job: JobRecord) -> list[Connection]:
+    """The connections a recorded job runs with: one per region, as it was created."""
+    return [
+        Connection(region=region, profile=job.profile, endpoint_url=job.endpoints.get(region))
+        for region in job.regions
+    ]
+
+
+@asynccontextmanager
+async def open_clients(
+    connections: list[Connection],
+    options: JobOptions,
+    *,
+    credentials: tuple[str, str] | None = None,
+) -> AsyncIterator[dict[str, WorkSpacesClient]]:
+    """One client per region (each region spends its own bucket)."""
+    async with AsyncExitStack() as stack:
+        clients = {
+            conn.region: await stack.enter_async_context(
+                open_client(conn, options, credentials=credentials)
+            )
+            for conn in connections
+        }
+        yield clients
 
 
 async def run_job(
@@ -122,10 +158,9 @@ async def run_job(
     job = await store.get_job(job_id)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
         raise UsageError(f"job {job.id} is {job.status}: nothing to resume")
-    conn = Connection(region=job.region, profile=job.profile, endpoint_url=job.endpoint_url)
     options = JobOptions.from_dict(job.options)
-    async with open_client(conn, options, credentials=credentials) as client:
-        runner = JobRunner(store, client, job, stop=stop, redo_in_doubt=redo_in_doubt)
+    async with open_clients(job_connections(job), options, credentials=credentials) as clients:
+        runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
         if on_start is not None:
             on_start(runner)
         return await runner.run()
@@ -136,28 +171,38 @@ async def plan_job(
 ) -> JobRecord:
     """Plan a recorded job (resolve its targets, record every item) without running it."""
     job = await store.get_job(job_id)
-    conn = Connection(region=job.region, profile=job.profile, endpoint_url=job.endpoint_url)
-    async with open_client(
-        conn, JobOptions.from_dict(job.options), credentials=credentials
-    ) as client:
-        return await JobRunner(store, client, job).plan_only()
+    options = JobOptions.from_dict(job.options)
+    async with open_clients(job_connections(job), options, credentials=credentials) as clients:
+        return await JobRunner(store, clients, job).plan_only()
 
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
     """Plan without writing anything: what would be done, skipped, and what it would cost."""
     action = get_action(spec.action)
-    async with open_client(spec.connection, spec.options, credentials=credentials) as client:
+    summaries: list[PlanSummary] = []
+    conns = list(spec.connections)
+    async with open_clients(conns, spec.options, credentials=credentials) as clients:
 
-        async def call(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
-            return (await client.call(operation, **params)).response
+        async def plan_region(conn: Connection) -> None:
+            client = clients[conn.region]
 
-        return await plan(
-            action=action,
-            targets=spec.targets,
-            options=spec.options,
-            call=call,
-            job_id="dry-run",
-            region=spec.connection.region,
-            sink=None,
-            params=spec.params,
-        )
+            async def call(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
+                return (await client.call(operation, **params)).response
+
+            summaries.append(
+                await plan(
+                    action=action,
+                    targets=spec.targets,
+                    options=spec.options,
+                    call=call,
+                    job_id="dry-run",
+                    region=conn.region,
+                    sink=None,
+                    params=spec.params,
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            for conn in conns:
+                tg.start_soon(plan_region, conn)
+    return merge_summaries(summaries)

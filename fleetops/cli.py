@@ -248,6 +248,29 @@ def _params_for(action: str, values: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
+def _connections(regions: list[str], endpoints: list[str], profile: str | None) -> list[Any]:
+    """One connection per region; one endpoint serves all, or there is one per region."""
+    from fleetops.aws import Connection
+
+    if len(set(regions)) != len(regions):
+        raise UsageError("a --region is given twice")
+    if len(endpoints) > 1 and len(endpoints) != len(regions):
+        raise UsageError(
+            f"{len(endpoints)} --endpoint-url for {len(regions)} --region: give one endpoint, "
+            "or one per region in the same order"
+        )
+    if not regions:
+        return [Connection.resolve(None, profile, endpoints[0] if endpoints else None)]
+    return [
+        Connection.resolve(
+            region,
+            profile,
+            endpoints[index] if len(endpoints) > 1 else (endpoints[0] if endpoints else None),
+        )
+        for index, region in enumerate(regions)
+    ]
+
+
 def _is_job_file(text: str) -> bool:
     return text.endswith((".yaml", ".yml")) or ("/" in text and Path(text).is_file())
 
@@ -301,9 +324,15 @@ def run(
         list[str] | None, typer.Option("--remove", help="tag: remove key K (repeatable).")
     ] = None,
     from_csv: Annotated[Path | None, typer.Option("--from", help="create: a users CSV.")] = None,
-    region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
+    region: Annotated[
+        list[str] | None,
+        typer.Option(help="AWS region (repeatable: one job over several regions)."),
+    ] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile.")] = None,
-    endpoint_url: Annotated[str | None, typer.Option(help="WorkSpaces endpoint URL.")] = None,
+    endpoint_url: Annotated[
+        list[str] | None,
+        typer.Option(help="WorkSpaces endpoint URL (one, or one per --region in order)."),
+    ] = None,
     dry_run_: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
     ] = False,
@@ -328,7 +357,6 @@ def run(
 ) -> None:
     from fleetops.actions import get_action
     from fleetops.api import JobSpec, create_job, dry_run
-    from fleetops.aws import Connection
     from fleetops.options import JobOptions, parse_waves
     from fleetops.targets import Targets
 
@@ -358,10 +386,11 @@ def run(
             targets = jobfile.to_targets()
             options = jobfile.to_options(flags)
             params = jobfile.to_params()
-            regions = jobfile.regions()
-            region = region or (regions[0] if regions else None)
+            region = region or jobfile.regions()
             profile = profile or jobfile.profile
-            endpoint_url = endpoint_url or jobfile.endpoint_url
+            endpoint_url = endpoint_url or (
+                [jobfile.endpoint_url] if jobfile.endpoint_url else None
+            )
         else:
             action_name = action
             get_action(action_name)
@@ -397,8 +426,10 @@ def run(
                     "from": str(from_csv.resolve()) if from_csv else None,
                 },
             )
-        connection = Connection.resolve(region, profile, endpoint_url)
+        connections = _connections(region or [], endpoint_url or [], profile)
+        connection = connections[0]
         spec = JobSpec(
+            more_regions=tuple(connections[1:]),
             action=action_name,
             targets=targets,
             connection=connection,
@@ -411,7 +442,7 @@ def run(
     if spec.targets.selects_all and spec.action != "create" and not yes and not dry_run_:
         fail(
             f"no selector given: this would {spec.action} every WorkSpace in "
-            f"{connection.region}; add a selector, or --yes to mean it"
+            f"{', '.join(c.region for c in spec.connections)}; add a selector, or --yes to mean it"
         )
 
     if dry_run_:
@@ -431,7 +462,8 @@ def run(
         async def use(store: Store) -> int:
             job = await create_job(store, spec)
             err_console.print(
-                f"job {job.id}: {spec.action} in {connection.region} (resume with "
+                f"job {job.id}: {spec.action} in "
+                f"{', '.join(c.region for c in spec.connections)} (resume with "
                 f"`fleetops jobs resume {job.id}`)",
                 highlight=False,
             )
@@ -486,8 +518,7 @@ def retry(
 ) -> None:
     """A new job, linked to JOB, over JOB's failed items (fresh plan: states are re-read)."""
     from fleetops.actions import get_action
-    from fleetops.api import JobSpec, create_job
-    from fleetops.aws import Connection
+    from fleetops.api import JobSpec, create_job, job_connections
     from fleetops.options import JobOptions
     from fleetops.targets import Targets
 
@@ -509,7 +540,8 @@ def retry(
             spec = JobSpec(
                 action=parent.action,
                 targets=targets,
-                connection=Connection(parent.region, parent.profile, parent.endpoint_url),
+                connection=job_connections(parent)[0],
+                more_regions=tuple(job_connections(parent)[1:]),
                 options=JobOptions.from_dict(parent.options),
                 params=parent.params,
             )

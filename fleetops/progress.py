@@ -17,7 +17,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from fleetops.aws import WorkSpacesClient
 from fleetops.runner import JobRunner
 
 __all__ = ["watch"]
@@ -25,28 +24,28 @@ __all__ = ["watch"]
 log = logging.getLogger("fleetops")
 
 
-def _line(runner: JobRunner, client: WorkSpacesClient) -> str:
+def _line(runner: JobRunner) -> str:
     s = runner.stats
+    calls = runner.client_stats()
     done = s.succeeded + s.failed
     wave = f" wave {s.wave}/{s.waves}" if s.waves else ""
     return (
         f"job {runner.job.id} {s.phase}{wave}: {s.eligible} eligible, {s.skipped} skipped, "
         f"{s.submitted} submitted, {s.succeeded} verified, {s.failed} failed, "
-        f"{done}/{s.eligible} done; {client.stats.calls} calls, "
-        f"{client.stats.throttles} throttled, {client.stats.retries} retries"
+        f"{done}/{s.eligible} done; {calls.calls} calls, "
+        f"{calls.throttles} throttled, {calls.retries} retries"
     )
 
 
 async def watch(runner: JobRunner, console: Console, *, quiet: bool, interval: float = 5.0) -> None:
     """Render progress until cancelled."""
-    client = runner.client
     if quiet:
         await anyio.sleep_forever()
     if not console.is_terminal:
         last = ""
         while True:
             await anyio.sleep(interval)
-            line = _line(runner, client)
+            line = _line(runner)
             if line != last:
                 console.print(line, highlight=False)
                 last = line
@@ -73,11 +72,13 @@ async def watch(runner: JobRunner, console: Console, *, quiet: bool, interval: f
             bars.update(tasks["skipped"], completed=s.skipped, total=max(s.total, 1))
             wave = f"  wave {s.wave}/{s.waves}" if s.waves else ""
             rate = s.succeeded / max(0.001, time.monotonic() - started)
+            calls = runner.client_stats()
+            regions = f"  {len(runner.clients)} regions" if len(runner.clients) > 1 else ""
             bars.update(
                 info,
                 description=(
-                    f"{s.phase}{wave}  {rate:.1f}/s  calls {client.stats.calls}  "
-                    f"throttled {client.stats.throttles}  retries {client.stats.retries}"
+                    f"{s.phase}{wave}{regions}  {rate:.1f}/s  calls {calls.calls}  "
+                    f"throttled {calls.throttles}  retries {calls.retries}"
                 ),
             )
             await anyio.sleep(0.25)

@@ -83,7 +83,7 @@ STATE_STYLE: dict[str, str] = {
 
 def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
     """The job as documented in shared/DESIGN.md, then ``parent_id``, ``profile``, ``message``,
-    ``options`` and ``planned_at``."""
+    ``options``, ``planned_at`` and ``regions`` (every region of the job, with its endpoint)."""
     full = {state.value: int(counts.get(state.value, 0)) for state in ItemState}
     return {
         "id": job.id,
@@ -103,6 +103,9 @@ def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
         "message": job.message,
         "options": job.options,
         "planned_at": iso(job.planned_at),
+        "regions": [
+            {"region": region, "endpoint_url": job.endpoints.get(region)} for region in job.regions
+        ],
     }
 
 
@@ -331,7 +334,9 @@ def render_job(console: Console, history: JobHistory) -> None:
     facts.add_column()
     if job.parent_id:
         facts.add_row("retry of", job.parent_id)
-    where = job.region + (f" (profile {job.profile})" if job.profile else "")
+    where = ", ".join(job.regions or (job.region,)) + (
+        f" (profile {job.profile})" if job.profile else ""
+    )
     if job.endpoint_url:
         where += f" via {job.endpoint_url}"
     facts.add_row("region", escape(where))

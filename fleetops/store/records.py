@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,19 @@ def iso(ts: float | None) -> str | None:
         return None
     text = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def _regions(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The ``regions`` column: ``[{"region": ..., "endpoint_url": ...}, ...]`` (None for jobs
+    recorded before multi-region jobs existed: the job's one region and endpoint)."""
+    entries = row.get("regions") or [{"region": row["region"], "endpoint_url": row["endpoint_url"]}]
+    endpoints: dict[str, str | None] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            endpoints[entry] = row["endpoint_url"]
+        else:
+            endpoints[str(entry["region"])] = entry.get("endpoint_url")
+    return {"regions": tuple(endpoints), "endpoints": endpoints}
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class JobRecord:
     lease_owner: str | None
     lease_expires_at: float | None
     regions: tuple[str, ...] = ()  # every region of the job (one for most jobs)
+    endpoints: dict[str, str | None] = field(default_factory=dict)  # region → endpoint URL
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -61,7 +75,7 @@ class JobRecord:
             finished_at=row["finished_at"],
             lease_owner=row["lease_owner"],
             lease_expires_at=row["lease_expires_at"],
-            regions=tuple(row.get("regions") or (row["region"],)),
+            **_regions(row),
         )
 
 

@@ -48,7 +48,8 @@ class NewJob:
     profile: str | None = None
     endpoint_url: str | None = None
     parent_id: str | None = None
-    regions: Sequence[str] = ()
+    # every region of a multi-region job, with its endpoint: [{"region", "endpoint_url"}, ...]
+    regions: Sequence[Mapping[str, str | None]] = ()
     id: str = field(default_factory=new_job_id)
 
 
@@ -157,7 +158,8 @@ class Store:
                     targets=dict(job.targets),
                     options=dict(job.options),
                     region=job.region,
-                    regions=list(job.regions) or [job.region],
+                    regions=[dict(r) for r in job.regions]
+                    or [{"region": job.region, "endpoint_url": job.endpoint_url}],
                     profile=job.profile,
                     endpoint_url=job.endpoint_url,
                     created_at=now,

@@ -1,0 +1,243 @@
+"""Verification: watching submitted WorkSpaces until they reach their end state.
+
+DescribeWorkspaces takes 25 ids a call; the quota spent on polling is quota not spent on work,
+so polls are timed by :class:`SettleModel` — learned from the transitions observed in this job —
+and filled with every item due at about the same time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from fleetops.actions import GONE, ActionSpec
+from fleetops.errors import AwsError, CredentialsError
+from fleetops.model import list_member_max
+from fleetops.states import ItemState
+from fleetops.store import GroupWriter, ItemRecord, ItemUpdate
+
+if TYPE_CHECKING:
+    from fleetops.runner import RunStats
+
+__all__ = ["DESCRIBE_MAX", "SettleModel", "Verifier", "Watch"]
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
+
+CallFn = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@dataclass(order=True)
+class Watch:
+    """A submitted item the verifier is waiting on."""
+
+    due: float
+    item_id: int = field(compare=False)
+    ids: tuple[str, ...] = field(compare=False)  # described to verify it; the first is judged
+    seen_state: str | None = field(compare=False)
+    submitted_at: float = field(compare=False)
+    polls: int = field(default=0, compare=False)
+
+
+class SettleModel:
+    """When to poll, learned from the transitions observed in this job.
+
+    The first poll of a batch comes ``estimate`` seconds after its submission; an item found
+    done at its first poll nudges the estimate down, one that needed more polls sets it to what
+    it took. So most batches need one poll whether transitions take 2 s or 5 min.
+    """
+
+    def __init__(self, initial: float = 1.0, floor: float = 0.25, cap: float = 120.0) -> None:
+        self.estimate: float | None = None
+        self.initial = initial
+        self.floor = floor
+        self.cap = cap
+
+    def first_delay(self) -> float:
+        return self.estimate if self.estimate is not None else self.initial
+
+    def next_delay(self, watch: Watch, now: float) -> float:
+        waited = now - watch.submitted_at
+        if self.estimate is not None and waited < self.estimate:
+            return max(self.floor, self.estimate - waited)
+        # Back off geometrically past the estimate: 25 % of what it has taken so far.
+        return min(self.cap, max(self.floor, waited * 0.25))
+
+    def observe(self, watch: Watch, now: float) -> None:
+        took = now - watch.submitted_at
+        target = took * 0.97 if watch.polls <= 1 else took  # done at first poll: creep down
+        if self.estimate is None:
+            self.estimate = max(self.floor, target)
+        else:
+            self.estimate = max(self.floor, 0.8 * self.estimate + 0.2 * target)
+
+
+class Verifier:
+    """The verification loop of one region of one run."""
+
+    def __init__(
+        self,
+        *,
+        action: ActionSpec,
+        params: Mapping[str, Any],
+        verify_timeout: float,
+        call: CallFn,
+        writer: GroupWriter,
+        stats: RunStats,
+        concurrency: int,
+        on_failures: Callable[[], None],
+        on_credentials: Callable[[CredentialsError], None],
+    ) -> None:
+        self.action = action
+        self.params = params
+        self.verify_timeout = verify_timeout
+        self._call = call
+        self.writer = writer
+        self.stats = stats
+        self._on_failures = on_failures
+        self._on_credentials = on_credentials
+        self.settle = SettleModel()
+        self._watches: list[Watch] = []
+        self._added = anyio.Event()
+        self._slots = anyio.Semaphore(concurrency)
+        self.polls_in_flight = 0
+        self.feeding = True  # items may still arrive (the submitter is running)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._watches) or self.polls_in_flight > 0
+
+    def watch(
+        self, item: ItemRecord, submitted_at: float, due: float, result: str | None = None
+    ) -> None:
+        ids = self.action.watch_ids(item.workspace_id, result or item.result)
+        heapq.heappush(self._watches, Watch(due, item.id, ids, item.seen_state, submitted_at))
+        self._added.set()
+
+    def watch_new(self, items: Sequence[ItemRecord], results: Mapping[str, str]) -> None:
+        """Items just accepted by the API: first poll when the model says they should settle."""
+        now = time.monotonic()
+        due = now + self.settle.first_delay()
+        for item in items:
+            self.watch(item, now, due, results.get(item.workspace_id))
+
+    def done_feeding(self) -> None:
+        self.feeding = False
+        self._added.set()
+
+    async def _wait(self, timeout: float) -> None:
+        self._added = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._added.wait()
+
+    async def run(self) -> None:
+        """Poll until nothing is watched and nothing more can arrive."""
+        async with anyio.create_task_group() as polls:
+            while True:
+                if not self._watches:
+                    if not self.feeding and self.polls_in_flight == 0:
+                        return
+                    await self._wait(0.2)
+                    continue
+                now = time.monotonic()
+                head = self._watches[0]
+                if head.due > now:
+                    await self._wait(head.due - now)
+                    continue
+                # Take the due items, up to 25 ids; fill the call with items due soon (one
+                # call instead of two a moment apart).
+                horizon = now + max(0.25, 0.2 * self.settle.first_delay())
+                chunk: list[Watch] = []
+                described = 0
+                while self._watches and described + len(self._watches[0].ids) <= DESCRIBE_MAX:
+                    if self._watches[0].due > horizon:
+                        break
+                    watch = heapq.heappop(self._watches)
+                    chunk.append(watch)
+                    described += len(watch.ids)
+                await self._slots.acquire()
+                self.polls_in_flight += 1
+                polls.start_soon(self._poll, chunk)
+
+    async def _poll(self, chunk: list[Watch]) -> None:
+        try:
+            ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
+            try:
+                response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+            except CredentialsError as exc:
+                self._on_credentials(exc)
+                return
+            except AwsError as exc:
+                # Could not look: try again later (the timeout still applies).
+                now = time.monotonic()
+                log.warning("verification describe failed: %s", exc)
+                for w in chunk:
+                    w.due = now + max(1.0, self.settle.next_delay(w, now))
+                    heapq.heappush(self._watches, w)
+                return
+            self.stats.polls += 1
+            await self._judge(chunk, response)
+        finally:
+            self._slots.release()
+            self.polls_in_flight -= 1
+            self._added.set()
+
+    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any]) -> None:
+        now = time.monotonic()
+        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
+        ok: dict[str, list[int]] = {}
+        failed: list[ItemUpdate] = []
+        for w in chunk:
+            w.polls += 1
+            observed = tuple(by_id.get(i) for i in w.ids)
+            first = observed[0]
+            state = str(first.get("State", "")) if first is not None else GONE
+            verdict = self.action.judge_observed(observed, w.seen_state, self.params)
+            if verdict.done:
+                self.settle.observe(w, now)
+                if verdict.succeeded:
+                    ok.setdefault(state, []).append(w.item_id)
+                else:
+                    failed.append(
+                        ItemUpdate(
+                            ids=[w.item_id],
+                            state=ItemState.FAILED,
+                            last_state=state,
+                            error_code="VerificationFailed",
+                            error_message=verdict.reason,
+                        )
+                    )
+                continue
+            if now - w.submitted_at >= self.verify_timeout:
+                reason = self.action.timeout_reason(observed, now - w.submitted_at)
+                failed.append(
+                    ItemUpdate(
+                        ids=[w.item_id],
+                        state=ItemState.FAILED,
+                        last_state=state,
+                        error_code="VerifyTimeout",
+                        error_message=f"{reason} (--verify-timeout {self.verify_timeout:g} s)",
+                    )
+                )
+                continue
+            w.due = now + self.settle.next_delay(w, now)
+            heapq.heappush(self._watches, w)
+        updates = [
+            ItemUpdate(ids=ids, state=ItemState.SUCCEEDED, last_state=state)
+            for state, ids in ok.items()
+        ]
+        updates.extend(failed)
+        if updates:
+            with anyio.CancelScope(shield=True):
+                await self.writer.write(updates)
+        self.stats.succeeded += sum(len(ids) for ids in ok.values())
+        self.stats.failed += len(failed)
+        if failed:
+            self._on_failures()
