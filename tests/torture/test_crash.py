@@ -5,7 +5,7 @@ reaped (exact: nothing writes in between).
 
 Figures per run: items lost (must be 0), extra calls (reboot: each WorkSpace's extra calls at
 most the number of kills that caught it in flight), repeated destructive calls (must be 0), final
-status. Fast: reboot 300 / 3 kills, terminate 200 / 2 kills, rebuild 40 / 2 kills. Full
+status. Fast: reboot 200 / 3 kills, terminate 200 / 2 kills, rebuild 40 / 2 kills. Full
 (FLEETOPS_TORTURE=full): 20 kills across a 2,000-WorkSpace reboot and terminate, and a 400-WorkSpace
 rebuild (one WorkSpace per call, one snapshot check per WorkSpace).
 """
@@ -42,7 +42,7 @@ class Case:
 
 
 FAST = [
-    Case("reboot", 300, 3, 30, 10, 0.8, 100, 101, (0.4, 2.5)),
+    Case("reboot", 200, 3, 30, 10, 0.8, 100, 101, (0.4, 2.5)),
     Case("terminate", 200, 2, 30, 10, 0.8, 100, 102, (0.4, 2.0)),
     Case("rebuild", 40, 2, 40, 10, 0.8, 100, 103, (0.4, 1.5)),
 ]
