@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +21,14 @@ from fleetops.errors import AwsError, CredentialsError, TransientAwsError
 from fleetops.model import list_member_max
 from fleetops.options import JobOptions
 from fleetops.states import ItemState
-from fleetops.targets import CallFn, Candidate, Targets, epoch, resolve
+from fleetops.targets import CallFn, Candidate, Targets, enrich, epoch, select_chunks
 
 __all__ = ["PlanSummary", "guardrail_reason", "plan", "snapshot_reason"]
 
 Params = Mapping[str, Any]
 DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
+#: Chunks (of 25 WorkSpaces) whose own calls run while the next describe pages are read.
+PLAN_PIPELINE = 4
 
 CONNECTED_REASON = "a user is connected (use --include-connected to act anyway)"
 EXAMPLES_PER_GROUP = 5
@@ -136,7 +139,7 @@ def _row(
     }
 
 
-async def _from_rows(rows: list[dict[str, Any]]) -> AsyncIterator[list[Candidate]]:
+async def _from_rows(rows: list[dict[str, Any]]) -> AsyncGenerator[list[Candidate], None]:
     """Items of a create job: one per CSV row, keyed by its placeholder."""
     for start in range(0, len(rows), 500):
         yield [
@@ -174,18 +177,18 @@ async def plan(
     want_connection = action.interrupts(params) and not options.include_connected
     check_snapshots = action.needs_snapshot and not options.ignore_snapshot_age
     rows = action.plan_rows(params)
-    source = (
-        _from_rows(rows)
-        if rows is not None
-        else resolve(
-            targets,
-            counting,
-            want_connection=want_connection,
-            # Connection status only matters for WorkSpaces the action would act on.
-            status_for=lambda cand: guardrail_reason(action, cand, options, params) is None,
-        )
-    )
-    async for chunk in source:
+
+    async def decide(chunk: list[Candidate]) -> list[dict[str, Any]]:
+        """The enriched chunk's rows (eligible or skipped with the reason)."""
+        if rows is None:
+            chunk = await enrich(
+                targets,
+                chunk,
+                counting,
+                want_connection=want_connection,
+                # Connection status only matters for WorkSpaces the action would act on.
+                status_for=lambda cand: guardrail_reason(action, cand, options, params) is None,
+            )
         reasons = {c.workspace_id: guardrail_reason(action, c, options, params) for c in chunk}
         if check_snapshots:
             eligible = [c.workspace_id for c in chunk if reasons[c.workspace_id] is None]
@@ -203,8 +206,10 @@ async def plan(
                 summary.skipped[reason] += 1
                 summary.note(f"skipped: {reason}", cand.workspace_id)
             out.append(_row(job_id, region, cand, reason, now))
-        if sink is not None and out:
-            await sink(out)
+        return out
+
+    source = _from_rows(rows) if rows is not None else select_chunks(targets, counting)
+    await _pipeline(source, decide, sink, width=max(1, min(PLAN_PIPELINE, options.concurrency)))
     summary.planning_calls = counting.calls
     summary.submit_calls = batches(summary.eligible, action.max_batch) * action.calls_per_batch(
         params
@@ -246,6 +251,51 @@ async def _snapshot_reasons(
         for ws_id in ws_ids:
             tg.start_soon(check, ws_id)
     return out
+
+
+async def _pipeline(
+    source: AsyncGenerator[list[Candidate], None],
+    decide: Callable[[list[Candidate]], Awaitable[list[dict[str, Any]]]],
+    sink: Any,
+    *,
+    width: int,
+) -> None:
+    """Describe pages are read one after the other (NextToken), but each chunk's own calls
+    (connection status, tags, snapshots) run while the next pages are read, ``width`` chunks at
+    a time; rows reach ``sink`` in the order of the pages, so item ids follow the fleet's order.
+    """
+    send, receive = anyio.create_memory_object_stream[tuple[int, list[Candidate]]](width)
+    done: dict[int, list[dict[str, Any]]] = {}
+    next_out = 0
+    writing = anyio.Lock()
+
+    async def produce() -> None:
+        async with send, aclosing(source) as chunks:
+            seq = 0
+            async for chunk in chunks:
+                await send.send((seq, chunk))
+                seq += 1
+
+    async def flush() -> None:
+        nonlocal next_out
+        async with writing:
+            while next_out in done:
+                out = done.pop(next_out)
+                next_out += 1
+                if sink is not None and out:
+                    await sink(out)
+
+    async def consume(stream: Any) -> None:
+        async with stream:
+            async for seq, chunk in stream:
+                done[seq] = await decide(chunk)
+                await flush()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        for _ in range(width):
+            tg.start_soon(consume, receive.clone())
+        receive.close()
 
 
 class _CountingCall:

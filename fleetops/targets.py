@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -273,25 +273,50 @@ async def _describe_pages(targets: Targets, call: CallFn) -> AsyncIterator[list[
             return
 
 
-async def resolve(
+async def select_chunks(targets: Targets, call: CallFn) -> AsyncGenerator[list[Candidate], None]:
+    """The WorkSpaces that pass the free, local selectors, in chunks of at most 25 (one
+    DescribeWorkspacesConnectionStatus call's worth). Ids given explicitly but not found come
+    last, as candidates whose ``State`` is ``"NOT_FOUND"``."""
+    wanted_ids = set(targets.workspace_ids)
+    size = list_member_max("DescribeWorkspacesConnectionStatus", "WorkspaceIds")
+    pending: list[Candidate] = []
+    async for page in _describe_pages(targets, call):
+        for ws in page:
+            wanted_ids.discard(str(ws.get("WorkspaceId")))
+            if targets.matches_locally(ws):
+                pending.append(Candidate(workspace=ws))
+            if len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+    if pending:
+        yield pending
+    if wanted_ids:
+        missing = [
+            Candidate(workspace={"WorkspaceId": ws_id, "State": "NOT_FOUND"})
+            for ws_id in targets.workspace_ids
+            if ws_id in wanted_ids
+        ]
+        for start in range(0, len(missing), 500):
+            yield missing[start : start + 500]
+
+
+async def enrich(
     targets: Targets,
+    chunk: list[Candidate],
     call: CallFn,
     *,
     want_connection: bool = False,
     status_for: Callable[[Candidate], bool] | None = None,
     now: Callable[[], float] = time.time,
-) -> AsyncIterator[list[Candidate]]:
-    """Stream the selected WorkSpaces, a chunk at a time (never the whole fleet in memory).
+) -> list[Candidate]:
+    """Apply the selectors that cost calls to one chunk, cheapest first.
 
     ``want_connection`` asks for connection state too (the connected-user guardrail), for the
     candidates ``status_for`` accepts (those the action would act on); idleness asks for it
-    anyway. Ids given explicitly but not found are yielded as candidates whose
-    workspace has ``State`` ``"NOT_FOUND"``.
+    anyway. A status call answers 25 WorkSpaces and a DescribeTags one: idleness filters before
+    tags are fetched; otherwise tags filter before statuses are asked.
     """
-    wanted_ids = set(targets.workspace_ids)
-    status_size = list_member_max("DescribeWorkspacesConnectionStatus", "WorkspaceIds")
     need_status = want_connection or targets.idle_days is not None
-    pending: list[Candidate] = []
 
     async def fetch_tags(chunk: list[Candidate]) -> list[Candidate]:
         kept = []
@@ -337,40 +362,33 @@ async def resolve(
             )
         ]
 
-    async def finish(chunk: list[Candidate]) -> list[Candidate]:
-        # Cheapest first: a status call answers 25 WorkSpaces, a DescribeTags one. Idleness
-        # filters before tags are fetched; otherwise tags filter before statuses are asked.
-        if targets.idle_days is not None:
-            await fetch_status(chunk)
-            chunk = idle(chunk)
-        if targets.needs_tags:
-            chunk = await fetch_tags(chunk)
-        if need_status and targets.idle_days is None and chunk:
-            await fetch_status(chunk)
-        return chunk
+    if targets.idle_days is not None:
+        await fetch_status(chunk)
+        chunk = idle(chunk)
+    if targets.needs_tags:
+        chunk = await fetch_tags(chunk)
+    if need_status and targets.idle_days is None and chunk:
+        await fetch_status(chunk)
+    return chunk
 
-    async for page in _describe_pages(targets, call):
-        for ws in page:
-            wanted_ids.discard(str(ws.get("WorkspaceId")))
-            if targets.matches_locally(ws):
-                pending.append(Candidate(workspace=ws))
-            if len(pending) >= status_size:
-                out = await finish(pending[:status_size])
-                pending = pending[status_size:]
-                if out:
-                    yield out
-    if pending:
-        out = await finish(pending)
+
+async def resolve(
+    targets: Targets,
+    call: CallFn,
+    *,
+    want_connection: bool = False,
+    status_for: Callable[[Candidate], bool] | None = None,
+    now: Callable[[], float] = time.time,
+) -> AsyncIterator[list[Candidate]]:
+    """Stream the selected WorkSpaces, a chunk at a time (never the whole fleet in memory), one
+    call after the other. The planner runs :func:`select_chunks` and :func:`enrich` as a
+    pipeline instead; this is the simple form, for callers that need no speed."""
+    async for chunk in select_chunks(targets, call):
+        out = await enrich(
+            targets, chunk, call, want_connection=want_connection, status_for=status_for, now=now
+        )
         if out:
             yield out
-    if wanted_ids:
-        missing = [
-            Candidate(workspace={"WorkspaceId": ws_id, "State": "NOT_FOUND"})
-            for ws_id in targets.workspace_ids
-            if ws_id in wanted_ids
-        ]
-        for start in range(0, len(missing), 500):
-            yield missing[start : start + 500]
 
 
 def epoch(value: Any) -> float | None:

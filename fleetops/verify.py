@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,8 @@ class Verifier:
         self._on_failures = on_failures
         self._on_credentials = on_credentials
         self.settle = SettleModel()
-        self._watches: list[Watch] = []
+        self._watches: list[Watch] = []  # a heap by due time
+        self._ready: deque[Watch] = deque()  # due, gathering into the next poll
         self._added = anyio.Event()
         self._slots = anyio.Semaphore(concurrency)
         self.polls_in_flight = 0
@@ -112,7 +114,7 @@ class Verifier:
 
     @property
     def busy(self) -> bool:
-        return bool(self._watches) or self.polls_in_flight > 0
+        return bool(self._watches) or bool(self._ready) or self.polls_in_flight > 0
 
     def watch(
         self, item: ItemRecord, submitted_at: float, due: float, result: str | None = None
@@ -138,30 +140,46 @@ class Verifier:
             await self._added.wait()
 
     async def run(self) -> None:
-        """Poll until nothing is watched and nothing more can arrive."""
+        """Poll until nothing is watched and nothing more can arrive.
+
+        Due items gather in ``ready``; a poll goes out when 25 ids are ready, or when the oldest
+        ready item has waited ``grace`` (half the learned settle time, at least 0.25 s), or when
+        nothing else can arrive: a DescribeWorkspaces carries 25 ids whenever the pace of
+        submissions allows, instead of one per batch of a one-per-call action.
+        """
+        ready = self._ready
+        ready_ids = 0
         async with anyio.create_task_group() as polls:
             while True:
-                if not self._watches:
-                    if not self.feeding and self.polls_in_flight == 0:
-                        return
-                    await self._wait(0.2)
-                    continue
                 now = time.monotonic()
-                head = self._watches[0]
-                if head.due > now:
-                    await self._wait(head.due - now)
+                while self._watches and self._watches[0].due <= now:
+                    watch = heapq.heappop(self._watches)
+                    ready.append(watch)
+                    ready_ids += len(watch.ids)
+                if not ready:
+                    if not self._watches:
+                        if not self.feeding and self.polls_in_flight == 0:
+                            return
+                        await self._wait(0.2)
+                    else:
+                        await self._wait(self._watches[0].due - now)
                     continue
-                # Take the due items, up to 25 ids; fill the call with items due soon (one
-                # call instead of two a moment apart).
-                horizon = now + max(0.25, 0.2 * self.settle.first_delay())
+                grace = max(0.25, 0.5 * self.settle.first_delay())
+                overdue = now - ready[0].due >= grace
+                last = not self.feeding and not self._watches
+                if ready_ids < DESCRIBE_MAX and not overdue and not last:
+                    wake = ready[0].due + grace
+                    if self._watches:
+                        wake = min(wake, self._watches[0].due)
+                    await self._wait(max(0.0, wake - now))
+                    continue
                 chunk: list[Watch] = []
                 described = 0
-                while self._watches and described + len(self._watches[0].ids) <= DESCRIBE_MAX:
-                    if self._watches[0].due > horizon:
-                        break
-                    watch = heapq.heappop(self._watches)
+                while ready and described + len(ready[0].ids) <= DESCRIBE_MAX:
+                    watch = ready.popleft()
                     chunk.append(watch)
                     described += len(watch.ids)
+                ready_ids -= described
                 await self._slots.acquire()
                 self.polls_in_flight += 1
                 polls.start_soon(self._poll, chunk)

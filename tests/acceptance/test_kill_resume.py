@@ -47,8 +47,9 @@ def _kill_when(proc: Proc, db: Db, job_id: str, phase: str) -> dict[str, Any]:
         if job is None:
             return False
         if phase == "planning":
+            # Planning calls are under way (each is in the event log), the plan is not done.
             return job["planned_at"] is None and bool(
-                db.query("SELECT 1 FROM items WHERE job_id = ? LIMIT 1", job_id)
+                db.query("SELECT 1 FROM events WHERE job_id = ? LIMIT 1", job_id)
             )
         if job["planned_at"] is None:
             return False
