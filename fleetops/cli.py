@@ -91,11 +91,13 @@ def _root(
     logging.getLogger("alembic").setLevel(logging.ERROR)
 
 
+from fleetops.bench.cli import bench_app  # noqa: E402
 from fleetops.cli_jobs import existing_db, jobs_app  # noqa: E402
 from fleetops.sim.cli import sim_app  # noqa: E402
 
 app.add_typer(jobs_app, name="jobs", help="Job history: list, show, items, export, resume, ...")
 app.add_typer(sim_app, name="sim")
+app.add_typer(bench_app, name="bench")
 db_app = typer.Typer(no_args_is_help=True, help="The job database.")
 app.add_typer(db_app, name="db")
 
