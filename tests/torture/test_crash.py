@@ -144,13 +144,7 @@ def test_random_sigkills_then_resume_lose_nothing_and_repeat_nothing_destructive
     eligible = {ws for ws, s in items.items() if s != "skipped"}
     assert not {ws for ws, s in items.items() if s == "skipped" and calls.get(ws)}
     unexplained = {ws: n for ws, n in extra.items() if n > in_flight_at_kills[ws]}
-    if unexplained:
-        # Known defect, reproduced deterministically by test_slow_disk: the submitter hands a
-        # batch whose in-flight commit has not landed to a second batch (timing-dependent here).
-        pytest.xfail(
-            f"defect: {sum(unexplained.values())} calls repeated for WorkSpaces not in flight at "
-            "any kill (duplicate batch in JobRunner._submit_until)"
-        )
+    assert not unexplained, f"calls repeated for WorkSpaces not in flight at a kill: {unexplained}"
     if action.destructive:
         assert not extra, f"a destructive call was repeated: {extra}"
     if case.action == "rebuild":
