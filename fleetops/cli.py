@@ -215,9 +215,29 @@ _PARAM_FLAGS: dict[str, dict[str, str]] = {
 _ALL_FLAGS = {name: flag for flags in _PARAM_FLAGS.values() for name, flag in flags.items()}
 
 
-def _params_for(action: str, values: dict[str, Any]) -> dict[str, Any]:
+def _override_targets(targets: Any, flags: dict[str, Any]) -> Any:
+    """A job file's selectors with those given as flags replacing the file's."""
+    from fleetops.targets import Targets
+
+    merged = {**targets.as_dict(), **flags}
+    if "ids_file" in flags and "workspace_ids" not in flags:
+        merged.pop("workspace_ids", None)  # the flag's file replaces the file's ids
+    merged["tags"] = (
+        [f"{k}={v}" for k, v in merged.get("tags", ())]
+        if "tags" not in flags
+        else (list(flags["tags"]))
+    )
+    merged["exclude_tags"] = (
+        [f"{k}={v}" for k, v in merged.get("exclude_tags", ())]
+        if "exclude_tags" not in flags
+        else list(flags["exclude_tags"])
+    )
+    return Targets.build(**merged)
+
+
+def _params_for(action: str, values: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """Action parameters from flags, keyed as in job files; a flag that does not apply to the
-    action is refused."""
+    action is refused. ``partial``: flags overriding a job file's params (nothing required)."""
     given = {k: v for k, v in values.items() if v not in (None, [], ())}
     allowed = _PARAM_FLAGS.get(action, {})
     for name in sorted(set(given) - set(allowed)):
@@ -227,7 +247,7 @@ def _params_for(action: str, values: dict[str, Any]) -> dict[str, Any]:
         if mode not in ("on", "off"):
             raise UsageError(f"maintenance takes on or off, not {given['maintenance']!r}")
         given["maintenance"] = mode == "on"
-    elif action == "maintenance":
+    elif action == "maintenance" and not partial:
         raise UsageError("maintenance needs on or off (fleetops run maintenance on ...)")
     if "set" in given:
         pairs: dict[str, str] = {}
@@ -239,6 +259,8 @@ def _params_for(action: str, values: dict[str, Any]) -> dict[str, Any]:
         given["set"] = pairs
     if "remove" in given:
         given["remove"] = list(given["remove"])
+    if partial:
+        return given
     if action == "migrate" and "to_bundle" not in given:
         raise UsageError("migrate needs --to-bundle wsb-…")
     if action == "tag" and not ("set" in given or "remove" in given):
@@ -362,7 +384,6 @@ def run(
     from fleetops.options import JobOptions, parse_waves
     from fleetops.targets import Targets
 
-    modify = action == "modify"
     flags: dict[str, Any] = {
         "rate": rate,
         "burst": burst,
@@ -379,55 +400,62 @@ def run(
     try:
         if "waves" in flags:
             flags["waves"] = parse_waves(flags["waves"])
-        if _is_job_file(action):
+        job_file = _is_job_file(action)
+        if job_file:
             from fleetops.jobfile import load_job_file
 
             jobfile = load_job_file(Path(action))
             action_name = jobfile.action
-            get_action(action_name)
+        else:
+            action_name = action
+        get_action(action_name)
+        modify = action_name == "modify"
+        if arg is not None and action_name != "maintenance":
+            raise UsageError(f"unexpected argument {arg!r} (only maintenance takes on|off)")
+        # Selectors and parameters given as flags; with a job file they override its fields.
+        selector_flags: dict[str, Any] = {
+            "workspace_ids": tuple(workspace_id or ()),
+            "ids_file": str(ids_file) if ids_file else None,
+            "directory_id": directory_id,
+            "bundle_id": bundle_id,
+            "states": tuple(state_ or ()),
+            "running_mode": None if modify else running_mode,
+            "compute_type": None if modify else compute_type,
+            "user": user,
+            "tags": tuple(tag or ()),
+            "exclude_tags": tuple(exclude_tag or ()),
+            "idle_days": idle_days,
+        }
+        selector_flags = {k: v for k, v in selector_flags.items() if v not in (None, ())}
+        param_flags = {
+            "to_bundle": to_bundle,
+            "running_mode": running_mode if modify else None,
+            "compute_type": compute_type if modify else None,
+            "auto_stop_timeout": auto_stop_timeout,
+            "root_volume": root_volume,
+            "user_volume": user_volume,
+            "protocols": protocols,
+            "set": set_tags,
+            "remove": remove_tags,
+            "maintenance": arg,
+            "from": str(from_csv.resolve()) if from_csv else None,
+        }
+        if job_file:
             targets = jobfile.to_targets()
+            if selector_flags:
+                targets = _override_targets(targets, selector_flags)
             options = jobfile.to_options(flags)
-            params = jobfile.to_params()
+            given = {k: v for k, v in param_flags.items() if v not in (None, [], ())}
+            params = {**jobfile.to_params(), **_params_for(action_name, given, partial=True)}
             region = region or jobfile.regions()
             profile = profile or jobfile.profile
             endpoint_url = endpoint_url or (
                 [jobfile.endpoint_url] if jobfile.endpoint_url else None
             )
         else:
-            action_name = action
-            get_action(action_name)
-            targets = Targets.build(
-                workspace_ids=workspace_id or (),
-                ids_file=str(ids_file) if ids_file else None,
-                directory_id=directory_id,
-                bundle_id=bundle_id,
-                states=state_ or (),
-                running_mode=None if modify else running_mode,
-                compute_type=None if modify else compute_type,
-                user=user,
-                tags=tag or (),
-                exclude_tags=exclude_tag or (),
-                idle_days=idle_days,
-            )
+            targets = Targets.build(**selector_flags)
             options = JobOptions(**flags)
-            if arg is not None and action_name != "maintenance":
-                raise UsageError(f"unexpected argument {arg!r} (only maintenance takes on|off)")
-            params = _params_for(
-                action_name,
-                {
-                    "to_bundle": to_bundle,
-                    "running_mode": running_mode if modify else None,
-                    "compute_type": compute_type if modify else None,
-                    "auto_stop_timeout": auto_stop_timeout,
-                    "root_volume": root_volume,
-                    "user_volume": user_volume,
-                    "protocols": protocols,
-                    "set": set_tags,
-                    "remove": remove_tags,
-                    "maintenance": arg,
-                    "from": str(from_csv.resolve()) if from_csv else None,
-                },
-            )
+            params = _params_for(action_name, param_flags)
         connections = _connections(region or [], endpoint_url or [], profile)
         connection = connections[0]
         spec = JobSpec(
