@@ -20,7 +20,6 @@ import anyio
 
 from fleetops.actions import get_action
 from fleetops.aws import Connection, WorkSpacesClient
-from fleetops.errors import UsageError
 from fleetops.options import JobOptions
 from fleetops.planner import PlanSummary, plan
 from fleetops.ratelimit import QUOTAS
@@ -93,6 +92,7 @@ async def open_client(
         conn,
         bucket=bucket,
         max_connections=max(10, options.concurrency * 2),
+        read_timeout=options.read_timeout,
         credentials=credentials or _default_credentials(conn),
     )
     async with client:
@@ -157,7 +157,9 @@ async def run_job(
     """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded."""
     job = await store.get_job(job_id)
     if job.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
-        raise UsageError(f"job {job.id} is {job.status}: nothing to resume")
+        # Finished: nothing to do, and saying so is not an error (a script that resumes until
+        # exit 0 may have been killed just after the job's end was recorded).
+        return job
     options = JobOptions.from_dict(job.options)
     async with open_clients(job_connections(job), options, credentials=credentials) as clients:
         runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)

@@ -377,6 +377,9 @@ def run(
         float | None, typer.Option(help="Hours (rebuild/restore/migrate guardrail).")
     ] = None,
     ignore_snapshot_age: Annotated[bool, typer.Option("--ignore-snapshot-age")] = False,
+    read_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for an API answer (default 30).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
 ) -> None:
     from fleetops.actions import get_action
@@ -395,6 +398,7 @@ def run(
         "include_connected": include_connected or None,
         "max_snapshot_age": max_snapshot_age,
         "ignore_snapshot_age": ignore_snapshot_age or None,
+        "read_timeout": read_timeout,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     try:

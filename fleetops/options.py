@@ -72,6 +72,7 @@ class JobOptions:
     max_snapshot_age: float = 12.0
     ignore_snapshot_age: bool = False
     item_attempts: int = 5  # per WorkSpace, across batches, for retryable per-item failures
+    read_timeout: float = 30.0  # seconds to wait for an answer before the attempt is retried
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -84,6 +85,8 @@ class JobOptions:
             raise UsageError(f"--concurrency must be at least 1, not {self.concurrency}")
         if self.verify_timeout <= 0:
             raise UsageError(f"--verify-timeout must be positive, not {self.verify_timeout}")
+        if self.read_timeout <= 0:
+            raise UsageError(f"--read-timeout must be positive, not {self.read_timeout}")
         if self.max_snapshot_age <= 0:
             raise UsageError(f"--max-snapshot-age must be positive, not {self.max_snapshot_age}")
         parse_max_errors(self.max_errors)

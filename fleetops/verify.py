@@ -34,6 +34,10 @@ DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
 
 CallFn = Callable[..., Awaitable[dict[str, Any]]]
 
+#: Seconds after which a WorkSpace still in its pre-call failure state is judged (see
+#: ``Verifier._stuck_reason``).
+STUCK_AFTER = 60.0
+
 
 @dataclass(order=True)
 class Watch:
@@ -207,6 +211,18 @@ class Verifier:
             self.polls_in_flight -= 1
             self._added.set()
 
+    def _stuck_reason(self, w: Watch, state: str, now: float) -> str | None:
+        """A WorkSpace still in the failure state it had before the call (UNHEALTHY before a
+        reboot, say) may not have started its transition yet; but when it still shows no sign
+        of one long after the others settled, the call did not take: fail it now rather than at
+        the verify timeout."""
+        if state != w.seen_state or state not in self.action.failure_states:
+            return None
+        waited = now - w.submitted_at
+        if waited < max(STUCK_AFTER, 3 * self.settle.first_delay()):
+            return None
+        return f"still {state} {int(waited)} s after the call, with no transition seen"
+
     async def _judge(self, chunk: list[Watch], response: Mapping[str, Any]) -> None:
         now = time.monotonic()
         by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
@@ -242,6 +258,18 @@ class Verifier:
                         last_state=state,
                         error_code="VerifyTimeout",
                         error_message=f"{reason} (--verify-timeout {self.verify_timeout:g} s)",
+                    )
+                )
+                continue
+            stuck = self._stuck_reason(w, state, now)
+            if stuck is not None:
+                failed.append(
+                    ItemUpdate(
+                        ids=[w.item_id],
+                        state=ItemState.FAILED,
+                        last_state=state,
+                        error_code="VerificationFailed",
+                        error_message=stuck,
                     )
                 )
                 continue

@@ -73,7 +73,6 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
@@ -100,10 +99,14 @@ def _alembic_config(connection: sa.Connection | None = None) -> Any:
 
 
 def _check_and_upgrade(connection: sa.Connection, where: str) -> None:
+    # Nothing is written before the file is known to be ours (or empty): another program's
+    # database is refused untouched, not even switched to WAL.
     tables = set(sa.inspect(connection).get_table_names())
+    if tables and ("alembic_version" not in tables or "jobs" not in tables):
+        raise StoreError(f"{where} is not a fleetops database (it has other tables)")
+    # WAL is a property of the file: set once, it stays.
+    connection.exec_driver_sql("PRAGMA journal_mode = WAL")
     if tables:
-        if "alembic_version" not in tables or "jobs" not in tables:
-            raise StoreError(f"{where} is not a fleetops database (it has other tables)")
         current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
         if current == SCHEMA_HEAD:
             return

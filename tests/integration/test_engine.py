@@ -265,3 +265,48 @@ async def test_a_stop_while_planning_leaves_a_resumable_job(sim: Simulator, stor
     assert "RebootWorkspaces" not in sim.stats().calls_by_operation
     job = await run_job(store, job.id)
     assert job.status is JobStatus.SUCCEEDED, job.message
+
+
+async def test_resuming_a_finished_job_returns_it_unchanged(sim: Simulator, store: Store) -> None:
+    job = await run_job(
+        store, (await create_job(store, spec_for(sim, "reboot", include_connected=True))).id
+    )
+    assert job.status is JobStatus.SUCCEEDED
+    calls = sim.stats().total_calls
+    again = await run_job(store, job.id)
+    assert again.status is JobStatus.SUCCEEDED and again.finished_at == job.finished_at
+    assert sim.stats().total_calls == calls  # nothing sent
+
+
+async def test_a_workspace_still_in_its_failure_state_fails_before_the_timeout(
+    sim: Simulator, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fleetops.verify
+
+    monkeypatch.setattr(fleetops.verify, "STUCK_AFTER", 0.5)
+    ws_id = next(w for w in sim.workspace_ids() if sim.workspace(w)["State"] == "AVAILABLE")  # type: ignore[index]
+    sim.set_state(ws_id, "UNHEALTHY")
+    spec = spec_for(
+        sim,
+        "reboot",
+        Targets.build(workspace_ids=[ws_id]),
+        include_connected=True,
+        verify_timeout=600,
+    )
+    job = await create_job(store, spec)
+    await plan_job(store, job.id)
+    original = sim.set_state  # the reboot is accepted, but the WorkSpace never leaves UNHEALTHY
+
+    async def never_moves() -> None:
+        while True:
+            original(ws_id, "UNHEALTHY")
+            await anyio.sleep(0.02)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(never_moves)
+        with anyio.fail_after(30):
+            job = await run_job(store, job.id)
+        tg.cancel_scope.cancel()
+    items = [item async for item in _items(store, job.id, ItemState.FAILED)]
+    assert [i.workspace_id for i in items] == [ws_id]
+    assert "still UNHEALTHY" in (items[0].error_message or "")

@@ -142,12 +142,6 @@ def test_not_a_fleetops_database_is_refused_and_left_alone(cli: Cli, sim: Simula
     assert _digest(cli.db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: store.engine._on_connect runs PRAGMA journal_mode = WAL on every connection, "
-    "before _check_and_upgrade refuses the file: a foreign SQLite file is switched to WAL "
-    "(header bytes 18-19 and the change counter rewritten)",
-)
 def test_an_sqlite_file_of_another_program_is_refused_and_left_alone(
     cli: Cli, sim: Simulator
 ) -> None:
