@@ -11,18 +11,15 @@ from typing import Any
 import anyio
 import pytest
 from aiobotocore.session import get_session
+from engine_support import REGION, items_of, spec_for
 
 from fleetops.actions import create_key
 from fleetops.api import JobSpec, create_job, plan_job, run_job
-from fleetops.aws import Connection
 from fleetops.errors import UsageError
-from fleetops.options import JobOptions
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, ItemUpdate, Store
 from fleetops.targets import Targets
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
@@ -31,30 +28,6 @@ async def sim() -> AsyncIterator[Simulator]:
         workspaces=120, rate=None, transition_seconds=0.2, connected_fraction=0.1
     ) as running:
         yield running
-
-
-def spec_for(
-    sim: Simulator,
-    action: str,
-    targets: Targets | None = None,
-    params: dict[str, Any] | None = None,
-    **options: Any,
-) -> JobSpec:
-    options.setdefault("rate", None)
-    return JobSpec(
-        action=action,
-        targets=targets or Targets(),
-        connection=Connection(REGION, None, sim.endpoint_url),
-        options=JobOptions(**options),
-        params=params or {},
-    )
-
-
-async def items_of(store: Store, job_id: str) -> list[ItemRecord]:
-    out: list[ItemRecord] = []
-    async for page in store.iter_items(job_id):
-        out.extend(page)
-    return out
 
 
 async def run(store: Store, spec: JobSpec) -> tuple[Any, dict[str, int], list[ItemRecord]]:

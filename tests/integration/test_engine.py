@@ -8,18 +8,15 @@ from typing import Any
 
 import anyio
 import pytest
+from engine_support import REGION, spec_for
 
-from fleetops.api import JobSpec, create_job, dry_run, plan_job, run_job
-from fleetops.aws import Connection
+from fleetops.api import create_job, dry_run, plan_job, run_job
 from fleetops.errors import LeaseHeldError
-from fleetops.options import JobOptions
 from fleetops.runner import StopSignal
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemUpdate, Store
 from fleetops.targets import Targets
-
-REGION = "us-east-1"
 
 
 @pytest.fixture
@@ -28,18 +25,6 @@ async def sim() -> AsyncIterator[Simulator]:
         workspaces=300, rate=None, transition_seconds=0.2, connected_fraction=0.1
     ) as running:
         yield running
-
-
-def spec_for(
-    sim: Simulator, action: str, targets: Targets | None = None, **options: Any
-) -> JobSpec:
-    options.setdefault("rate", None)
-    return JobSpec(
-        action=action,
-        targets=targets or Targets(),
-        connection=Connection(REGION, None, sim.endpoint_url),
-        options=JobOptions(**options),
-    )
 
 
 async def items_by_state(store: Store, job_id: str) -> dict[str, list[str]]:

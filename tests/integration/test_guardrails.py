@@ -8,21 +8,18 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from engine_support import REGION, items_of, spec_for
 
 from fleetops.api import JobSpec, create_job, dry_run, plan_job, run_job
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
 from fleetops.planner import CONNECTED_REASON
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, Store
 from fleetops.targets import Targets
 
-REGION = "us-east-1"
 STALE = re.compile(r"^last snapshot (\d+\.\d) h old \(> --max-snapshot-age 12\)$")
 
 
@@ -36,30 +33,6 @@ async def sim() -> AsyncIterator[Simulator]:
         stale_snapshot_fraction=0.3,
     ) as running:
         yield running
-
-
-def spec_for(
-    sim: Simulator,
-    action: str,
-    targets: Targets | None = None,
-    params: dict[str, Any] | None = None,
-    **options: Any,
-) -> JobSpec:
-    options.setdefault("rate", None)
-    return JobSpec(
-        action=action,
-        targets=targets or Targets(),
-        connection=Connection(REGION, None, sim.endpoint_url),
-        options=JobOptions(**options),
-        params=params or {},
-    )
-
-
-async def items_of(store: Store, job_id: str) -> list[ItemRecord]:
-    out: list[ItemRecord] = []
-    async for page in store.iter_items(job_id):
-        out.extend(page)
-    return out
 
 
 def available(sim: Simulator, n: int | None = None) -> list[str]:
