@@ -8,19 +8,13 @@ job that no live runner holds lives here too: it is two UPDATEs over the same in
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleetops.states import ItemState, JobStatus
-from fleetops.store.engine import explain_db_error
 from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.repo import Store, lease_owner_id
 from fleetops.store.tables import events, items, jobs
@@ -121,24 +115,6 @@ class JobHistory:
         return sum(op.retries for op in self.operations)
 
 
-@asynccontextmanager
-async def _read(store: Store) -> AsyncIterator[AsyncConnection]:
-    try:
-        async with store.engine.connect() as conn:
-            yield conn
-    except (DBAPIError, sqlite3.Error) as exc:
-        raise explain_db_error(exc, store.where) from exc
-
-
-@asynccontextmanager
-async def _write(store: Store) -> AsyncIterator[AsyncConnection]:
-    try:
-        async with store.engine.begin() as conn:
-            yield conn
-    except (DBAPIError, sqlite3.Error) as exc:
-        raise explain_db_error(exc, store.where) from exc
-
-
 def error_groups_query(job_id: str, *, examples: int = 3) -> sa.Executable:
     """Failed items by error code: one row per example (≤ ``examples`` per code), each carrying
     its code's count. Scans only the job's failed items, through the (job_id, state) index."""
@@ -163,7 +139,7 @@ def error_groups_query(job_id: str, *, examples: int = 3) -> sa.Executable:
 
 async def error_groups(store: Store, job_id: str, *, examples: int = 3) -> list[ErrorGroup]:
     """Failed items grouped by error code, most frequent first, with up to ``examples`` each."""
-    async with _read(store) as conn:
+    async with store.reading() as conn:
         rows = (await conn.execute(error_groups_query(job_id, examples=examples))).all()
     groups: dict[str, tuple[int, list[ErrorExample]]] = {}
     for code, count, workspace_id, message in rows:
@@ -187,7 +163,7 @@ async def reason_groups(
     store: Store, job_id: str, state: ItemState = ItemState.SKIPPED, *, limit: int = 10
 ) -> list[ReasonGroup]:
     """Why items ended in ``state`` (skipped, by default), most frequent reason first."""
-    async with _read(store) as conn:
+    async with store.reading() as conn:
         rows = (await conn.execute(reason_groups_query(job_id, state, limit=limit))).all()
     return [ReasonGroup(str(reason), int(count)) for reason, count in rows]
 
@@ -216,7 +192,7 @@ def operation_stats_query(job_id: str) -> sa.Executable:
 
 async def operation_stats(store: Store, job_id: str) -> list[OperationStats]:
     """API calls made by the job, per operation, most frequent first."""
-    async with _read(store) as conn:
+    async with store.reading() as conn:
         rows = (await conn.execute(operation_stats_query(job_id))).all()
     return [
         OperationStats(
@@ -324,7 +300,7 @@ async def cancel_job(
         return CancelResult(CancelOutcome.RUNNING, job, holder=holder)
     try:
         now = time.time()
-        async with _write(store) as conn:
+        async with store.transaction() as conn:
             result = await conn.execute(
                 items.update()
                 .where(items.c.job_id == job.id, items.c.state == ItemState.PENDING.value)

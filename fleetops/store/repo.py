@@ -128,7 +128,8 @@ class Store:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed at the end; errors made one line."""
         try:
             async with self.engine.begin() as conn:
                 yield conn
@@ -136,7 +137,8 @@ class Store:
             raise explain_db_error(exc, self.where) from exc
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for queries; errors made one line."""
         try:
             async with self.engine.connect() as conn:
                 yield conn
@@ -147,7 +149,7 @@ class Store:
 
     async def create_job(self, job: NewJob) -> JobRecord:
         now = time.time()
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(
                 jobs.insert().values(
                     id=job.id,
@@ -169,7 +171,7 @@ class Store:
 
     async def get_job(self, job_id: str) -> JobRecord:
         """A job by id, or by a unique prefix of its id."""
-        async with self._read() as conn:
+        async with self.reading() as conn:
             row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).mappings().first()
             if row is None and job_id:
                 rows = (
@@ -206,14 +208,14 @@ class Store:
             query = query.where(jobs.c.action == action)
         if since is not None:
             query = query.where(jobs.c.created_at >= since)
-        async with self._read() as conn:
+        async with self.reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [JobRecord.from_row(row) for row in rows]
 
     async def update_job(self, job_id: str, **values: Any) -> None:
         if "status" in values and isinstance(values["status"], JobStatus):
             values["status"] = values["status"].value
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
 
     async def counts(self, job_id: str, *, region: str | None = None) -> dict[str, int]:
@@ -225,7 +227,7 @@ class Store:
         )
         if region is not None:
             query = query.where(items.c.region == region)
-        async with self._read() as conn:
+        async with self.reading() as conn:
             rows = (await conn.execute(query)).all()
         counts = {state.value: 0 for state in ItemState}
         for state, count in rows:
@@ -240,7 +242,7 @@ class Store:
             .where(items.c.job_id.in_(list(job_ids)))
             .group_by(items.c.job_id, items.c.state)
         )
-        async with self._read() as conn:
+        async with self.reading() as conn:
             rows = (await conn.execute(query)).all()
         result = {job_id: {state.value: 0 for state in ItemState} for job_id in job_ids}
         for job_id, state, count in rows:
@@ -252,7 +254,7 @@ class Store:
     async def acquire_lease(self, job_id: str, owner: str, ttl: float) -> str | None:
         """Take the job's lease. Returns None on success, else the live holder's id."""
         now = time.time()
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             row = (
                 await conn.execute(
                     sa.select(jobs.c.lease_owner, jobs.c.lease_expires_at).where(
@@ -287,7 +289,7 @@ class Store:
         return None
 
     async def renew_lease(self, job_id: str, owner: str, ttl: float) -> bool:
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             result = await conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
@@ -296,7 +298,7 @@ class Store:
         return bool(result.rowcount == 1)
 
     async def release_lease(self, job_id: str, owner: str) -> None:
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
@@ -308,14 +310,14 @@ class Store:
     async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(items.insert(), [dict(row) for row in rows])
 
     async def delete_items(self, job_id: str, *, region: str | None = None) -> None:
         query = items.delete().where(items.c.job_id == job_id)
         if region is not None:
             query = query.where(items.c.region == region)
-        async with self._begin() as conn:
+        async with self.transaction() as conn:
             await conn.execute(query)
 
     async def items_page(
@@ -338,7 +340,7 @@ class Store:
             query = query.where(items.c.region == region)
         if states is not None:
             query = query.where(items.c.state.in_([s.value for s in states]))
-        async with self._read() as conn:
+        async with self.reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [ItemRecord.from_row(row) for row in rows]
 
@@ -363,7 +365,7 @@ class Store:
 
     async def events_for(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         query = events.select().where(events.c.job_id == job_id).order_by(events.c.id).limit(limit)
-        async with self._read() as conn:
+        async with self.reading() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [dict(row) for row in rows]
 
@@ -448,7 +450,7 @@ class GroupWriter:
         self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow] = ()
     ) -> None:
         if self._closed:
-            async with self.store._begin() as conn:
+            async with self.store.transaction() as conn:
                 await apply_updates(conn, updates, event_rows)
             return
         done = anyio.Event()
@@ -471,7 +473,7 @@ class GroupWriter:
             batch, self._queue = self._queue, []
             try:
                 with anyio.CancelScope(shield=True):
-                    async with self.store._begin() as conn:
+                    async with self.store.transaction() as conn:
                         for updates, event_rows, _ in batch:
                             await apply_updates(conn, updates, event_rows)
                 self.commits += 1
