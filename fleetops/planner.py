@@ -208,7 +208,18 @@ async def plan(
             out.append(_row(job_id, region, cand, reason, now))
         return out
 
-    source = _from_rows(rows) if rows is not None else select_chunks(targets, counting)
+    # A connection-status call takes 25 ids: chunks hold 25 WorkSpaces that need one (when
+    # idleness is asked, every WorkSpace does: plain chunks of 25).
+    needs_status = (
+        None
+        if targets.idle_days is not None
+        else lambda cand: guardrail_reason(action, cand, options, params) is None
+    )
+    source = (
+        _from_rows(rows)
+        if rows is not None
+        else select_chunks(targets, counting, counts=needs_status if want_connection else None)
+    )
     await _pipeline(source, decide, sink, width=max(1, min(PLAN_PIPELINE, options.concurrency)))
     summary.planning_calls = counting.calls
     summary.submit_calls = batches(summary.eligible, action.max_batch) * action.calls_per_batch(

@@ -273,21 +273,32 @@ async def _describe_pages(targets: Targets, call: CallFn) -> AsyncIterator[list[
             return
 
 
-async def select_chunks(targets: Targets, call: CallFn) -> AsyncGenerator[list[Candidate], None]:
-    """The WorkSpaces that pass the free, local selectors, in chunks of at most 25 (one
-    DescribeWorkspacesConnectionStatus call's worth). Ids given explicitly but not found come
-    last, as candidates whose ``State`` is ``"NOT_FOUND"``."""
+#: Candidates held in one chunk at most (when few of them need a connection-status lookup).
+CHUNK_MAX = 500
+
+
+async def select_chunks(
+    targets: Targets, call: CallFn, *, counts: Callable[[Candidate], bool] | None = None
+) -> AsyncGenerator[list[Candidate], None]:
+    """The WorkSpaces that pass the free, local selectors, in chunks holding at most 25 that
+    ``counts`` accepts (every candidate when None): one full DescribeWorkspacesConnectionStatus
+    call's worth, the others riding along. Ids given explicitly but not found come last, as
+    candidates whose ``State`` is ``"NOT_FOUND"``."""
     wanted_ids = set(targets.workspace_ids)
     size = list_member_max("DescribeWorkspacesConnectionStatus", "WorkspaceIds")
     pending: list[Candidate] = []
+    counted = 0
     async for page in _describe_pages(targets, call):
         for ws in page:
             wanted_ids.discard(str(ws.get("WorkspaceId")))
-            if targets.matches_locally(ws):
-                pending.append(Candidate(workspace=ws))
-            if len(pending) >= size:
-                yield pending[:size]
-                pending = pending[size:]
+            if not targets.matches_locally(ws):
+                continue
+            cand = Candidate(workspace=ws)
+            pending.append(cand)
+            counted += 1 if counts is None or counts(cand) else 0
+            if counted >= size or len(pending) >= CHUNK_MAX:
+                yield pending
+                pending, counted = [], 0
     if pending:
         yield pending
     if wanted_ids:
