@@ -4,7 +4,9 @@ AWS meters WorkSpaces calls with a token bucket per account and region (document
 calls/s sustained, burst 5). :class:`TokenBucket` mirrors it: it starts full, refills at the
 effective rate, and lets a run spend exactly the quota. When the server still answers
 ThrottlingException (another client shares the account, or the quota is lower than configured)
-the bucket halves its effective rate and then recovers slowly, additively, per success.
+the bucket halves its effective rate and then recovers additively, per success. A lone throttle
+after a quiet spell is the jitter of requests arriving closer together than they were sent: it
+empties the bucket but keeps the rate (halving for it would cost a small job many seconds).
 
 Waiters queue in FIFO order. Only the head of the queue sleeps (once per token); everyone else
 waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
@@ -27,7 +29,9 @@ __all__ = ["QUOTAS", "QuotaRegistry", "TokenBucket"]
 #: The effective rate never falls below ``rate / FLOOR_DIVISOR`` however often we are throttled.
 FLOOR_DIVISOR = 20.0
 #: Each success adds ``rate / RECOVERY_STEPS`` to the effective rate (additive increase).
-RECOVERY_STEPS = 50.0
+RECOVERY_STEPS = 20.0
+#: A throttle with none in the previous ``QUIET_WINDOW`` seconds only empties the bucket.
+QUIET_WINDOW = 10.0
 #: Throttles answered within this many seconds of a decrease are one congestion event: the
 #: calls that were in flight together all come back throttled, and halving once per answer
 #: would collapse the rate to the floor for a single overshoot.
@@ -63,6 +67,7 @@ class TokenBucket:
         self._tokens: float = float(burst)
         self._updated: float = clock()
         self._last_decrease: float | None = None
+        self._last_throttle: float | None = None
         self._waiters: deque[anyio.Event] = deque()
 
     def __repr__(self) -> str:
@@ -120,6 +125,9 @@ class TokenBucket:
         if not self.adaptive:
             return
         now = self._clock()
+        previous, self._last_throttle = self._last_throttle, now
+        if previous is None or now - previous >= QUIET_WINDOW:
+            return  # a lone overshoot: the bucket is empty now, the rate stays
         if self._last_decrease is not None and now - self._last_decrease < DECREASE_COOLDOWN:
             return
         self._last_decrease = now

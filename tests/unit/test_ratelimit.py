@@ -124,18 +124,36 @@ async def test_cancelled_waiter_leaves_the_queue_and_hands_on_its_turn() -> None
     assert len(fake.sleeps) == 2
 
 
-async def test_throttle_halves_the_rate_empties_the_bucket_and_floors() -> None:
+async def test_a_lone_throttle_empties_the_bucket_but_keeps_the_rate() -> None:
     fake = FakeTime()
     bucket = fake.bucket(20, 50)
     bucket.on_throttle()
+    assert bucket.effective_rate == 20  # jitter of arrivals, not congestion
+    assert bucket.tokens == 0
+    fake.now += 30.0  # a quiet spell: the next lone throttle keeps the rate too
+    bucket.on_throttle()
+    assert bucket.effective_rate == 20
+    assert bucket.throttles == 2
+
+
+def _throttled_twice(fake: FakeTime, bucket: TokenBucket) -> None:
+    bucket.on_throttle()
+    fake.now += 2.0
+    bucket.on_throttle()
+
+
+async def test_repeated_throttles_halve_the_rate_empty_the_bucket_and_floor() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(20, 50)
+    _throttled_twice(fake, bucket)
     assert bucket.effective_rate == 10
     assert bucket.tokens == 0
-    assert bucket.throttles == 1
+    assert bucket.throttles == 2
     for _ in range(20):
         fake.now += 2.0  # separate congestion events
         bucket.on_throttle()
     assert bucket.effective_rate == pytest.approx(20 / 20)  # the floor
-    assert bucket.throttles == 21
+    assert bucket.throttles == 22
 
 
 async def test_throttles_answered_together_count_as_one_decrease() -> None:
@@ -147,21 +165,21 @@ async def test_throttles_answered_together_count_as_one_decrease() -> None:
     assert bucket.throttles == 5
 
 
-async def test_after_throttle_the_next_token_waits_at_the_reduced_rate() -> None:
+async def test_after_throttles_the_next_token_waits_at_the_reduced_rate() -> None:
     fake = FakeTime()
     bucket = fake.bucket(4, 5)
-    bucket.on_throttle()
+    _throttled_twice(fake, bucket)
     await bucket.acquire()
     assert fake.sleeps == [pytest.approx(1 / 2)]
 
 
-async def test_success_recovers_slowly_to_the_configured_rate() -> None:
+async def test_success_recovers_additively_to_the_configured_rate() -> None:
     fake = FakeTime()
     bucket = fake.bucket(10, 5)
-    bucket.on_throttle()
+    _throttled_twice(fake, bucket)
     assert bucket.effective_rate == 5
     bucket.on_success()
-    assert bucket.effective_rate is not None and 5 < bucket.effective_rate < 5.5
+    assert bucket.effective_rate is not None and 5 < bucket.effective_rate <= 5.5
     for _ in range(1000):
         bucket.on_success()
     assert bucket.effective_rate == 10
