@@ -142,24 +142,26 @@ async def test_success_returns_response_request_id_and_one_attempt(fake: FakeWor
     assert (client.stats.calls, client.stats.retries, client.stats.throttles) == (1, 0, 0)
 
 
-async def test_throttle_then_success_is_retried_and_slows_the_bucket(
+async def test_throttles_then_success_are_retried_and_slow_the_bucket(
     fake: FakeWorkSpaces,
 ) -> None:
     fake.script = [
+        error(400, "ThrottlingException", "Rate exceeded"),
         error(400, "ThrottlingException", "Rate exceeded"),
         Reply(body={"Workspaces": []}),
     ]
     bucket = TokenBucket(1000, 10)
     async with client_for(fake.url, bucket) as client:
         result = await client.call("DescribeWorkspaces")
-    assert result.attempts == 2
-    assert result.request_id == "req-2"
-    assert fake.operations() == ["DescribeWorkspaces", "DescribeWorkspaces"]
-    assert bucket.throttles == 1
+    assert result.attempts == 3
+    assert result.request_id == "req-3"
+    assert fake.operations() == ["DescribeWorkspaces"] * 3
+    assert bucket.throttles == 2
+    # The first throttle only emptied the bucket; the second, soon after, halved the rate.
     assert bucket.effective_rate is not None and bucket.effective_rate < 1000
     stats = client.stats
-    assert (stats.calls, stats.throttles, stats.retries) == (2, 1, 1)
-    assert stats.errors_by_code == {"ThrottlingException": 1}
+    assert (stats.calls, stats.throttles, stats.retries) == (3, 2, 2)
+    assert stats.errors_by_code == {"ThrottlingException": 2}
 
 
 async def test_every_attempt_takes_a_token(fake: FakeWorkSpaces) -> None:
