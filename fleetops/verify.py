@@ -228,6 +228,18 @@ class Verifier:
         by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
         ok: dict[str, list[int]] = {}
         failed: list[ItemUpdate] = []
+
+        def fail(w: Watch, state: str, code: str, message: str | None) -> None:
+            failed.append(
+                ItemUpdate(
+                    ids=[w.item_id],
+                    state=ItemState.FAILED,
+                    last_state=state,
+                    error_code=code,
+                    error_message=message,
+                )
+            )
+
         for w in chunk:
             w.polls += 1
             observed = tuple(by_id.get(i) for i in w.ids)
@@ -239,39 +251,20 @@ class Verifier:
                 if verdict.succeeded:
                     ok.setdefault(state, []).append(w.item_id)
                 else:
-                    failed.append(
-                        ItemUpdate(
-                            ids=[w.item_id],
-                            state=ItemState.FAILED,
-                            last_state=state,
-                            error_code="VerificationFailed",
-                            error_message=verdict.reason,
-                        )
-                    )
+                    fail(w, state, "VerificationFailed", verdict.reason)
                 continue
             if now - w.submitted_at >= self.verify_timeout:
                 reason = self.action.timeout_reason(observed, now - w.submitted_at)
-                failed.append(
-                    ItemUpdate(
-                        ids=[w.item_id],
-                        state=ItemState.FAILED,
-                        last_state=state,
-                        error_code="VerifyTimeout",
-                        error_message=f"{reason} (--verify-timeout {self.verify_timeout:g} s)",
-                    )
+                fail(
+                    w,
+                    state,
+                    "VerifyTimeout",
+                    f"{reason} (--verify-timeout {self.verify_timeout:g} s)",
                 )
                 continue
             stuck = self._stuck_reason(w, state, now)
             if stuck is not None:
-                failed.append(
-                    ItemUpdate(
-                        ids=[w.item_id],
-                        state=ItemState.FAILED,
-                        last_state=state,
-                        error_code="VerificationFailed",
-                        error_message=stuck,
-                    )
-                )
+                fail(w, state, "VerificationFailed", stuck)
                 continue
             w.due = now + self.settle.next_delay(w, now)
             heapq.heappush(self._watches, w)
