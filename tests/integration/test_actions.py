@@ -10,8 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
-from aiobotocore.session import get_session
-from engine_support import REGION, items_of, spec_for
+from engine_support import items_of, sim_client, spec_for
 
 from fleetops.actions import create_key
 from fleetops.api import JobSpec, create_job, plan_job, run_job
@@ -51,13 +50,7 @@ def pick(sim: Simulator, n: int, **want: Any) -> list[str]:
 
 
 async def api(sim: Simulator, operation: str, **params: Any) -> dict[str, Any]:
-    async with get_session().create_client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=sim.endpoint_url,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    ) as client:
+    async with sim_client(sim) as client:
         result: dict[str, Any] = await getattr(client, operation)(**params)
         return result
 

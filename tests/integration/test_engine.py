@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from engine_support import REGION, spec_for
+from engine_support import sim_client, spec_for
 
 from fleetops.api import create_job, dry_run, plan_job, run_job
 from fleetops.errors import LeaseHeldError
@@ -229,15 +229,7 @@ async def _mark_in_flight(store: Store, ids: list[int]) -> None:
 
 
 async def _reboot_directly(sim: Simulator, ids: list[str]) -> None:
-    from aiobotocore.session import get_session
-
-    async with get_session().create_client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=sim.endpoint_url,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    ) as client:
+    async with sim_client(sim) as client:
         await client.reboot_workspaces(RebootWorkspaceRequests=[{"WorkspaceId": i} for i in ids])
 
 

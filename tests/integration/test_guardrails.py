@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiobotocore.session import get_session
-from engine_support import REGION, items_of, spec_for
+from engine_support import items_of, sim_client, spec_for
 
 from fleetops.api import JobSpec, create_job, dry_run, plan_job, run_job
 from fleetops.planner import CONNECTED_REASON
@@ -41,13 +40,7 @@ def available(sim: Simulator, n: int | None = None) -> list[str]:
 
 
 async def snapshot_ages(sim: Simulator, ids: list[str]) -> dict[str, float]:
-    async with get_session().create_client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=sim.endpoint_url,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    ) as client:
+    async with sim_client(sim) as client:
         ages = {}
         for ws_id in ids:
             response = await client.describe_workspace_snapshots(WorkspaceId=ws_id)

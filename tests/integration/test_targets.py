@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
+from engine_support import sim_client
 
 from fleetops.api import JobSpec, create_job, dry_run, plan_job
 from fleetops.aws import Connection
@@ -42,13 +42,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 
 async def read_fleet(sim: Simulator) -> Fleet:
-    async with get_session().create_client(
-        "workspaces",
-        region_name=REGION,
-        endpoint_url=sim.endpoint_url,
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    ) as client:
+    async with sim_client(sim) as client:
         workspaces: list[dict[str, Any]] = []
         async for page in client.get_paginator("describe_workspaces").paginate():
             workspaces.extend(page["Workspaces"])

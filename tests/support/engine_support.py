@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
+
+from aiobotocore.session import get_session
 
 from fleetops.api import JobSpec
 from fleetops.aws import Connection
@@ -37,3 +40,14 @@ async def items_of(store: Store, job_id: str) -> list[ItemRecord]:
     async for page in store.iter_items(job_id):
         out.extend(page)
     return out
+
+
+def sim_client(sim: Simulator) -> AbstractAsyncContextManager[Any]:
+    """A plain aiobotocore client of ``sim``, for tests that act or look behind the engine."""
+    return get_session().create_client(
+        "workspaces",
+        region_name=REGION,
+        endpoint_url=sim.endpoint_url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
