@@ -1,4 +1,4 @@
-"""The benchmark suite (issue 6): fleetops against the API quota and a plain boto3 peer.
+"""The benchmark suite: fleetops against the API quota and a plain boto3 peer.
 
 ``python -m fleetops.bench run [--scenario S1,S2,…] [--quick] [--out bench/]``; see ``cli``.
 """

@@ -21,9 +21,9 @@ import typer
 if TYPE_CHECKING:
     from fleetops.bench.scenarios import Sizes
 
-__all__ = ["ALL_SCENARIOS", "bench_app", "run_suite", "scenario_runners"]
+__all__ = ["ALL_SCENARIOS", "MISSING_BOTO3", "bench_app", "run_suite", "scenario_runners"]
 
-bench_app = typer.Typer(help="The benchmark suite (issue 6).", no_args_is_help=True)
+bench_app = typer.Typer(help="The benchmark suite.", no_args_is_help=True)
 
 Runner = Callable[["Sizes", Path], dict[str, Any]]
 
@@ -85,6 +85,23 @@ def run_suite(
     }
 
 
+#: The one line ``bench run`` prints when boto3 (the peer's library) is not installed.
+MISSING_BOTO3 = "fleetops bench needs boto3 for its plain-boto3 peer: pip install 'fleetops[bench]'"
+
+
+def _require_boto3() -> None:
+    """Exit 2 with one line when boto3 is missing (it is an extra, not a dependency)."""
+    from importlib.util import find_spec
+
+    try:
+        found = find_spec("boto3") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        typer.echo(MISSING_BOTO3, err=True)
+        raise typer.Exit(2)
+
+
 def _parse(scenarios: str) -> list[str]:
     keys = [s.strip().upper() for s in scenarios.split(",") if s.strip()]
     unknown = [k for k in keys if k not in ALL_SCENARIOS]
@@ -116,6 +133,7 @@ def run(
 ) -> None:
     """Run the scenarios and write REPORT.md and report.json to OUT."""
     keys = _parse(scenario)
+    _require_boto3()
 
     def log(message: str) -> None:
         typer.echo(message, err=True)

@@ -135,3 +135,36 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     markdown = (out / "REPORT.md").read_text()
     assert markdown.startswith("# fleetops benchmark report")
     assert "## S1 — rate-bound reboot" in markdown
+
+
+#: Run the CLI with boto3 unimportable, as on a plain ``pip install fleetops``.
+_WITHOUT_BOTO3 = """
+import sys
+
+class NoBoto3:
+    def find_spec(self, name, path=None, target=None):
+        if name == "boto3" or name.startswith("boto3."):
+            raise ModuleNotFoundError("No module named 'boto3'", name="boto3")
+        return None
+
+sys.meta_path.insert(0, NoBoto3())
+from fleetops.cli import main
+sys.argv = ["fleetops", *sys.argv[1:]]
+main()
+"""
+
+
+def test_bench_without_boto3_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_BOTO3, "bench", "run", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "fleetops bench needs boto3 for its plain-boto3 peer: pip install 'fleetops[bench]'"
+    ]
+    assert proc.stdout == ""
+    assert not out.exists()
