@@ -32,7 +32,7 @@ BUSY_TIMEOUT_MS = 5000
 
 #: The newest alembic revision this fleetops ships (a test checks it against the scripts). A
 #: database already at it is opened without loading alembic at all: history commands start fast.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 def migrations_dir() -> Path:

@@ -33,6 +33,13 @@ def _regions(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {"regions": tuple(endpoints), "endpoints": endpoints}
 
 
+def _accounts(value: Any) -> tuple[str, ...] | None:
+    """The ``accounts`` column: a JSON list of account ids, or None (the connection's own)."""
+    if value is None:
+        return None
+    return tuple(str(account) for account in value)
+
+
 @dataclass(frozen=True)
 class JobRecord:
     id: str
@@ -54,6 +61,11 @@ class JobRecord:
     lease_expires_at: float | None
     regions: tuple[str, ...] = ()  # every region of the job (one for most jobs)
     endpoints: dict[str, str | None] = field(default_factory=dict)  # region → endpoint URL
+    started_by: str | None = None  # the OS user who created the job
+    started_host: str | None = None  # the host it was created on
+    caller_arn: str | None = None  # the AWS caller identity, once the connection is resolved
+    accounts: tuple[str, ...] | None = None  # account ids of a multi-account job
+    assume: dict[str, Any] | None = None  # role_name, role_arn_template, external_id
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -75,6 +87,11 @@ class JobRecord:
             finished_at=row["finished_at"],
             lease_owner=row["lease_owner"],
             lease_expires_at=row["lease_expires_at"],
+            started_by=row.get("started_by"),
+            started_host=row.get("started_host"),
+            caller_arn=row.get("caller_arn"),
+            accounts=_accounts(row.get("accounts")),
+            assume=dict(row["assume"]) if row.get("assume") else None,
             **_regions(row),
         )
 
@@ -98,6 +115,7 @@ class ItemRecord:
     result: str | None
     submitted_at: float | None
     updated_at: float
+    account: str | None = None  # None: the connection's own account
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> ItemRecord:
@@ -119,6 +137,7 @@ class ItemRecord:
             result=row["result"],
             submitted_at=row["submitted_at"],
             updated_at=row["updated_at"],
+            account=row.get("account"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,4 +157,5 @@ class ItemRecord:
             "result": self.result,
             "submitted_at": iso(self.submitted_at),
             "updated_at": iso(self.updated_at),
+            "account": self.account,
         }

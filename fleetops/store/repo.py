@@ -7,6 +7,7 @@ shared by every batch that finished meanwhile.
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 import socket
@@ -51,6 +52,12 @@ class NewJob:
     # every region of a multi-region job, with its endpoint: [{"region", "endpoint_url"}, ...]
     regions: Sequence[Mapping[str, str | None]] = ()
     id: str = field(default_factory=new_job_id)
+    # who started it: the OS user and host (None: taken from this process at creation)
+    started_by: str | None = None
+    started_host: str | None = None
+    caller_arn: str | None = None  # the AWS caller identity ARN, when already known
+    accounts: Sequence[str] | None = None  # account ids of a multi-account job
+    assume: Mapping[str, Any] | None = None  # role_name, role_arn_template, external_id
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,14 @@ class EventRow:
     attempts: int
     duration_ms: int
     at: float = field(default_factory=time.time)
+
+
+def current_user() -> str | None:
+    """The OS user running fleetops (None when the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
 
 
 def lease_owner_id() -> str:
@@ -165,6 +180,14 @@ class Store:
                     profile=job.profile,
                     endpoint_url=job.endpoint_url,
                     created_at=now,
+                    started_by=job.started_by if job.started_by is not None else current_user(),
+                    started_host=(
+                        job.started_host if job.started_host is not None else socket.gethostname()
+                    ),
+                    caller_arn=job.caller_arn,
+                    # SQL NULL (not JSON null) for "none given"
+                    accounts=list(job.accounts) if job.accounts is not None else sa.null(),
+                    assume=dict(job.assume) if job.assume is not None else sa.null(),
                 )
             )
         return await self.get_job(job.id)

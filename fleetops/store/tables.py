@@ -27,8 +27,14 @@ jobs = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Column("lease_owner", sa.String(128), nullable=True),
     sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("started_by", sa.String(128), nullable=True),  # OS user who created the job
+    sa.Column("started_host", sa.String(255), nullable=True),  # host it was created on
+    sa.Column("caller_arn", sa.String(2048), nullable=True),  # AWS caller identity (STS)
+    sa.Column("accounts", sa.JSON, nullable=True),  # account ids of a multi-account job
+    sa.Column("assume", sa.JSON, nullable=True),  # role_name, role_arn_template, external_id
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
+    sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),
 )
 
 items = sa.Table(
@@ -53,6 +59,7 @@ items = sa.Table(
     sa.Column("result", sa.String(80), nullable=True),  # e.g. a migrated WorkSpace's new id
     sa.Column("submitted_at", sa.Float, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("account", sa.String(12), nullable=True),  # None: the connection's own account
     sa.UniqueConstraint("job_id", "workspace_id", name="uq_items_job_workspace"),
     sa.Index("ix_items_job_state", "job_id", "state"),
     sa.Index("ix_items_job_region_state", "job_id", "region", "state"),
@@ -75,4 +82,15 @@ events = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("duration_ms", sa.Integer, nullable=False),
     sa.Index("ix_events_job_at", "job_id", "at"),
+)
+
+#: Runners sharing one API quota (scope "region" or "account/region"): each live holder takes
+#: its share of the scope's rate until ``expires_at`` (renewed while it runs).
+quota_holders = sa.Table(
+    "quota_holders",
+    metadata,
+    sa.Column("scope", sa.String(256), nullable=False),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("scope", "holder"),
 )

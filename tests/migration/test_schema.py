@@ -69,3 +69,71 @@ async def test_upgrade_from_the_first_schema_keeps_jobs(tmp_path: Path) -> None:
     job = await store.get_job("j1")
     await store.close()
     assert job.regions == ("eu-west-1",)
+
+
+async def test_upgrade_to_team_columns_keeps_jobs_and_records_who_started(tmp_path: Path) -> None:
+    import getpass
+    import socket
+
+    from alembic import command
+
+    from fleetops.store import NewJob
+
+    path = tmp_path / "v2.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, action, status, params, targets, options, region, "
+                "created_at) VALUES ('j2', 'reboot', 'succeeded', '{}', '{}', '{}', "
+                "'eu-west-1', 1.0)"
+            )
+        )
+    engine.dispose()
+    store = await Store.open(path)
+    old = await store.get_job("j2")
+    assert (old.started_by, old.started_host, old.caller_arn, old.accounts, old.assume) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    new = await store.create_job(
+        NewJob(
+            action="reboot",
+            params={},
+            targets={},
+            options={},
+            region="us-east-1",
+            accounts=["111122223333"],
+            assume={"role_name": "FleetOps", "external_id": None},
+        )
+    )
+    await store.add_items(
+        [
+            {
+                "job_id": new.id,
+                "workspace_id": "ws-1",
+                "region": "us-east-1",
+                "state": "pending",
+                "updated_at": 1.0,
+                "account": "111122223333",
+            }
+        ]
+    )
+    await store.update_job(new.id, caller_arn="arn:aws:iam::111122223333:user/alice")
+    job = await store.get_job(new.id)
+    item = (await store.items_page(new.id))[0]
+    await store.close()
+    assert job.started_by == getpass.getuser() and job.started_host == socket.gethostname()
+    assert job.caller_arn == "arn:aws:iam::111122223333:user/alice"
+    assert job.accounts == ("111122223333",) and job.assume == {
+        "role_name": "FleetOps",
+        "external_id": None,
+    }
+    assert item.account == "111122223333"
