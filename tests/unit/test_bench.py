@@ -168,3 +168,27 @@ def test_bench_without_boto3_is_one_line_exit_2(tmp_path: Path) -> None:
     ]
     assert proc.stdout == ""
     assert not out.exists()
+
+
+def test_profile_breakdown_groups_busy_samples_by_layer_and_phase() -> None:
+    from fleetops.bench.flame import breakdown
+
+    stacks = [
+        "main (fleetops/cli.py:1);Verifier._poll (fleetops/verify.py:9);"
+        "_parse_shape (botocore/parsers.py:3) 30",
+        "main (fleetops/cli.py:1);_submit_batch (fleetops/region.py:4);"
+        "_sign (botocore/auth.py:7) 10",
+        "main (fleetops/cli.py:1);consume (fleetops/planner.py:2);"
+        "execute (sqlalchemy/engine/base.py:5) 60",
+        "run_forever (asyncio/base_events.py:1);EpollSelector.select (selectors.py:468) 500",
+        "not a stack line",
+    ]
+    result = breakdown(stacks)
+    assert result["samples"] == {"busy": 100.0, "idle": 500.0}
+    assert result["layers"] == {
+        "SQLAlchemy (compile, execute, rows)": 0.6,
+        "botocore: parse": 0.3,
+        "botocore: sign": 0.1,
+    }
+    assert list(result["phases"].values()) == [0.6, 0.3, 0.1]
+    assert next(iter(result["phases"])).startswith("planning")
