@@ -13,12 +13,19 @@ into the fleetops error tree with ``raise … from exc``:
     connection refused/reset, timeouts, aiohttp errors → TransientAwsError
         ("ConnectionError" / "ConnectTimeout" / "ReadTimeout")
 
-Credentials are never logged nor stored outside the botocore client.
+Credentials come from botocore's own chain (profile files, environment, SSO, container or
+instance role) for the profile named, or from a role assumed through STS for an account
+(:class:`AssumedRole`, refreshed before it expires and again when the service says it has). Only
+when that chain finds nothing and the endpoint is on this machine (the simulator) are dummy keys
+used. Credentials are never logged nor stored outside botocore.
+
+Nothing here touches AWS or its configuration at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import re
@@ -26,10 +33,11 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlparse
 
 import aiohttp
 import botocore.exceptions
@@ -38,12 +46,33 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import xform_name
 
-from fleetops.errors import AwsError, CredentialsError, TransientAwsError, UsageError
+from fleetops.errors import (
+    AwsError,
+    ConfigurationError,
+    CredentialsError,
+    TransientAwsError,
+    UsageError,
+)
 from fleetops.model import SERVICE, service_model
 from fleetops.ratelimit import TokenBucket
 from fleetops.retry import RetryPolicy, is_throttling_code, retrying
 
-__all__ = ["NOT_EXECUTED_CODES", "CallResult", "ClientStats", "Connection", "WorkSpacesClient"]
+__all__ = [
+    "NOT_EXECUTED_CODES",
+    "SIM_CREDENTIALS",
+    "CallResult",
+    "ClientStats",
+    "Connection",
+    "RoleSession",
+    "WorkSpacesClient",
+    "caller_session",
+    "is_auth_code",
+    "is_loopback",
+]
+
+#: Static keys used only against an endpoint on this machine when botocore's credential chain
+#: finds nothing (the simulator checks no signature).
+SIM_CREDENTIALS = ("fleetops-sim", "fleetops-sim")
 
 #: Transient codes that prove the request was never carried out: safe to send again, whatever
 #: the operation (throttling codes count too, see :func:`not_executed`).
@@ -100,11 +129,22 @@ def is_auth_code(code: str) -> bool:
 
 @dataclass(frozen=True)
 class Connection:
-    """Where to call: region, named profile and endpoint (never credentials)."""
+    """Where to call: region, named profile and endpoint (never credentials), and the account
+    when the job reaches it through an assumed role (None: the profile's own account)."""
 
     region: str
     profile: str | None = None
     endpoint_url: str | None = None
+    account: str | None = None
+
+    @property
+    def scope_key(self) -> str:
+        """The job scope this connection serves: ``"region"``, or ``"account/region"``."""
+        return f"{self.account}/{self.region}" if self.account else self.region
+
+    def for_account(self, account: str | None) -> Connection:
+        """The same region, profile and endpoint, reaching ``account``."""
+        return replace(self, account=account)
 
     @classmethod
     def resolve(
@@ -123,7 +163,7 @@ class Connection:
             region = os.environ.get("AWS_REGION") or _profile_region(profile)
         if not region:
             where = f"profile {profile!r}" if profile else "the environment or ~/.aws/config"
-            raise UsageError(
+            raise ConfigurationError(
                 f"no AWS region: pass --region or set AWS_REGION (none found in {where})"
             )
         if not _REGION_RE.match(region):
@@ -138,8 +178,10 @@ class Connection:
         return cls(region=region, profile=profile or None, endpoint_url=endpoint_url)
 
     def quota_key(self) -> tuple[str, ...]:
-        """The key of this connection's token bucket: one quota per account/profile and region."""
-        return (self.profile or "default", self.region, self.endpoint_url or "")
+        """The key of this connection's token bucket: one quota per account and region (the
+        profile's own account when no account is named), independent of every other."""
+        owner = f"account:{self.account}" if self.account else self.profile or "default"
+        return (owner, self.region, self.endpoint_url or "")
 
 
 def _env_flag(name: str) -> bool:
@@ -152,10 +194,33 @@ def _profile_region(profile: str | None) -> str | None:
         session = botocore.session.Session(profile=profile)
         region = session.get_config_variable("region")
     except botocore.exceptions.ProfileNotFound as exc:
-        raise UsageError(f"AWS profile not found: {exc}") from exc
+        raise _profile_not_found(profile) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise UsageError(f"cannot read the AWS configuration: {exc}") from exc
+        raise ConfigurationError(f"cannot read the AWS configuration: {exc}") from exc
     return str(region) if region else None
+
+
+def _profile_not_found(profile: str | None) -> ConfigurationError:
+    name = profile or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    where = "--profile" if profile else "AWS_PROFILE"
+    return ConfigurationError(
+        f"AWS profile {name!r} not found (named by {where}; profiles are read from "
+        f"{os.environ.get('AWS_CONFIG_FILE', '~/.aws/config')} and "
+        f"{os.environ.get('AWS_SHARED_CREDENTIALS_FILE', '~/.aws/credentials')})"
+    )
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    """Whether ``endpoint_url`` names this machine (127.0.0.0/8, ::1, localhost)."""
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -184,10 +249,87 @@ class ClientStats:
     errors_by_code: Counter[str] = field(default_factory=Counter)
 
 
+#: The environment variables botocore's credential chain reads: a cached session is reused only
+#: while they are unchanged (a session remembers the credentials it found).
+_CHAIN_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+)
+
+
 @cache
-def _session(profile: str | None) -> AioSession:
-    """One aiobotocore session per profile for the whole process (loading one is not cheap)."""
+def _cached_session(profile: str | None, environment: tuple[str | None, ...]) -> AioSession:
     return AioSession(profile=profile)
+
+
+def _session(profile: str | None) -> AioSession:
+    """One aiobotocore session per profile and credential environment (loading one is not
+    cheap; its credentials are resolved once and refreshed by botocore when they expire)."""
+    return _cached_session(profile, tuple(os.environ.get(name) for name in _CHAIN_ENV))
+
+
+@cache
+def _sim_session(profile: str | None, environment: tuple[str | None, ...]) -> AioSession:
+    session = AioSession(profile=profile)
+    session.set_credentials(*SIM_CREDENTIALS)
+    return session
+
+
+async def caller_session(conn: Connection) -> AioSession:
+    """The session of the caller's own credentials, found by botocore's normal chain for
+    ``conn.profile`` (profile files, environment, SSO, container or instance role).
+
+    Only when the chain finds nothing and the endpoint is on this machine are dummy keys used.
+    An unknown profile, credentials that cannot be loaded, or none at all against AWS raise
+    :class:`ConfigurationError` (exit 2): nothing can be done without them.
+    """
+    session = _session(conn.profile)
+    try:
+        credentials = await session.get_credentials()
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise _profile_not_found(conn.profile) from exc
+    except _CREDENTIAL_FAILURES as exc:
+        raise ConfigurationError(f"cannot load AWS credentials: {exc}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise ConfigurationError(f"cannot read the AWS configuration: {exc}") from exc
+    if credentials is not None:
+        return session
+    if is_loopback(conn.endpoint_url):
+        return _sim_session(conn.profile, tuple(os.environ.get(n) for n in _CHAIN_ENV))
+    profile = conn.profile or os.environ.get("AWS_PROFILE")
+    raise ConfigurationError(
+        "no AWS credentials found"
+        + (f" for profile {profile!r}" if profile else "")
+        + ": configure a profile (--profile or AWS_PROFILE), AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, or an instance role"
+    )
+
+
+class RoleSession(Protocol):
+    """Credentials of an assumed role (see :class:`fleetops.accounts.AssumedRole`)."""
+
+    @property
+    def generation(self) -> int:
+        """How many times the role was assumed (changes with every new set of credentials)."""
+        ...
+
+    async def session(self) -> AioSession:
+        """A session signing with the role's credentials (assuming it the first time)."""
+        ...
+
+    async def refresh(self, generation: int) -> None:
+        """Assume the role again unless that was done since ``generation``."""
+        ...
 
 
 class WorkSpacesClient:
@@ -207,6 +349,7 @@ class WorkSpacesClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         credentials: tuple[str, str] | None = None,
+        role: RoleSession | None = None,
     ) -> None:
         self.conn = conn
         self.bucket = bucket
@@ -220,6 +363,7 @@ class WorkSpacesClient:
             tcp_keepalive=True,
         )
         self._credentials = credentials
+        self.role = role
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
 
@@ -236,20 +380,25 @@ class WorkSpacesClient:
         }
         if self._credentials is not None:
             kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = self._credentials
+            session = _session(self.conn.profile)
+        elif self.role is not None:
+            session = await self.role.session()
+        else:
+            session = await caller_session(self.conn)
         stack = AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(
-                _session(self.conn.profile).create_client(SERVICE, **kwargs)
+                session.create_client(SERVICE, **kwargs)
             )
         except botocore.exceptions.ProfileNotFound as exc:
             await stack.aclose()
-            raise UsageError(f"AWS profile not found: {exc}") from exc
+            raise _profile_not_found(self.conn.profile) from exc
         except _CREDENTIAL_FAILURES as exc:
             await stack.aclose()
-            raise CredentialsError(type(exc).__name__, str(exc)) from exc
+            raise ConfigurationError(f"cannot load AWS credentials: {exc}") from exc
         except botocore.exceptions.BotoCoreError as exc:
             await stack.aclose()
-            raise UsageError(f"cannot create the WorkSpaces client: {exc}") from exc
+            raise ConfigurationError(f"cannot create the WorkSpaces client: {exc}") from exc
         self._stack = stack
         return self
 
@@ -323,25 +472,35 @@ class WorkSpacesClient:
     async def _attempt(
         self, operation: str, method: Any, params: dict[str, Any], attempt: int
     ) -> dict[str, Any]:
-        await self.bucket.acquire()
-        self.stats.calls += 1
-        try:
-            response: dict[str, Any] = await method(**params)
-        except Exception as exc:
-            error = self._translate(exc)
-            if error is None:
-                raise
-            self.stats.errors_by_code[error.code] += 1
-            log.debug(
-                "%s attempt %d failed: %s (request id %s)",
-                operation,
-                attempt,
-                error.code,
-                error.request_id,
-            )
-            raise error from exc
-        self.bucket.on_success()
-        return response
+        refreshed = False
+        while True:
+            await self.bucket.acquire()
+            self.stats.calls += 1
+            generation = self.role.generation if self.role is not None else 0
+            try:
+                response: dict[str, Any] = await method(**params)
+            except Exception as exc:
+                error = self._translate(exc)
+                if error is None:
+                    raise
+                self.stats.errors_by_code[error.code] += 1
+                log.debug(
+                    "%s attempt %d failed: %s (request id %s)",
+                    operation,
+                    attempt,
+                    error.code,
+                    error.request_id,
+                )
+                if self.role is not None and not refreshed and error.code.startswith("Expired"):
+                    # The service says the role's credentials expired before botocore thought
+                    # so (clock skew, a revoked session): assume the role again, once, and
+                    # resend (an expired token proves the request did nothing).
+                    refreshed = True
+                    await self.role.refresh(generation)
+                    continue
+                raise error from exc
+            self.bucket.on_success()
+            return response
 
     def _translate(self, exc: Exception) -> AwsError | None:
         """The fleetops error for a failure of the layers below (None: not ours to translate)."""

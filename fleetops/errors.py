@@ -6,12 +6,16 @@ are translated at the edge with ``raise ... from exc``.
 
     FleetOpsError
     ├── UsageError            bad input from the operator (exit 2, nothing written)
-    │   └── JobFileError      a job file that does not parse or validate
+    │   ├── JobFileError      a job file that does not parse or validate
+    │   └── ConfigurationError  no region, no credentials, an unknown profile
     ├── NotFoundError         a job id that does not exist (exit 2)
     ├── StoreError            the database cannot be used (locked, read-only, full, foreign, newer)
+    │   ├── StoreConfigError  the --db given cannot be used: bad URL, unreachable server, unknown
+    │   │                     database, schema missing or newer (also a UsageError: exit 2)
     │   └── LeaseHeldError    another runner holds the job
     ├── AwsError              an API call failed for good (code, message, request id)
     │   ├── CredentialsError  credentials missing, expired or rejected: the job pauses, resumable
+    │   ├── AssumeRoleError   an account's role cannot be assumed: that account's items fail
     │   └── TransientAwsError throttling, 5xx, timeouts, connection errors: retried
     └── Interrupted           Ctrl-C / SIGTERM: the job is recorded interrupted (exit 130)
 """
@@ -19,13 +23,16 @@ are translated at the edge with ``raise ... from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "AssumeRoleError",
     "AwsError",
+    "ConfigurationError",
     "CredentialsError",
     "FleetOpsError",
     "Interrupted",
     "JobFileError",
     "LeaseHeldError",
     "NotFoundError",
+    "StoreConfigError",
     "StoreError",
     "TransientAwsError",
     "UsageError",
@@ -48,6 +55,10 @@ class JobFileError(UsageError):
     """A job file that cannot be read, parsed or validated."""
 
 
+class ConfigurationError(UsageError):
+    """The AWS configuration cannot be used: no region, no credentials, an unknown profile."""
+
+
 class NotFoundError(FleetOpsError):
     """A job (or item) that does not exist."""
 
@@ -58,6 +69,15 @@ class StoreError(FleetOpsError):
     """The database cannot be used as asked."""
 
     exit_code = 1
+
+
+class StoreConfigError(UsageError, StoreError):
+    """The database named by ``--db`` / ``FLEETOPS_DB`` cannot be used as given: a malformed or
+    unsupported URL, a server that does not answer, a database that does not exist, a database
+    without the fleetops schema where a command only reads, or a schema newer than this fleetops.
+    Nothing was written."""
+
+    exit_code = 2
 
 
 class LeaseHeldError(StoreError):
@@ -74,6 +94,7 @@ class AwsError(FleetOpsError):
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.operation: str | None = None  # the API operation that failed, once known
 
 
 class TransientAwsError(AwsError):
@@ -82,6 +103,11 @@ class TransientAwsError(AwsError):
 
 class CredentialsError(AwsError):
     """Credentials missing, expired or rejected: the job pauses as interrupted."""
+
+
+class AssumeRoleError(AwsError):
+    """A role that cannot be assumed (AccessDenied, no such role): its account's items fail,
+    the other accounts go on."""
 
 
 class Interrupted(FleetOpsError):

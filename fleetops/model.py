@@ -10,8 +10,6 @@ import re
 from functools import cache
 from typing import Any
 
-import botocore.session
-
 __all__ = [
     "SERVICE",
     "integer_member_max",
@@ -26,8 +24,15 @@ SERVICE = "workspaces"
 
 @cache
 def service_model() -> Any:
-    """botocore's ``ServiceModel`` for WorkSpaces (loaded once per process)."""
-    return botocore.session.get_session().get_service_model(SERVICE)
+    """botocore's ``ServiceModel`` for WorkSpaces (loaded once per process, on first use: the
+    commands that never call AWS never import botocore). Read with botocore's data loader
+    alone, not through a session: a session reads the AWS configuration (``AWS_PROFILE``, config
+    files), which the model does not depend on and which must not fail here."""
+    import botocore.loaders
+    from botocore.model import ServiceModel
+
+    loader = botocore.loaders.create_loader()
+    return ServiceModel(loader.load_service_model(SERVICE, "service-2"), service_name=SERVICE)
 
 
 def operation_input_members(operation: str) -> dict[str, Any]:

@@ -8,7 +8,15 @@ from typing import Any
 
 from fleetops.errors import UsageError
 
-__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "JobOptions", "parse_max_errors", "parse_waves"]
+__all__ = [
+    "DEFAULT_BURST",
+    "DEFAULT_RATE",
+    "JobOptions",
+    "error_budget",
+    "over_budget",
+    "parse_max_errors",
+    "parse_waves",
+]
 
 DEFAULT_RATE = 2.0  # calls/s: the documented default WorkSpaces quota
 DEFAULT_BURST = 5
@@ -59,6 +67,22 @@ def parse_waves(text: str | Sequence[str | int] | None) -> tuple[int | None, ...
     return tuple(waves)
 
 
+def error_budget(max_errors: str | None, acted_on: int) -> int | None:
+    """How many failed items a job tolerates (None: no limit): ``--max-errors N`` is N;
+    ``P%`` is P % of the items the job acts on, rounded down."""
+    count, pct = parse_max_errors(max_errors)
+    if count is not None:
+        return count
+    if pct is not None:
+        return int(acted_on * pct / 100)
+    return None
+
+
+def over_budget(failed: int, budget: int | None) -> bool:
+    """Whether ``failed`` items exceed the budget (reaching it is still within it)."""
+    return budget is not None and failed > budget
+
+
 @dataclass(frozen=True)
 class JobOptions:
     rate: float | None = DEFAULT_RATE  # None: no client-side quota
@@ -73,6 +97,8 @@ class JobOptions:
     ignore_snapshot_age: bool = False
     item_attempts: int = 5  # per WorkSpace, across batches, for retryable per-item failures
     read_timeout: float = 30.0  # seconds to wait for an answer before the attempt is retried
+    connect_timeout: float = 5.0  # seconds to wait for a connection before the attempt is retried
+    breaker: int = 5  # an operation failing the same way this many times in a row stops the job
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -85,20 +111,19 @@ class JobOptions:
             raise UsageError(f"--concurrency must be at least 1, not {self.concurrency}")
         if self.verify_timeout <= 0:
             raise UsageError(f"--verify-timeout must be positive, not {self.verify_timeout}")
+        if self.breaker < 1:
+            raise UsageError(f"--breaker must be at least 1, not {self.breaker}")
         if self.read_timeout <= 0:
             raise UsageError(f"--read-timeout must be positive, not {self.read_timeout}")
+        if self.connect_timeout <= 0:
+            raise UsageError(f"--connect-timeout must be positive, not {self.connect_timeout}")
         if self.max_snapshot_age <= 0:
             raise UsageError(f"--max-snapshot-age must be positive, not {self.max_snapshot_age}")
         parse_max_errors(self.max_errors)
 
     def error_budget(self, eligible: int) -> int | None:
         """How many failed items the job tolerates before it is aborted (None: no limit)."""
-        count, pct = parse_max_errors(self.max_errors)
-        if count is not None:
-            return count
-        if pct is not None:
-            return int(eligible * pct / 100)
-        return None
+        return error_budget(self.max_errors, eligible)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -18,8 +18,21 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from fleetops.aws import CallResult, Connection, WorkSpacesClient, _session
-from fleetops.errors import AwsError, CredentialsError, TransientAwsError, UsageError
+from fleetops.aws import (
+    SIM_CREDENTIALS,
+    CallResult,
+    Connection,
+    WorkSpacesClient,
+    _cached_session,
+    _sim_session,
+)
+from fleetops.errors import (
+    AwsError,
+    ConfigurationError,
+    CredentialsError,
+    TransientAwsError,
+    UsageError,
+)
 from fleetops.ratelimit import TokenBucket
 from fleetops.retry import RetryPolicy
 
@@ -44,11 +57,14 @@ class FakeWorkSpaces:
 
     script: list[Reply] = field(default_factory=list)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    access_keys: list[str] = field(default_factory=list)
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         operation = request.headers["X-Amz-Target"].rpartition(".")[2]
         self.requests.append((operation, json.loads(await request.read() or b"{}")))
+        credential = request.headers.get("Authorization", "").partition("Credential=")[2]
+        self.access_keys.append(credential.partition("/")[0])
         reply = self.script.pop(0) if self.script else Reply()
         if reply.delay:
             await asyncio.sleep(reply.delay)
@@ -82,9 +98,11 @@ def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterato
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    _session.cache_clear()  # a cached session would remember credentials from another test
+    _cached_session.cache_clear()  # a cached session remembers credentials from another test
+    _sim_session.cache_clear()
     yield
-    _session.cache_clear()
+    _cached_session.cache_clear()
+    _sim_session.cache_clear()
 
 
 @pytest.fixture
@@ -228,16 +246,52 @@ async def test_rejected_credentials_raise_at_once(fake: FakeWorkSpaces, code: st
     assert len(fake.requests) == 1
 
 
-async def test_missing_credentials_raise_credentials_error(fake: FakeWorkSpaces) -> None:
+async def test_nothing_configured_against_loopback_signs_with_dummy_keys(
+    fake: FakeWorkSpaces,
+) -> None:
     client = WorkSpacesClient(
-        Connection("us-east-1", profile=None, endpoint_url=fake.url),
+        Connection("us-east-1", endpoint_url=fake.url), bucket=TokenBucket(None, 1), policy=FAST
+    )
+    async with client:
+        await client.call("DescribeWorkspaces")
+    assert fake.access_keys == [SIM_CREDENTIALS[0]]
+
+
+async def test_nothing_configured_against_aws_is_a_configuration_error() -> None:
+    client = WorkSpacesClient(
+        Connection("us-east-1", endpoint_url="https://workspaces.us-east-1.amazonaws.com"),
         bucket=TokenBucket(None, 1),
         policy=FAST,
     )
+    with pytest.raises(ConfigurationError, match="no AWS credentials found"):
+        async with client:
+            pass
+
+
+async def test_default_profile_wins_over_dummy_keys_on_loopback(
+    fake: FakeWorkSpaces, tmp_path: Path
+) -> None:
+    (tmp_path / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n"
+    )
+    client = WorkSpacesClient(
+        Connection("us-east-1", endpoint_url=fake.url), bucket=TokenBucket(None, 1), policy=FAST
+    )
     async with client:
-        with pytest.raises(CredentialsError) as info:
-            await client.call("DescribeWorkspaces")
-    assert info.value.code == "NoCredentialsError"
+        await client.call("DescribeWorkspaces")
+    assert fake.access_keys == ["AKIDPROFILE"]
+
+
+async def test_unknown_profile_is_one_configuration_error(
+    fake: FakeWorkSpaces, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    client = WorkSpacesClient(
+        Connection("us-east-1", endpoint_url=fake.url), bucket=TokenBucket(None, 1), policy=FAST
+    )
+    with pytest.raises(ConfigurationError, match="AWS profile 'nope' not found"):
+        async with client:
+            pass
     assert fake.requests == []
 
 
@@ -252,7 +306,7 @@ async def test_credentials_from_the_environment(
     async with client:
         result = await client.call("DescribeWorkspaces")
     assert result.attempts == 1
-    assert len(fake.requests) == 1
+    assert fake.access_keys == ["AKIDENV"]
 
 
 async def test_connection_refused_is_transient_after_the_attempts() -> None:
@@ -271,6 +325,47 @@ async def test_read_timeout_is_transient(fake: FakeWorkSpaces) -> None:
         result = await client.call("DescribeWorkspaces")
     assert result.attempts == 2
     assert client.stats.errors_by_code == {"ReadTimeout": 1}
+
+
+def silent_endpoint(accept: bool) -> tuple[socket.socket, list[socket.socket]]:
+    """A TCP endpoint that never answers: it accepts connections and reads nothing, or (with
+    ``accept`` False) its backlog is kept full so that new connections are never completed."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0 if not accept else 16)
+    held: list[socket.socket] = []
+    if not accept:
+        for _ in range(4):  # fill the accept queue: later SYNs are dropped
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(server.getsockname())
+            held.append(sock)
+    return server, held
+
+
+@pytest.mark.parametrize(("accept", "code"), [(True, "ReadTimeout"), (False, "ConnectTimeout")])
+async def test_an_endpoint_that_never_answers_fails_after_the_timeouts(
+    accept: bool, code: str
+) -> None:
+    server, held = silent_endpoint(accept)
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    started = asyncio.get_running_loop().time()
+    try:
+        async with client_for(
+            url,
+            policy=RetryPolicy(attempts=2, base=0.01, cap=0.01),
+            read_timeout=0.5 if accept else 30.0,
+            connect_timeout=0.5 if not accept else 30.0,
+        ) as client:
+            with pytest.raises(TransientAwsError) as info:
+                await client.call("DescribeWorkspaces")
+    finally:
+        for sock in (server, *held):
+            sock.close()
+    elapsed = asyncio.get_running_loop().time() - started
+    assert info.value.code == code
+    assert client.stats.errors_by_code == {code: 2}
+    assert elapsed < 5.0  # two attempts of 0.5 s, not the other (30 s) timeout
 
 
 async def test_pages_follow_next_token(fake: FakeWorkSpaces) -> None:
@@ -347,7 +442,7 @@ def test_resolve_region_from_the_profile(monkeypatch: pytest.MonkeyPatch, tmp_pa
     ("region", "profile", "endpoint", "fragment"),
     [
         (None, None, None, "no AWS region"),
-        (None, "missing", None, "profile not found"),
+        (None, "missing", None, "AWS profile 'missing' not found"),
         ("us east 1", None, None, "not a valid AWS region"),
         ("us-east-1", None, "localhost:4566", "must start with http"),
     ],
