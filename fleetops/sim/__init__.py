@@ -5,8 +5,10 @@ The real aiobotocore/boto3 clients run unmodified against it: point ``endpoint_u
 snapshots are generated deterministically from ``seed``; actions follow the eligibility rules of
 the API reference and move WorkSpaces through their transitional states lazily (no task per
 WorkSpace). Quota (token bucket), latency, 500s, per-item failures (``ErrorCode``
-``InternalFailure``) and stuck reboots are knobs. See ``_fleet`` for the error codes used and
-``_stats`` for how calls are counted (throttled calls count only in ``throttled``).
+``InternalFailure``), stuck reboots and a Describe lag (eventual consistency: ``describe_lag``
+seconds of stale DescribeWorkspaces answers; ``_history``) are knobs. See ``_fleet`` for the
+error codes used and ``_stats`` for how calls are counted (throttled calls count only in
+``throttled``).
 
     async with Simulator(workspaces=1000, rate=None) as sim:
         client = session.create_client("workspaces", endpoint_url=sim.endpoint_url, ...)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fleetops.sim._history import GONE_STATE, History
 from fleetops.sim._validate import ApiError
 
 __all__ = ["Fleet", "FleetConfig", "WorkSpace"]
@@ -64,6 +65,8 @@ class FleetConfig:
     item_failure_rate: float = 0.0
     stuck_reboot_rate: float = 0.0
     transition_seconds: float = 2.0
+    #: Seconds DescribeWorkspaces lags behind the truth (see ``_history``); 0: none.
+    describe_lag: float = 0.0
 
 
 @dataclass(slots=True)
@@ -160,6 +163,7 @@ class Fleet:
         self._gen = random.Random(config.seed)
         self._faults = random.Random(config.seed + 1)
         self._nonce = 0
+        self.history = History()
         self.by_id: dict[str, WorkSpace] = {}
         self.order: list[str] = []  # sorted ids: the pagination order
         now = clock()
@@ -266,8 +270,10 @@ class Fleet:
         return ws
 
     def _settle(self, ws: WorkSpace) -> WorkSpace | None:
+        before = ws.describe()
         if ws.end_state == "":
             self._remove(ws.id)
+            self._record(ws, before, at=ws.deadline, gone=True)
             return None
         assert ws.end_state is not None
         ws.state = ws.end_state
@@ -275,7 +281,33 @@ class Fleet:
             for name, value in ws.on_done.items():
                 setattr(ws, name, value)
         ws.end_state, ws.on_done = None, None
+        self._record(ws, before, at=ws.deadline)
         return ws
+
+    def _record(
+        self, ws: WorkSpace, before: dict[str, Any] | None, *, at: float, gone: bool = False
+    ) -> None:
+        """Remember a change of ``ws`` (``before``: its description just before, None if new)."""
+        self.history.record(
+            ws.id,
+            at,
+            GONE_STATE if gone else ws.state,
+            before,
+            None if gone else ws.describe(),
+            self.config.describe_lag,
+        )
+
+    def visible(self, ws_id: str) -> dict[str, Any] | None:
+        """The WorkSpace as DescribeWorkspaces shows it: the truth, or with a Describe lag the
+        truth as it was ``describe_lag`` seconds ago (None: not found)."""
+        ws = self.get(ws_id)
+        current = ws.describe() if ws is not None else None
+        return self.history.view(ws_id, current, self.clock() - self.config.describe_lag)
+
+    def timeline(self, ws_id: str) -> list[tuple[float, str]]:
+        """Every real state the WorkSpace entered since the fleet was made, and when."""
+        self.get(ws_id)  # a transition that has ended is recorded at its deadline
+        return self.history.timeline(ws_id)
 
     def _remove(self, ws_id: str) -> None:
         del self.by_id[ws_id]
@@ -301,19 +333,24 @@ class Fleet:
         *,
         stuck: bool = False,
         on_done: dict[str, Any] | None = None,
+        new: bool = False,
     ) -> None:
         now = self.clock()
+        before = None if new else ws.describe()
         ws.state = during
         ws.end_state = end
         ws.started = now
         ws.deadline = math.inf if stuck else now + self._duration(ws.id)
         ws.on_done = on_done
+        self._record(ws, before, at=now)
 
     def set_state(self, ws_id: str, state: str) -> None:
         ws = self.get(ws_id)
         if ws is None:
             raise KeyError(ws_id)
+        before = ws.describe()
         ws.state, ws.end_state, ws.on_done = state, None, None
+        self._record(ws, before, at=self.clock())
 
     def states(self) -> dict[str, int]:
         histogram: dict[str, int] = {}
@@ -388,7 +425,7 @@ class Fleet:
                 continue
             ws = self._new_workspace(request)
             self._add(ws)
-            self._begin(ws, "PENDING", "AVAILABLE")
+            self._begin(ws, "PENDING", "AVAILABLE", new=True)
             pending.append(ws.describe())
         return pending, failed
 
@@ -492,7 +529,7 @@ class Fleet:
             connection_state="UNKNOWN",
         )
         self._add(target)
-        self._begin(target, "PENDING", "AVAILABLE")
+        self._begin(target, "PENDING", "AVAILABLE", new=True)
         ws.connection_state = "DISCONNECTED"
         self._begin(ws, "TERMINATING", "")
         return target.id
@@ -533,6 +570,7 @@ class Fleet:
 
     def modify_state(self, ws_id: str, target: str) -> None:
         ws = self.require(ws_id)
+        before = ws.describe()
         if target == "ADMIN_MAINTENANCE" and ws.state in {
             "AVAILABLE",
             "STOPPED",
@@ -543,6 +581,7 @@ class Fleet:
             ws.state = "AVAILABLE"
         else:
             raise ApiError("InvalidResourceStateException", _MSG_STATE)
+        self._record(ws, before, at=self.clock())
 
     # -- describes ----------------------------------------------------------------------------
 
@@ -563,6 +602,23 @@ class Fleet:
                     break
         more = len(found) == limit and any(keep is None or keep(ws) for ws in self._iter_from(pos))
         return found, (_token(found[-1].id) if more else None)
+
+    def visible_page(
+        self, token: str | None, limit: int, keep: Callable[[WorkSpace], bool] | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """:meth:`page` as DescribeWorkspaces shows it (see :meth:`visible`). With a Describe lag,
+        WorkSpaces created within the lag are left out (not yet visible), and the ones terminated
+        within it are already missing from a listing (they are still found by id)."""
+        if self.config.describe_lag <= 0:
+            found, next_token = self.page(token, limit, keep)
+            return [ws.describe() for ws in found], next_token
+
+        def shown(ws: WorkSpace) -> bool:
+            return (keep is None or keep(ws)) and self.visible(ws.id) is not None
+
+        found, next_token = self.page(token, limit, shown)
+        views = (self.visible(ws.id) for ws in found)
+        return [view for view in views if view is not None], next_token
 
     def _iter_from(self, pos: int) -> Iterator[WorkSpace]:
         while pos < len(self.order):

@@ -65,8 +65,8 @@ def _describe_workspaces(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
     if ids is not None:
         if filters or user:
             raise _invalid("WorkspaceIds cannot be combined with another filter.")
-        found = [ws for ws in (fleet.get(i) for i in ids) if ws is not None]
-        return {"Workspaces": [ws.describe() for ws in found]}
+        shown = (fleet.visible(i) for i in ids)  # with a Describe lag: as it was N s ago
+        return {"Workspaces": [ws for ws in shown if ws is not None]}
     if len(filters) > 1:
         raise _invalid("Only one filter may be specified at a time.")
     keep: Callable[[WorkSpace], bool] | None = None
@@ -80,8 +80,8 @@ def _describe_workspaces(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
         keep = lambda ws: ws.bundle_id == body["BundleId"]  # noqa: E731
     elif body.get("WorkspaceName"):
         keep = lambda ws: ws.workspace_name == body["WorkspaceName"]  # noqa: E731
-    page, token = fleet.page(body.get("NextToken"), body.get("Limit", 25), keep)
-    result: dict[str, Any] = {"Workspaces": [ws.describe() for ws in page]}
+    page, token = fleet.visible_page(body.get("NextToken"), body.get("Limit", 25), keep)
+    result: dict[str, Any] = {"Workspaces": page}
     if token:
         result["NextToken"] = token
     return result

@@ -46,6 +46,7 @@ _KNOBS = frozenset(
         "item_failure_rate",
         "stuck_reboot_rate",
         "transition_seconds",
+        "describe_lag",
     }
 )
 
@@ -88,6 +89,7 @@ class Simulator:
         item_failure_rate: float = 0.0,
         stuck_reboot_rate: float = 0.0,
         transition_seconds: float = 2.0,
+        describe_lag: float = 0.0,
         connected_fraction: float = 0.1,
         stale_snapshot_fraction: float = 0.05,
         directories: int = 4,
@@ -105,7 +107,9 @@ class Simulator:
         self._clock_offset = 0.0
         self._fleet = Fleet(
             workspaces,
-            FleetConfig(seed, item_failure_rate, stuck_reboot_rate, transition_seconds),
+            FleetConfig(
+                seed, item_failure_rate, stuck_reboot_rate, transition_seconds, describe_lag
+            ),
             self._now,
             directories=directories,
             bundles=bundles,
@@ -233,6 +237,7 @@ class Simulator:
                 transition_seconds=float(
                     knobs.get("transition_seconds", config.transition_seconds)
                 ),
+                describe_lag=float(knobs.get("describe_lag", config.describe_lag)),
             )
             self._buckets.clear()  # new quota: buckets start full again
 
@@ -240,6 +245,17 @@ class Simulator:
         with self._lock:
             ws = self._fleet.get(workspace_id)
             return ws.describe() if ws is not None else None
+
+    def visible_workspace(self, workspace_id: str) -> dict[str, Any] | None:
+        """The WorkSpace as DescribeWorkspaces shows it now (``describe_lag`` behind)."""
+        with self._lock:
+            return self._fleet.visible(workspace_id)
+
+    def timeline(self, workspace_id: str) -> list[tuple[float, str]]:
+        """Every real state the WorkSpace entered, with its epoch time (``TERMINATED`` when it
+        vanished): when it actually settled, whatever a lagging Describe said."""
+        with self._lock:
+            return self._fleet.timeline(workspace_id)
 
     def workspace_ids(self) -> list[str]:
         with self._lock:

@@ -49,6 +49,14 @@ def serve(
     transition_seconds: Annotated[
         float, typer.Option(help="Base duration of every transition.")
     ] = 2.0,
+    describe_lag: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="DescribeWorkspaces shows each WorkSpace as it was this long ago "
+            "(eventual consistency); new WorkSpaces are not found meanwhile.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve a simulated WorkSpaces endpoint and print its URL."""
     from fleetops.sim._server import Simulator
@@ -67,6 +75,7 @@ def serve(
         item_failure_rate=item_failure_rate,
         stuck_reboot_rate=stuck_reboot_rate,
         transition_seconds=transition_seconds,
+        describe_lag=describe_lag,
     )
     try:
         asyncio.run(_serve(sim))
