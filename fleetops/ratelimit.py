@@ -18,13 +18,21 @@ by every operation of every job in the process, verification polls included.
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import socket
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Protocol
 
 import anyio
 
-__all__ = ["QUOTAS", "QuotaRegistry", "TokenBucket"]
+__all__ = ["QUOTAS", "SHARES", "QuotaHolders", "QuotaRegistry", "QuotaShares", "TokenBucket"]
+
+log = logging.getLogger(__name__)
 
 #: The effective rate never falls below ``rate / FLOOR_DIVISOR`` however often we are throttled.
 FLOOR_DIVISOR = 20.0
@@ -69,11 +77,15 @@ class TokenBucket:
         self._last_decrease: float | None = None
         self._last_throttle: float | None = None
         self._waiters: deque[anyio.Event] = deque()
+        #: This process's part of a quota shared with other runners (1.0: all of it). The
+        #: refill rate and the capacity are scaled by it; ``rate`` stays the account's quota.
+        self.share: float = 1.0
 
     def __repr__(self) -> str:
         return (
             f"TokenBucket(rate={self.rate}, burst={self.burst}, "
-            f"effective_rate={self.effective_rate}, throttles={self.throttles})"
+            f"effective_rate={self.effective_rate}, share={self.share:g}, "
+            f"throttles={self.throttles})"
         )
 
     @property
@@ -107,7 +119,7 @@ class TokenBucket:
                 if self._tokens >= 1.0 - _EPSILON:
                     self._tokens -= 1.0
                     break
-                await self._sleep((1.0 - self._tokens) / self.effective_rate)
+                await self._sleep((1.0 - self._tokens) / (self.effective_rate * self.share))
         finally:
             # Leave the queue (also on cancellation) and hand the head position on.
             was_head = self._waiters[0] is event
@@ -153,15 +165,35 @@ class TokenBucket:
         self.rate = rate
         self.burst = burst
         self.effective_rate = rate
-        self._tokens = min(self._tokens, float(burst))
+        self._tokens = min(self._tokens, self.capacity)
         self._last_decrease = None
+
+    def set_share(self, holders: int) -> None:
+        """Spend ``1 / holders`` of the quota: that many runners share this account and region.
+
+        The adaptive state (effective rate after throttles) is kept; only the part of it this
+        process spends changes, so back-off and recovery go on across a re-balance.
+        """
+        share = 1.0 / max(1, holders)
+        if share == self.share:
+            return
+        self._refill()
+        self.share = share
+        self._tokens = min(self._tokens, self.capacity)
+
+    @property
+    def capacity(self) -> float:
+        """The burst this process may spend at once: its share of the quota's burst, at least 1."""
+        return max(1.0, self.burst * self.share)
 
     def _refill(self) -> None:
         now = self._clock()
         elapsed = now - self._updated
         self._updated = now
         if self.effective_rate is not None and elapsed > 0:
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.effective_rate)
+            self._tokens = min(
+                self.capacity, self._tokens + elapsed * self.effective_rate * self.share
+            )
 
 
 def _check(rate: float | None, burst: int) -> None:
@@ -197,3 +229,102 @@ class QuotaRegistry:
 
 #: The default process-wide registry.
 QUOTAS = QuotaRegistry()
+
+
+class QuotaHolders(Protocol):
+    """Where runners sharing a quota register (the database: ``fleetops.store.coord``)."""
+
+    async def renew(self, scope: str, holder: str, ttl: float) -> int:
+        """Register or renew ``holder`` of ``scope``; how many live holders (itself included)."""
+        ...
+
+    async def release(self, scope: str, holder: str) -> None: ...
+
+
+#: How often a runner renews its holder rows (and learns how many share the quota).
+SHARE_INTERVAL = 1.0
+#: A holder not renewed for this long is gone (a killed runner): the others take its share.
+SHARE_TTL = 4.0
+
+
+class QuotaShares:
+    """One quota per account and region across runners (processes, possibly on other hosts).
+
+    Every process using a scope's quota keeps a holder row renewed in the shared database and
+    spends ``1 / live holders`` of the quota (:meth:`TokenBucket.set_share`), re-balanced every
+    :data:`SHARE_INTERVAL` seconds as runners come and go. Jobs of one process share its buckets,
+    so the process is one holder however many of its jobs use the scope. The adaptive back-off
+    on ThrottlingException goes on inside each share.
+    """
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        self._refs: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def sharing(
+        self,
+        holders: QuotaHolders,
+        buckets: Mapping[str, TokenBucket],
+        *,
+        interval: float = SHARE_INTERVAL,
+        ttl: float = SHARE_TTL,
+    ) -> AsyncIterator[None]:
+        """Hold each scope of ``buckets`` (scope key → bucket) for the body's duration."""
+        buckets = {scope: b for scope, b in buckets.items() if b.rate is not None}
+        self._refs.update(buckets.keys())
+        try:
+            await self._renew(holders, buckets, ttl)  # registered before the first call
+            async with anyio.create_task_group() as tg:
+
+                async def renew_forever() -> None:
+                    while True:
+                        await anyio.sleep(interval)
+                        await self._renew(holders, buckets, ttl)
+
+                tg.start_soon(renew_forever)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._leave(holders, buckets)
+
+    async def _renew(
+        self, holders: QuotaHolders, buckets: Mapping[str, TokenBucket], ttl: float
+    ) -> None:
+        for scope, bucket in buckets.items():
+            try:
+                count = await holders.renew(scope, self.holder, ttl)
+            except Exception as exc:  # the database is away: keep the share we had
+                log.warning("quota %s: cannot renew this runner's share (%s)", scope, exc)
+                continue
+            if bucket.share != 1.0 / max(1, count):
+                bucket.set_share(count)
+                log.info(
+                    "quota %s shared by %d runner(s): %.3g calls/s here",
+                    scope,
+                    count,
+                    (bucket.rate or 0.0) * bucket.share,
+                )
+
+    async def _leave(self, holders: QuotaHolders, buckets: Mapping[str, TokenBucket]) -> None:
+        for scope, bucket in buckets.items():
+            self._refs[scope] -= 1
+            if self._refs[scope] > 0:
+                continue
+            del self._refs[scope]
+            bucket.set_share(1)
+            try:
+                await holders.release(scope, self.holder)
+            except Exception as exc:  # it expires on its own
+                log.warning("quota %s: cannot release this runner's share (%s)", scope, exc)
+
+
+def _process_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+#: The process-wide share registry (this process is one holder of every scope it uses).
+SHARES = QuotaShares(_process_holder())

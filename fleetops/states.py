@@ -32,6 +32,7 @@ FINAL_ITEM_STATES = frozenset(
 
 class JobStatus(StrEnum):
     PLANNED = "planned"
+    QUEUED = "queued"  # planned and waiting for a worker (run --queue)
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # finished, some items failed

@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from fleetops.ratelimit import QUOTAS, QuotaRegistry, TokenBucket
+from fleetops.ratelimit import QUOTAS, QuotaRegistry, QuotaShares, TokenBucket
 
 
 class FakeTime:
@@ -237,3 +237,88 @@ async def test_real_time_rate_is_respected() -> None:
     elapsed = time.monotonic() - started
     # 25 tokens, 5 from the burst, 20 at 50/s: 0.4 s.
     assert 0.38 <= elapsed < 0.8
+
+
+# -- one quota shared by several runners ---------------------------------------------------------
+
+
+async def test_a_share_spends_its_part_of_the_rate_and_burst() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(4, 6)
+    bucket.set_share(2)  # two runners: 2 calls/s and a burst of 3 here
+    start = fake.now
+    for _ in range(3 + 20):
+        await bucket.acquire()
+    assert fake.now - start == pytest.approx(20 / 2)
+    bucket.set_share(1)  # the other runner left: the whole quota again
+    start = fake.now
+    for _ in range(20):
+        await bucket.acquire()
+    assert fake.now - start == pytest.approx(20 / 4)
+
+
+async def test_a_share_keeps_the_adaptive_back_off() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(4, 4)
+    bucket.on_throttle()
+    fake.now += 1.0
+    bucket.on_throttle()  # a second throttle soon after: the effective rate halves
+    assert bucket.effective_rate == pytest.approx(2)
+    bucket.set_share(2)
+    assert bucket.effective_rate == pytest.approx(2)  # kept across the re-balance
+    start = fake.now
+    for _ in range(10):
+        await bucket.acquire()
+    assert fake.now - start == pytest.approx(10 / (2 * 0.5), abs=1.0)
+
+
+class FakeHolders:
+    """Holder rows in a dict: scope → holder → renewals."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, int]] = {}
+        self.released: list[tuple[str, str]] = []
+
+    async def renew(self, scope: str, holder: str, ttl: float) -> int:
+        held = self.rows.setdefault(scope, {})
+        held[holder] = held.get(holder, 0) + 1
+        return len(held)
+
+    async def release(self, scope: str, holder: str) -> None:
+        self.rows.get(scope, {}).pop(holder, None)
+        self.released.append((scope, holder))
+
+
+async def test_runners_of_one_scope_split_its_quota_and_rebalance() -> None:
+    holders = FakeHolders()
+    holders.rows["us-east-1"] = {"other-host:1:aa": 1}  # another runner already holds it
+    mine = TokenBucket(2, 5)
+    shares = QuotaShares("this-host:2:bb")
+    async with shares.sharing(holders, {"us-east-1": mine}, interval=0.01):
+        assert mine.share == pytest.approx(0.5)  # registered (and halved) before any call
+        assert "this-host:2:bb" in holders.rows["us-east-1"]
+        del holders.rows["us-east-1"]["other-host:1:aa"]  # the other runner's row expired
+        with anyio.fail_after(5):
+            while mine.share != 1.0:
+                await anyio.sleep(0.01)
+    assert holders.released == [("us-east-1", "this-host:2:bb")]
+    assert holders.rows["us-east-1"] == {}
+
+
+async def test_jobs_of_one_process_are_one_holder() -> None:
+    holders = FakeHolders()
+    bucket = TokenBucket(2, 5)
+    shares = QuotaShares("this-host:2:bb")
+    async with shares.sharing(holders, {"eu-west-1": bucket}, interval=0.01):
+        async with shares.sharing(holders, {"eu-west-1": bucket}, interval=0.01):
+            assert list(holders.rows["eu-west-1"]) == ["this-host:2:bb"]
+            assert bucket.share == 1.0
+        assert holders.released == []  # the first job still runs
+    assert holders.released == [("eu-west-1", "this-host:2:bb")]
+
+
+async def test_unlimited_buckets_register_nothing() -> None:
+    holders = FakeHolders()
+    async with QuotaShares("h").sharing(holders, {"us-east-1": TokenBucket(None, 1)}):
+        pass
+    assert holders.rows == {}
