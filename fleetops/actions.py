@@ -30,6 +30,7 @@ from fleetops.model import list_member_max, member_pattern, service_model
 __all__ = [
     "ACTIONS",
     "GONE",
+    "UNVERIFIED",
     "ActionSpec",
     "Outcome",
     "Request",
@@ -53,15 +54,62 @@ _PAST = {"stop": "stopped", "start": "started"}
 
 @dataclass(frozen=True)
 class Verdict:
-    """What one observation of an item's WorkSpace(s) means during verification."""
+    """What one observation of an item's WorkSpace(s) means during verification.
+
+    Describe calls are eventually consistent: right after an accepted call the old state can
+    still show for a while, and a new WorkSpace can be "not found". So an item succeeds only on
+    evidence observed after the call (``evidence``); the end state seen without any evidence yet
+    (``unproven``) or a new WorkSpace not found yet (``missing``) is waited on, and only
+    :meth:`ActionSpec.judge_in_time` turns those into an outcome once waiting longer cannot help.
+    """
 
     done: bool
     succeeded: bool = False
     reason: str | None = None
+    #: This observation proves the call took effect: the transitional state, an end state
+    #: other than the resting state seen at plan time, the new properties read back, gone after
+    #: terminate, the new WorkSpace found.
+    evidence: bool = False
+    #: Waiting: the end state shows but no evidence was ever seen — the call may not have
+    #: started yet (a lagging Describe), or its transition was shorter than the polls.
+    unproven: bool = False
+    #: Waiting: the new WorkSpace (create, migrate) is not found (yet).
+    missing: bool = False
+    #: Done, succeeded, but never verified: the end state was reached and no evidence came in
+    #: the time it should have (recorded with the error code :data:`UNVERIFIED`).
+    unverified: bool = False
 
+
+#: The error code of an item that reached its end state with no evidence of the action ever
+#: observed: it is ``succeeded`` (the end state holds, nothing failed) but not verified.
+UNVERIFIED = "Unverified"
 
 _WAIT = Verdict(done=False)
-_OK = Verdict(done=True, succeeded=True)
+_WAIT_EVIDENCE = Verdict(done=False, evidence=True)
+_WAIT_UNPROVEN = Verdict(done=False, unproven=True)
+_WAIT_MISSING = Verdict(done=False, missing=True)
+_OK = Verdict(done=True, succeeded=True, evidence=True)
+
+#: States a WorkSpace leaves by itself: an end state reached from one of these (a reboot that
+#: was under way at plan time, say) is not evidence of this job's call.
+_MOVING_STATES = frozenset(
+    {
+        "PENDING",
+        "STARTING",
+        "REBOOTING",
+        "REBUILDING",
+        "RESTORING",
+        "STOPPING",
+        "UPDATING",
+        "TERMINATING",
+        "MAINTENANCE",
+    }
+)
+
+
+def _resting_change(state: str, prev_state: str | None) -> bool:
+    """Is ``state`` a change from the resting state seen at plan time (evidence)?"""
+    return prev_state is not None and prev_state not in _MOVING_STATES and state != prev_state
 
 
 @dataclass(frozen=True)
@@ -210,26 +258,74 @@ class ActionSpec:
         return (key,)
 
     def judge_observed(
-        self, observed: Sequence[Workspace | None], prev_state: str | None, params: Params
+        self,
+        observed: Sequence[Workspace | None],
+        prev_state: str | None,
+        params: Params,
+        seen: bool = True,
     ) -> Verdict:
-        """What the descriptions of :meth:`watch_ids` (None: not found) mean. Pure."""
-        return self.judge(_state(observed[0]), prev_state)
+        """What the descriptions of :meth:`watch_ids` (None: not found) mean, ``seen`` saying
+        whether evidence was observed at an earlier poll since the call. Pure."""
+        return self.judge(_state(observed[0]), prev_state, seen)
 
-    def judge(self, state: str, prev_state: str | None) -> Verdict:
+    def judge(self, state: str, prev_state: str | None, seen: bool = True) -> Verdict:
         """What observing ``state`` (or :data:`GONE`) after the call means. Pure.
 
-        A failure state equal to the state seen at plan time may simply mean the transition has
-        not started yet, so it is waited on (until the verify timeout), not failed at once.
+        The end state succeeds only with evidence: seen earlier (``seen``), or the end state is
+        itself a change from the resting state seen at plan time (start: STOPPED → AVAILABLE).
+        The end state equal to the plan-time state without evidence (a reboot's AVAILABLE before
+        REBOOTING ever showed) means "not started yet" as far as anyone can tell: ``unproven``.
+        A failure state equal to the state seen at plan time may likewise mean the transition
+        has not started yet, so it is waited on, not failed at once.
         """
         if state == GONE:
             if self.gone_is_success:
                 return _OK
             return Verdict(done=True, succeeded=False, reason="the WorkSpace no longer exists")
+        if state in self.transitional_states:
+            return _WAIT_EVIDENCE
         if state in self.end_states:
-            return _OK
+            if seen or _resting_change(state, prev_state):
+                return _OK
+            return _WAIT_UNPROVEN
         if state in self.failure_states and state != prev_state:
-            return Verdict(done=True, succeeded=False, reason=f"the WorkSpace went {state}")
+            return Verdict(
+                done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
+            )
         return _WAIT
+
+    def judge_in_time(
+        self,
+        verdict: Verdict,
+        observed: Sequence[Workspace | None],
+        *,
+        waited: float,
+        evidence_wait: float,
+        appear_wait: float,
+    ) -> Verdict:
+        """The waiting verdicts that ran out of time, ``waited`` seconds after the call. Pure.
+
+        End state without evidence for ``evidence_wait`` seconds (well past when the transition
+        should have shown): succeeded but :data:`UNVERIFIED`. A new WorkSpace still not found
+        after ``appear_wait`` seconds: failed. Anything else is unchanged.
+        """
+        if verdict.done:
+            return verdict
+        if verdict.unproven and waited >= evidence_wait:
+            state = _state(observed[0])
+            return Verdict(
+                done=True,
+                succeeded=True,
+                unverified=True,
+                reason=(
+                    f"{state} {int(waited)} s after the call, but no sign of the {self.name} was "
+                    f"ever seen (no {'/'.join(sorted(self.transitional_states)) or 'change'}): "
+                    "it may have been faster than the polls, or not have happened"
+                ),
+            )
+        if verdict.missing and waited >= appear_wait:
+            return Verdict(done=True, succeeded=False, reason=self.timeout_reason(observed, waited))
+        return verdict
 
     def timeout_reason(self, observed: Sequence[Workspace | None], waited: float) -> str:
         return f"still {_state(observed[0])} {int(waited)} s after the call"
@@ -291,24 +387,28 @@ class MigrateSpec(ActionSpec):
         return (result, key) if result else (key,)
 
     def judge_observed(
-        self, observed: Sequence[Workspace | None], prev_state: str | None, params: Params
+        self,
+        observed: Sequence[Workspace | None],
+        prev_state: str | None,
+        params: Params,
+        seen: bool = True,
     ) -> Verdict:
+        """The new WorkSpace found is the evidence; not found, it may just not be visible yet
+        (the source still there, or already gone): ``missing`` until the time runs out."""
         target = observed[0]
-        source = observed[1] if len(observed) > 1 else None
         if target is not None:
             state = _state(target)
             if state == "AVAILABLE" and target.get("BundleId") == params.get("to_bundle"):
                 return _OK
             if state in self.failure_states:
-                return Verdict(done=True, succeeded=False, reason=f"the new WorkSpace went {state}")
-            return _WAIT
-        if source is None:
-            return Verdict(
-                done=True,
-                succeeded=False,
-                reason="neither the new WorkSpace nor the source exists",
-            )
-        return _WAIT  # the source is still there: the migration may yet start, or has failed
+                return Verdict(
+                    done=True,
+                    succeeded=False,
+                    reason=f"the new WorkSpace went {state}",
+                    evidence=True,
+                )
+            return _WAIT_EVIDENCE
+        return _WAIT_MISSING
 
     def timeout_reason(self, observed: Sequence[Workspace | None], waited: float) -> str:
         target = observed[0]
@@ -318,6 +418,8 @@ class MigrateSpec(ActionSpec):
                 f"migration did not happen: the source is still {_state(source)} on bundle "
                 f"{source.get('BundleId')} {int(waited)} s after the call"
             )
+        if target is None:
+            return f"neither the new WorkSpace nor its source found {int(waited)} s after the call"
         return f"the new WorkSpace is still {_state(target)} {int(waited)} s after the call"
 
     def user_evidence(
@@ -393,18 +495,26 @@ class ModifySpec(ActionSpec):
         return super().skip_reason(ws, params)
 
     def judge_observed(
-        self, observed: Sequence[Workspace | None], prev_state: str | None, params: Params
+        self,
+        observed: Sequence[Workspace | None],
+        prev_state: str | None,
+        params: Params,
+        seen: bool = True,
     ) -> Verdict:
+        """The new values read back are the evidence (they differed at plan time, or the item
+        would have been skipped); the old ones mean "not applied yet", whatever the state."""
         ws = observed[0]
         state = _state(ws)
         if ws is None:
             return Verdict(done=True, succeeded=False, reason="the WorkSpace no longer exists")
         if state in self.transitional_states:
-            return _WAIT
+            return _WAIT_EVIDENCE
         if not _differences(ws, wanted_properties(params)):
             return _OK
         if state in self.failure_states and state != prev_state:
-            return Verdict(done=True, succeeded=False, reason=f"the WorkSpace went {state}")
+            return Verdict(
+                done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
+            )
         return _WAIT
 
     def timeout_reason(self, observed: Sequence[Workspace | None], waited: float) -> str:
@@ -449,11 +559,17 @@ class MaintenanceSpec(ActionSpec):
         return super().skip_reason(ws, params)
 
     def judge_observed(
-        self, observed: Sequence[Workspace | None], prev_state: str | None, params: Params
+        self,
+        observed: Sequence[Workspace | None],
+        prev_state: str | None,
+        params: Params,
+        seen: bool = True,
     ) -> Verdict:
+        """The target state is the evidence when the plan saw another one (the plan skips a
+        WorkSpace already there); the plan-time state means "not applied yet"."""
         state = _state(observed[0])
         if state == _maintenance_target(params):
-            return _OK
+            return _OK if seen or state != prev_state else _WAIT_UNPROVEN
         if state == GONE:
             return Verdict(done=True, succeeded=False, reason="the WorkSpace no longer exists")
         return _WAIT
@@ -641,11 +757,22 @@ class CreateSpec(ActionSpec):
         return (result,) if result else (key,)
 
     def judge_observed(
-        self, observed: Sequence[Workspace | None], prev_state: str | None, params: Params
+        self,
+        observed: Sequence[Workspace | None],
+        prev_state: str | None,
+        params: Params,
+        seen: bool = True,
     ) -> Verdict:
+        """The new WorkSpace found is the evidence; not found, it may just not be visible yet."""
         if observed[0] is None:
-            return Verdict(done=True, succeeded=False, reason="the new WorkSpace does not exist")
-        return self.judge(_state(observed[0]), None)
+            return _WAIT_MISSING
+        verdict = self.judge(_state(observed[0]), None, seen=True)
+        return verdict if verdict.done else _WAIT_EVIDENCE
+
+    def timeout_reason(self, observed: Sequence[Workspace | None], waited: float) -> str:
+        if observed[0] is None:
+            return f"the new WorkSpace was not found {int(waited)} s after the call"
+        return super().timeout_reason(observed, waited)
 
     def user_evidence(
         self, key: str, workspaces: Sequence[Workspace], params: Params

@@ -134,3 +134,165 @@ def test_snapshot_age_reason(age_h: float, expected: str | None) -> None:
     assert snapshot_reason(get_action("rebuild"), answer, JobOptions(), now) == expected
     none = snapshot_reason(get_action("restore"), {"RestoreSnapshots": []}, JobOptions(), now)
     assert none is not None and none.startswith("no snapshot to restore from")
+
+
+# -- verdicts under eventual consistency ------------------------------------------------------
+# Each row: action, params, what the describe answered (a state, or None: not found), the state
+# seen at plan time, whether evidence was seen at an earlier poll, and the expected verdict as
+# one word: ok | fail | wait (nothing proven) | evidence (waiting, proof seen) | unproven (the end
+# state without proof) | missing (a new WorkSpace not found yet).
+
+ON, OFF = {"maintenance": True}, {"maintenance": False}
+MIGRATE = {"to_bundle": "wsb-new000001"}
+MODIFY = {"running_mode": "always_on"}
+
+
+def _verdict_word(action: str, params: dict[str, Any], observed: Any, prev: str, seen: bool) -> str:
+    spec = get_action(action)
+    if isinstance(observed, str) and observed != "GONE":
+        observed = (ws(state=observed),)
+    elif observed == "GONE":
+        observed = (None,)
+    verdict = spec.judge_observed(observed, prev, params, seen)
+    flags = [verdict.evidence, verdict.unproven, verdict.missing]
+    assert sum(flags) <= 1 or verdict.done, verdict
+    if verdict.done:
+        assert not (verdict.unproven or verdict.missing or verdict.unverified)
+        assert verdict.evidence or not verdict.succeeded  # success only on evidence
+        return "ok" if verdict.succeeded else "fail"
+    if verdict.evidence:
+        return "evidence"
+    if verdict.unproven:
+        return "unproven"
+    return "missing" if verdict.missing else "wait"
+
+
+_TARGET_NEW = ws("ws-bbbbbbbb01", BundleId="wsb-new000001")
+_TARGET_PENDING = ws("ws-bbbbbbbb01", "PENDING", BundleId="wsb-new000001")
+_TARGET_ERROR = ws("ws-bbbbbbbb01", "ERROR", BundleId="wsb-new000001")
+_MODIFIED = (ws(RunningMode="ALWAYS_ON"),)
+_NOT_YET = (ws(RunningMode="AUTO_STOP"),)
+
+
+@pytest.mark.parametrize(
+    ("action", "params", "observed", "prev", "seen", "expected"),
+    [
+        # reboot: AVAILABLE → AVAILABLE, only REBOOTING (or an earlier sight of it) proves it
+        ("reboot", {}, "AVAILABLE", "AVAILABLE", False, "unproven"),
+        ("reboot", {}, "AVAILABLE", "AVAILABLE", True, "ok"),
+        ("reboot", {}, "REBOOTING", "AVAILABLE", False, "evidence"),
+        ("reboot", {}, "AVAILABLE", "UNHEALTHY", False, "ok"),  # a change from plan time
+        ("reboot", {}, "UNHEALTHY", "UNHEALTHY", False, "wait"),  # not started yet
+        ("reboot", {}, "UNHEALTHY", "AVAILABLE", True, "fail"),
+        ("reboot", {}, "GONE", "AVAILABLE", True, "fail"),
+        # rebuild / restore: same end state as start
+        ("rebuild", {}, "AVAILABLE", "AVAILABLE", False, "unproven"),
+        ("rebuild", {}, "REBUILDING", "AVAILABLE", False, "evidence"),
+        ("rebuild", {}, "AVAILABLE", "ERROR", False, "ok"),
+        ("rebuild", {}, "AVAILABLE", "REBOOTING", False, "unproven"),  # the reboot just ended
+        ("rebuild", {}, "AVAILABLE", "REBOOTING", True, "ok"),
+        ("restore", {}, "AVAILABLE", "AVAILABLE", False, "unproven"),
+        ("restore", {}, "RESTORING", "AVAILABLE", False, "evidence"),
+        ("restore", {}, "AVAILABLE", "STOPPED", False, "ok"),
+        ("restore", {}, "ERROR", "AVAILABLE", True, "fail"),
+        # start / stop: the end state differs from the start
+        ("start", {}, "STOPPED", "STOPPED", False, "wait"),
+        ("start", {}, "STARTING", "STOPPED", False, "evidence"),
+        ("start", {}, "AVAILABLE", "STOPPED", False, "ok"),
+        ("stop", {}, "AVAILABLE", "AVAILABLE", False, "wait"),
+        ("stop", {}, "STOPPED", "AVAILABLE", False, "ok"),
+        ("stop", {}, "ERROR", "ERROR", False, "wait"),
+        ("stop", {}, "ERROR", "AVAILABLE", True, "fail"),
+        # terminate: gone is success, the old state is "not yet"
+        ("terminate", {}, "GONE", "AVAILABLE", False, "ok"),
+        ("terminate", {}, "TERMINATING", "AVAILABLE", False, "evidence"),
+        ("terminate", {}, "AVAILABLE", "AVAILABLE", False, "wait"),
+        # maintenance: the target state is a change from plan time
+        ("maintenance", ON, "ADMIN_MAINTENANCE", "AVAILABLE", False, "ok"),
+        ("maintenance", ON, "AVAILABLE", "AVAILABLE", False, "wait"),
+        ("maintenance", ON, "ADMIN_MAINTENANCE", "ADMIN_MAINTENANCE", False, "unproven"),
+        ("maintenance", OFF, "AVAILABLE", "ADMIN_MAINTENANCE", False, "ok"),
+        ("maintenance", OFF, "ADMIN_MAINTENANCE", "ADMIN_MAINTENANCE", False, "wait"),
+        ("maintenance", OFF, "GONE", "ADMIN_MAINTENANCE", False, "fail"),
+        # modify: the new value read back is the proof, the old one "not applied yet"
+        ("modify", MODIFY, _MODIFIED, "AVAILABLE", False, "ok"),
+        ("modify", MODIFY, _NOT_YET, "AVAILABLE", False, "wait"),
+        ("modify", MODIFY, _NOT_YET, "AVAILABLE", True, "wait"),
+        ("modify", MODIFY, "UPDATING", "AVAILABLE", False, "evidence"),
+        ("modify", MODIFY, "GONE", "AVAILABLE", False, "fail"),
+        # migrate: the new WorkSpace, found, is the proof; not found, it may not be visible yet
+        ("migrate", MIGRATE, (_TARGET_NEW, ws()), "AVAILABLE", False, "ok"),
+        ("migrate", MIGRATE, (_TARGET_PENDING, ws()), "AVAILABLE", False, "evidence"),
+        ("migrate", MIGRATE, (_TARGET_ERROR, None), "AVAILABLE", False, "fail"),
+        ("migrate", MIGRATE, (None, ws()), "AVAILABLE", False, "missing"),
+        ("migrate", MIGRATE, (None, None), "AVAILABLE", False, "missing"),
+        # create: likewise
+        ("create", {}, (None,), None, False, "missing"),
+        ("create", {}, (_TARGET_PENDING,), None, False, "evidence"),
+        ("create", {}, (ws("ws-bbbbbbbb01"),), None, False, "ok"),
+        ("create", {}, (_TARGET_ERROR,), None, False, "fail"),
+    ],
+)
+def test_verdict_needs_evidence_after_the_call(
+    action: str, params: dict[str, Any], observed: Any, prev: str, seen: bool, expected: str
+) -> None:
+    assert _verdict_word(action, params, observed, prev, seen) == expected
+
+
+@pytest.mark.parametrize(
+    ("action", "observed", "waited", "expected"),
+    [
+        ("reboot", "AVAILABLE", 19.9, "unproven"),  # keep polling: it may not have started
+        ("reboot", "AVAILABLE", 20.0, "unverified"),
+        ("reboot", "AVAILABLE", 600.0, "unverified"),
+        ("reboot", "REBOOTING", 600.0, "evidence"),  # the verify timeout is another matter
+        ("rebuild", "AVAILABLE", 25.0, "unverified"),
+        ("create", None, 59.9, "missing"),
+        ("create", None, 60.0, "fail"),
+        ("migrate", None, 60.0, "fail"),
+        ("start", "AVAILABLE", 0.5, "ok"),  # already done stays done
+    ],
+)
+def test_waiting_verdicts_run_out_of_time(
+    action: str, observed: str | None, waited: float, expected: str
+) -> None:
+    spec = get_action(action)
+    seen = (None,) if observed is None else (ws(state=observed),)
+    if action == "migrate":
+        seen = (None, ws(BundleId="wsb-old000001"))
+    prev = "STOPPED" if action == "start" else "AVAILABLE"
+    params = MIGRATE if action == "migrate" else {}
+    verdict = spec.judge_in_time(
+        spec.judge_observed(seen, prev, params, False),
+        seen,
+        waited=waited,
+        evidence_wait=20.0,
+        appear_wait=60.0,
+    )
+    if verdict.unverified:
+        assert verdict.done and verdict.succeeded
+        assert verdict.reason is not None and f"{int(waited)} s after the call" in verdict.reason
+        word = "unverified"
+    elif verdict.done:
+        word = "ok" if verdict.succeeded else "fail"
+        if not verdict.succeeded:
+            assert verdict.reason is not None and "60 s after the call" in verdict.reason
+    else:
+        word = "unproven" if verdict.unproven else "missing" if verdict.missing else "evidence"
+    assert word == expected
+
+
+def test_unverified_reason_names_the_transition_never_seen() -> None:
+    reboot = get_action("reboot")
+    observed = (ws(),)
+    verdict = reboot.judge_in_time(
+        reboot.judge_observed(observed, "AVAILABLE", {}, False),
+        observed,
+        waited=42.0,
+        evidence_wait=30.0,
+        appear_wait=60.0,
+    )
+    assert verdict.reason == (
+        "AVAILABLE 42 s after the call, but no sign of the reboot was ever seen (no REBOOTING): "
+        "it may have been faster than the polls, or not have happened"
+    )
