@@ -10,6 +10,12 @@ seconds of stale DescribeWorkspaces answers; ``_history``) are knobs. See ``_fle
 error codes used and ``_stats`` for how calls are counted (throttled calls count only in
 ``throttled``).
 
+Several accounts (``accounts=[...]``, ``fleetops sim serve --account ID``): each has its own
+generated fleet, quota and counters, chosen by the access key a request is signed with; the same
+endpoint answers STS AssumeRole and GetCallerIdentity (query protocol), so a client reaches an
+account by assuming a role in it (``configure_account``: deny AssumeRole, require an external id;
+``expire_sessions``: ExpiredToken; ``stats(account)``).
+
     async with Simulator(workspaces=1000, rate=None) as sim:
         client = session.create_client("workspaces", endpoint_url=sim.endpoint_url, ...)
 

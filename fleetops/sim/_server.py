@@ -6,7 +6,12 @@ UnknownOperationException) → quota (400 ThrottlingException) → admitted: cou
 injected fault (500 InternalFailure) → JSON body (400 SerializationException) → validation from
 botocore's model (400 ValidationException) → the operation.
 
-Also ``GET /_sim/stats``, ``POST /_sim/reset`` and ``POST /_sim/config`` (JSON knobs) for
+Several accounts: a request is served by the account of the access key it is signed with
+(``_accounts``), each with its own generated fleet, quota and counters; form-encoded query-protocol
+POSTs are STS (AssumeRole, GetCallerIdentity: ``_sts``) and are counted apart.
+
+Also ``GET /_sim/stats[?account=ID]``, ``POST /_sim/reset``, ``POST /_sim/config`` (JSON knobs)
+and ``POST /_sim/account`` (JSON: account, deny_assume_role, external_id, expire_sessions) for
 subprocess users; these are not part of AWS and are not counted.
 """
 
@@ -18,18 +23,21 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from fleetops.model import service_model
+from fleetops.sim._accounts import DEFAULT_ACCOUNT, Account, AccountBook, Session, access_key_of
 from fleetops.sim._fleet import Fleet, FleetConfig
 from fleetops.sim._ops import HANDLERS, named_workspace_ids
 from fleetops.sim._stats import Counters, SimStats
+from fleetops.sim._sts import handle_sts, is_sts_request
 from fleetops.sim._validate import ApiError, validate_input
 
 __all__ = ["Simulator"]
@@ -94,6 +102,7 @@ class Simulator:
         stale_snapshot_fraction: float = 0.05,
         directories: int = 4,
         bundles: int = 3,
+        accounts: Sequence[str] = (),
     ) -> None:
         self.region = region
         self.host = host
@@ -119,6 +128,25 @@ class Simulator:
         self._errors = random.Random(seed + 2)
         self._buckets: dict[str, _Bucket] = {}
         self._counters = Counters()
+
+        def make_fleet(account_id: str) -> Fleet:
+            # Another account: another fleet (other ids), same shape and knobs.
+            config = replace(self._fleet.config, seed=seed + int(account_id) % 1_000_003)
+            return Fleet(
+                workspaces,
+                config,
+                self._now,
+                directories=directories,
+                bundles=bundles,
+                connected_fraction=connected_fraction,
+                stale_snapshot_fraction=stale_snapshot_fraction,
+            )
+
+        self._accounts = AccountBook(
+            Account(DEFAULT_ACCOUNT, self._fleet, self._counters, self._buckets), make_fleet
+        )
+        for account_id in accounts:
+            self._accounts.add(account_id)
         self._expired = False
         self._runner: web.AppRunner | None = None
         service_model()  # load the model now, not on the first request
@@ -147,6 +175,7 @@ class Simulator:
         app.router.add_get("/_sim/stats", self._http_stats)
         app.router.add_post("/_sim/reset", self._http_reset)
         app.router.add_post("/_sim/config", self._http_config)
+        app.router.add_post("/_sim/account", self._http_account)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -205,13 +234,74 @@ class Simulator:
 
     # -- introspection and knobs --------------------------------------------------------------
 
-    def stats(self) -> SimStats:
+    def stats(self, account: str | None = None) -> SimStats:
+        """The counters of ``account`` (default: the default account)."""
         with self._lock:
-            return self._counters.snapshot(self._fleet.states())
+            acct = self._account(account)
+            return acct.counters.snapshot(
+                acct.fleet.states(), dict(acct.sts_calls), acct.sessions_issued
+            )
+
+    def account_stats(self) -> dict[str, SimStats]:
+        """The counters of every account, by account id."""
+        with self._lock:
+            return {account_id: self.stats(account_id) for account_id in self._accounts.accounts}
 
     def reset_stats(self) -> None:
         with self._lock:
-            self._counters.reset()
+            for acct in self._accounts.accounts.values():
+                acct.counters.reset()
+                acct.sts_calls.clear()
+                acct.sessions_issued = 0
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    @property
+    def default_account(self) -> str:
+        return self._accounts.default.account_id
+
+    def account_ids(self) -> list[str]:
+        """Every account served, the default first."""
+        with self._lock:
+            return list(self._accounts.accounts)
+
+    def configure_account(
+        self,
+        account: str,
+        *,
+        deny_assume_role: bool | None = None,
+        external_id: str | None = None,
+        access_key: str | None = None,
+    ) -> None:
+        """Serve ``account`` (generating its fleet), and set how AssumeRole into it behaves:
+        ``deny_assume_role`` answers AccessDenied; ``external_id`` must then be given;
+        requests signed with ``access_key`` are served by it."""
+        with self._lock:
+            acct = self._accounts.add(account)
+            if deny_assume_role is not None:
+                acct.deny_assume_role = deny_assume_role
+            if external_id is not None:
+                acct.external_id = external_id or None
+            if access_key is not None:
+                self._accounts.add_access_key(access_key, account)
+
+    def expire_sessions(self, account: str | None = None) -> int:
+        """Expire every temporary credential issued so far (ExpiredToken from now on)."""
+        with self._lock:
+            return self._accounts.expire_sessions(account)
+
+    def set_session_seconds(self, seconds: float | None) -> None:
+        """Lifetime of the credentials AssumeRole issues from now on (None: as asked)."""
+        with self._lock:
+            self._accounts.session_seconds = seconds
+
+    def _account(self, account: str | None) -> Account:
+        if account is None:
+            return self._accounts.default
+        try:
+            return self._accounts.accounts[account]
+        except KeyError:
+            raise KeyError(f"the simulator serves no account {account}") from None
 
     def configure(self, **knobs: Any) -> None:
         """Change quota and fault knobs at run time (names as in the constructor)."""
@@ -239,11 +329,14 @@ class Simulator:
                 ),
                 describe_lag=float(knobs.get("describe_lag", config.describe_lag)),
             )
-            self._buckets.clear()  # new quota: buckets start full again
+            for acct in self._accounts.accounts.values():
+                if acct.fleet is not self._fleet:
+                    acct.fleet.config = replace(self._fleet.config, seed=acct.fleet.config.seed)
+                acct.buckets.clear()  # new quota: buckets start full again
 
-    def workspace(self, workspace_id: str) -> dict[str, Any] | None:
+    def workspace(self, workspace_id: str, account: str | None = None) -> dict[str, Any] | None:
         with self._lock:
-            ws = self._fleet.get(workspace_id)
+            ws = self._account(account).fleet.get(workspace_id)
             return ws.describe() if ws is not None else None
 
     def visible_workspace(self, workspace_id: str) -> dict[str, Any] | None:
@@ -257,14 +350,15 @@ class Simulator:
         with self._lock:
             return self._fleet.timeline(workspace_id)
 
-    def workspace_ids(self) -> list[str]:
+    def workspace_ids(self, account: str | None = None) -> list[str]:
         with self._lock:
-            self._fleet.states()  # settle: terminated WorkSpaces leave the order
-            return list(self._fleet.order)
+            fleet = self._account(account).fleet
+            fleet.states()  # settle: terminated WorkSpaces leave the order
+            return list(fleet.order)
 
-    def set_state(self, workspace_id: str, state: str) -> None:
+    def set_state(self, workspace_id: str, state: str, account: str | None = None) -> None:
         with self._lock:
-            self._fleet.set_state(workspace_id, state)
+            self._account(account).fleet.set_state(workspace_id, state)
 
     def expire_credentials(self, expired: bool = True) -> None:
         self._expired = expired
@@ -272,7 +366,13 @@ class Simulator:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        counters = self._counters
+        access_key = access_key_of(request.headers.get("Authorization", ""))
+        target = request.headers.get("X-Amz-Target", "")
+        if is_sts_request(request.content_type, target):
+            return await self._handle_sts(request, access_key)
+        with self._lock:
+            account, session = self._accounts.account_for(access_key)
+        counters = account.counters
         with self._lock:
             counters.enter()
         try:
@@ -280,7 +380,8 @@ class Simulator:
                 await asyncio.sleep(self.latency_ms / 1000)
             raw = await request.read()
             with self._lock:
-                status, body = self._serve(request.headers.get("X-Amz-Target", ""), raw)
+                token = request.headers.get("X-Amz-Security-Token")
+                status, body = self._serve(target, raw, account, session, token)
         finally:
             with self._lock:
                 counters.leave()
@@ -290,15 +391,51 @@ class Simulator:
             headers={"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": _CONTENT_TYPE},
         )
 
-    def _serve(self, target: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    async def _handle_sts(self, request: web.Request, access_key: str | None) -> web.Response:
+        if self.latency_ms > 0:
+            await asyncio.sleep(self.latency_ms / 1000)
+        form = dict(parse_qsl((await request.read()).decode("utf-8", "replace")))
+        request_id = str(uuid.uuid4())
+        with self._lock:
+            status, body = handle_sts(self._accounts, form, access_key, self._now(), request_id)
+        return web.Response(
+            body=body,
+            status=status,
+            headers={"x-amzn-RequestId": request_id, "Content-Type": "text/xml"},
+        )
+
+    def _serve(
+        self,
+        target: str,
+        raw: bytes,
+        account: Account | None = None,
+        session: Session | None = None,
+        token: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        account = account or self._accounts.default
         try:
-            return 200, self._dispatch(target, raw)
+            self._check_session(session, token)
+            return 200, self._dispatch(target, raw, account)
         except ApiError as err:
             if err.status >= 500:
-                self._counters.errors_500 += 1
+                account.counters.errors_500 += 1
             return err.status, {"__type": err.code, "message": err.message}
 
-    def _dispatch(self, target: str, raw: bytes) -> dict[str, Any]:
+    def _check_session(self, session: Session | None, token: str | None) -> None:
+        """Temporary credentials must carry their token and be neither expired nor revoked."""
+        if session is None:
+            return
+        if token != session.token:
+            raise ApiError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid",
+            )
+        if session.expired or self._now() >= session.expires_at:
+            raise ApiError(
+                "ExpiredTokenException", "The security token included in the request is expired"
+            )
+
+    def _dispatch(self, target: str, raw: bytes, account: Account) -> dict[str, Any]:
         if self._expired:
             raise ApiError(
                 "ExpiredTokenException", "The security token included in the request is expired"
@@ -310,15 +447,15 @@ class Simulator:
                 "UnknownOperationException",
                 f"Unknown operation {target!r}" if target else "Missing X-Amz-Target",
             )
-        if not self._take_token(operation):
-            self._counters.throttled += 1
+        if not self._take_token(operation, account.buckets):
+            account.counters.throttled += 1
             raise ApiError("ThrottlingException", "Rate exceeded")
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             body = None
         ids = named_workspace_ids(operation, body) if isinstance(body, dict) else []
-        self._counters.admitted(operation, _batch_size(body), ids)
+        account.counters.admitted(operation, _batch_size(body), ids)
         if self.error_rate > 0 and self._errors.random() < self.error_rate:
             raise ApiError(
                 "InternalFailure",
@@ -327,19 +464,35 @@ class Simulator:
                 500,
             )
         validate_input(operation, body)
-        return handler(self._fleet, body)
+        return handler(account.fleet, body)
 
-    def _take_token(self, operation: str) -> bool:
+    def _take_token(self, operation: str, buckets: dict[str, Any] | None = None) -> bool:
         if self.rate is None:
             return True
+        buckets = self._buckets if buckets is None else buckets
         key = operation if self.per_operation_quota else ""
-        bucket = self._buckets.get(key)
+        bucket = buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self.rate, self.burst)
-        return bucket.take()
+            bucket = buckets[key] = _Bucket(self.rate, self.burst)
+        return bool(bucket.take())
 
     async def _http_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats().as_dict())
+        try:
+            stats = self.stats(request.query.get("account"))
+        except KeyError as exc:
+            return web.json_response({"message": str(exc.args[0])}, status=404)
+        return web.json_response(stats.as_dict())
+
+    async def _http_account(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            account = str(body.pop("account"))
+            expire = bool(body.pop("expire_sessions", False))
+            self.configure_account(account, **body)
+            expired = self.expire_sessions(account) if expire else 0
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response({"expired_sessions": expired})
 
     async def _http_reset(self, request: web.Request) -> web.Response:
         self.reset_stats()

@@ -29,6 +29,8 @@ class SimStats:
     max_concurrent: int = 0
     states: dict[str, int] = field(default_factory=dict)
     total_calls: int = 0
+    sts_calls: dict[str, int] = field(default_factory=dict)  # signed with this account's keys
+    sessions_issued: int = 0  # temporary credentials AssumeRole issued for this account
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +69,9 @@ class Counters:
             for ws_id in workspace_ids:
                 per_ws[ws_id] += 1
 
-    def snapshot(self, states: dict[str, int]) -> SimStats:
+    def snapshot(
+        self, states: dict[str, int], sts_calls: dict[str, int] | None = None, sessions: int = 0
+    ) -> SimStats:
         return SimStats(
             calls_by_operation=dict(self.calls_by_operation),
             calls_by_workspace={op: dict(c) for op, c in self.calls_by_workspace.items()},
@@ -77,4 +81,6 @@ class Counters:
             max_concurrent=self.max_concurrent,
             states=dict(sorted(states.items())),
             total_calls=self.total_calls,
+            sts_calls=dict(sts_calls or {}),
+            sessions_issued=sessions,
         )

@@ -49,6 +49,21 @@ def serve(
     transition_seconds: Annotated[
         float, typer.Option(help="Base duration of every transition.")
     ] = 2.0,
+    account: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--account",
+            metavar="ID",
+            help="Serve another account (repeatable): its own fleet, quota and counters, "
+            "reached by assuming a role in it through STS on the same endpoint.",
+        ),
+    ] = None,
+    deny_assume_role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--deny-assume-role", metavar="ID", help="AssumeRole into this account is denied."
+        ),
+    ] = None,
     describe_lag: Annotated[
         float,
         typer.Option(
@@ -76,7 +91,10 @@ def serve(
         stuck_reboot_rate=stuck_reboot_rate,
         transition_seconds=transition_seconds,
         describe_lag=describe_lag,
+        accounts=[*(account or ()), *(deny_assume_role or ())],
     )
+    for denied in deny_assume_role or ():
+        sim.configure_account(denied, deny_assume_role=True)
     try:
         asyncio.run(_serve(sim))
     except KeyboardInterrupt:
