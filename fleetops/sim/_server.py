@@ -339,16 +339,18 @@ class Simulator:
             ws = self._account(account).fleet.get(workspace_id)
             return ws.describe() if ws is not None else None
 
-    def visible_workspace(self, workspace_id: str) -> dict[str, Any] | None:
+    def visible_workspace(
+        self, workspace_id: str, account: str | None = None
+    ) -> dict[str, Any] | None:
         """The WorkSpace as DescribeWorkspaces shows it now (``describe_lag`` behind)."""
         with self._lock:
-            return self._fleet.visible(workspace_id)
+            return self._account(account).fleet.visible(workspace_id)
 
-    def timeline(self, workspace_id: str) -> list[tuple[float, str]]:
+    def timeline(self, workspace_id: str, account: str | None = None) -> list[tuple[float, str]]:
         """Every real state the WorkSpace entered, with its epoch time (``TERMINATED`` when it
         vanished): when it actually settled, whatever a lagging Describe said."""
         with self._lock:
-            return self._fleet.timeline(workspace_id)
+            return self._account(account).fleet.timeline(workspace_id)
 
     def workspace_ids(self, account: str | None = None) -> list[str]:
         with self._lock:
