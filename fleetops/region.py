@@ -1,9 +1,10 @@
-"""One region of a running job: its client, its plan, its submitter and its verifier.
+"""One scope of a running job (an account in a region): its plan, reconcile, submit and verify.
 
-A job spans one region or several; each region has its own client and quota bucket and runs in
-parallel with the others (:class:`fleetops.runner.JobRunner` coordinates them). Everything a
-region shares with the others — the store and its group writer, the stop signal, the live
-counters and the error budget — lives in :class:`JobContext`.
+A job spans one scope or several; each has its own client and quota bucket and runs in parallel
+with the others (:class:`fleetops.runner.JobRunner` coordinates them). Everything the scopes
+share — the store and the commit path, the stop signal, the figures, the error budget — lives in
+:class:`~fleetops.context.JobContext`. The decisions are made elsewhere (:mod:`fleetops.decide`,
+:mod:`fleetops.retry`); a worker gathers observations, asks, and commits the answer.
 """
 
 from __future__ import annotations
@@ -11,93 +12,59 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from fleetops.actions import ActionSpec
-from fleetops.aws import NOT_EXECUTED_CODES, WorkSpacesClient
+from fleetops.aws import not_executed
+from fleetops.context import JobContext
+from fleetops.decide import AfterTransient, CircuitBreaker, after_transient, failed_request
+from fleetops.decide import reconcile_verdict as decide_reconcile
+from fleetops.engine_types import ApiCall, Scope
 from fleetops.errors import AwsError, CredentialsError, TransientAwsError
-from fleetops.options import JobOptions
 from fleetops.planner import PlanSummary, plan
-from fleetops.retry import is_throttling_code
+from fleetops.retry import RetryPolicy, attempts_spent, item_backoff, retry_item
 from fleetops.states import ItemState
-from fleetops.store import EventRow, GroupWriter, ItemRecord, ItemUpdate, JobRecord, Store
-from fleetops.targets import Targets
+from fleetops.store import EventRow, ItemRecord, ItemUpdate
 from fleetops.verify import DESCRIBE_MAX, Verifier
 
-if TYPE_CHECKING:
-    from fleetops.runner import RunStats, StopSignal
-
-__all__ = ["GRACE_SECONDS", "JobContext", "RegionWorker"]
+__all__ = ["GRACE_SECONDS", "RegionWorker", "ScopeWorker"]
 
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 10.0
 PLAN_WRITE_ROWS = 1000  # plan rows buffered per insert (one transaction each)
+DOUBT_REASON = (
+    "{op} may or may not have been sent before the last run stopped, and the WorkSpace shows no "
+    "sign of it"
+)
 
 
-@dataclass
-class JobContext:
-    """What every region of one run shares."""
+class ScopeWorker:
+    """Plans, reconciles, submits and verifies the items of one scope."""
 
-    store: Store
-    writer: GroupWriter
-    job: JobRecord
-    action: ActionSpec
-    params: Mapping[str, Any]
-    options: JobOptions
-    targets: Targets
-    stop: StopSignal
-    stats: RunStats
-    budget: int | None = None
-    aborted: bool = False
-    rows: dict[str, dict[str, Any]] | None = field(default=None)  # create: CSV rows by key
-    rows_loaded: bool = False
-
-    def halted(self) -> bool:
-        """Stop taking new batches: a stop was asked for, or max-errors tripped."""
-        return self.stop.is_set or self.aborted
-
-    def over_budget(self) -> bool:
-        return self.budget is not None and self.stats.failed > self.budget
-
-    def check_budget(self) -> None:
-        if self.over_budget() and not self.aborted:
-            log.warning(
-                "job %s: %d failures exceed --max-errors %s: aborting",
-                self.job.id,
-                self.stats.failed,
-                self.options.max_errors,
-            )
-            self.aborted = True
-
-    def request_rows(self) -> dict[str, dict[str, Any]] | None:
-        """create: the CSV rows by item key, read once per run (None for other actions)."""
-        if not self.rows_loaded:
-            rows = self.action.plan_rows(self.params)
-            self.rows = None if rows is None else {row["key"]: row for row in rows}
-            self.rows_loaded = True
-        return self.rows
-
-
-class RegionWorker:
-    """Plans, reconciles, submits and verifies the items of one region."""
-
-    def __init__(self, ctx: JobContext, region: str, client: WorkSpacesClient) -> None:
+    def __init__(
+        self,
+        ctx: JobContext,
+        scope: Scope | str,
+        call: ApiCall,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         self.ctx = ctx
-        self.region = region
-        self.client = client
+        self.scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
+        self.region = self.scope.region
+        self._api = call
+        self.policy = policy or RetryPolicy()
         self.action = ctx.action
         self.params = ctx.params
         self.options = ctx.options
         self.store = ctx.store
-        self.writer = ctx.writer
         self.stats = ctx.stats
         self.job_id = ctx.job.id
-        # In-flight API calls of a region never exceed --concurrency (the limiter, in _call);
+        self.breaker = CircuitBreaker(threshold=ctx.options.breaker)
+        # In-flight API calls of a scope never exceed --concurrency (the limiter, in _call);
         # the semaphore keeps the number of waiting submit tasks bounded too.
         self._limiter = anyio.CapacityLimiter(self.options.concurrency)
         self._slots = anyio.Semaphore(self.options.concurrency)
@@ -110,24 +77,34 @@ class RegionWorker:
             params=self.params,
             verify_timeout=self.options.verify_timeout,
             call=self._call,
-            writer=self.writer,
-            stats=self.stats,
+            commit=self.ctx.commit,
             concurrency=self.options.concurrency,
-            on_failures=ctx.check_budget,
             on_credentials=self._credentials_failed,
         )
 
     # -- API calls with an audit trail -----------------------------------------------------
 
     async def _call(self, operation: str, ids: Sequence[str], /, **params: Any) -> dict[str, Any]:
-        """One logical call (retries inside), recorded in the event log."""
+        """One logical call (retries inside), recorded in the event log and by the breaker."""
+        idempotent = bool(params.pop("idempotent", True))
         async with self._limiter:
             started = time.monotonic()
             try:
-                result = await self.client.call(operation, **params)
+                result = await self._api(operation, idempotent=idempotent, **params)
             except AwsError as exc:
-                await self._event(operation, ids, "error", exc.code, exc.request_id, 0, started)
+                if exc.operation is None:
+                    exc.operation = operation
+                retried = isinstance(exc, TransientAwsError) and (idempotent or not_executed(exc))
+                spent = getattr(exc, "attempts", None) or attempts_spent(
+                    self.policy, exc.code, retried=retried
+                )
+                await self._event(operation, ids, "error", exc.code, exc.request_id, spent, started)
+                if not isinstance(exc, CredentialsError) and self.breaker.record_failure(
+                    operation, exc.code, exc.message
+                ):
+                    self.ctx.fail(f"{self.breaker.reason()} in {self.scope}")
                 raise
+        self.breaker.record_success(operation)
         failed = result.response.get("FailedRequests") or []
         outcome = "partial" if failed else "ok"
         await self._event(
@@ -147,7 +124,7 @@ class RegionWorker:
     ) -> None:
         row = EventRow(
             job_id=self.job_id,
-            region=self.region,
+            region=self.scope.key,
             operation=operation,
             workspace_ids=list(ids),
             outcome=outcome,
@@ -156,20 +133,46 @@ class RegionWorker:
             attempts=attempts,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
-        with anyio.CancelScope(shield=True):
-            await self.writer.write((), (row,))
+        await self.ctx.commit((), (row,))
 
     def _credentials_failed(self, exc: CredentialsError) -> None:
-        self.ctx.stop.set(f"credentials rejected ({exc.code})")
+        self.ctx.stop.set(f"credentials rejected in {self.scope} ({exc.code})")
+
+    # -- reading items (every item read is noted by the commit path) -----------------------
+
+    async def _page(
+        self, states: Sequence[ItemState] | None, after_id: int, limit: int
+    ) -> tuple[list[ItemRecord], int | None]:
+        """This scope's items of one page, and the last id read (None: no more)."""
+        page = await self.store.items_page(
+            self.job_id, states=states, after_id=after_id, limit=limit, region=self.region
+        )
+        if not page:
+            return [], None
+        mine = [item for item in page if item.account == self.scope.account]
+        self.ctx.committer.note(mine)
+        return mine, page[-1].id
+
+    async def _items(self, states: Sequence[ItemState]) -> list[ItemRecord]:
+        out: list[ItemRecord] = []
+        after: int | None = 0
+        while after is not None:
+            page, after = await self._page(states, after, 1000)
+            out.extend(page)
+        return out
 
     # -- plan ------------------------------------------------------------------------------
 
     async def plan(self) -> PlanSummary:
-        """Resolve the job's targets in this region and record every item."""
+        """Resolve the job's targets in this scope and record every item."""
         buffer: list[Mapping[str, Any]] = []
+        account = self.scope.account
 
         async def sink(rows: Sequence[Mapping[str, Any]]) -> None:
+            if account is not None:
+                rows = [{**row, "account": account} for row in rows]
             buffer.extend(rows)
+            self.stats.plan_found += len(rows)
             if len(buffer) >= PLAN_WRITE_ROWS:
                 await flush()
 
@@ -178,85 +181,97 @@ class RegionWorker:
                 await self.store.add_items(buffer)
                 buffer.clear()
 
+        async def call(operation: str, ids: Sequence[str], /, **params: Any) -> dict[str, Any]:
+            if operation == "DescribeWorkspaces" and "WorkspaceIds" not in params:
+                self.stats.plan_pages += 1
+            return await self._call(operation, ids, **params)
+
         summary = await plan(
             action=self.action,
             targets=self.ctx.targets,
             options=self.options,
-            call=self._call,
+            call=call,
             job_id=self.job_id,
             region=self.region,
             sink=sink,
             params=self.params,
         )
         await flush()
+        log.info(
+            "planned %s in %s: %d eligible, %d skipped, %d planning calls",
+            self.action.name,
+            self.scope,
+            summary.eligible,
+            sum(summary.skipped.values()),
+            summary.planning_calls,
+        )
         return summary
 
     # -- reconcile what was in flight ------------------------------------------------------
 
     async def reconcile(self, *, redo_in_doubt: bool) -> None:
         if redo_in_doubt:
-            async for page in self.store.iter_items(
-                self.job_id, states=[ItemState.IN_DOUBT], region=self.region
-            ):
-                await self.writer.write(
-                    [
-                        ItemUpdate(
-                            ids=[i.id for i in page], state=ItemState.PENDING, clear_error=True
-                        )
-                    ]
+            doubt = await self._items([ItemState.IN_DOUBT])
+            if doubt:
+                log.info(
+                    "%d items in doubt sent again in %s (--redo-in-doubt)", len(doubt), self.scope
                 )
-        async for page in self.store.iter_items(
-            self.job_id, states=[ItemState.IN_FLIGHT], region=self.region
-        ):
+            await self.ctx.commit(
+                [ItemUpdate(ids=[i.id for i in doubt], state=ItemState.PENDING, clear_error=True)]
+            )
+        in_flight = await self._items([ItemState.IN_FLIGHT])
+        if in_flight:
             self.stats.phase = "reconciling"
-            for start in range(0, len(page), DESCRIBE_MAX):
-                await self._reconcile_chunk(page[start : start + DESCRIBE_MAX])
+        for start in range(0, len(in_flight), DESCRIBE_MAX):
+            await self._reconcile_chunk(in_flight[start : start + DESCRIBE_MAX])
+
+    async def _evidence(self, chunk: Sequence[ItemRecord]) -> dict[int, str]:
+        """Item id → the WorkSpace proving the call happened (itself, or a new one)."""
+        if self.action.reconcile_by_user:
+            return await self._user_evidence(chunk)
+        ids = [item.workspace_id for item in chunk]
+        response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
+        return {
+            item.id: item.workspace_id
+            for item in chunk
+            if self.action.evidence(by_id.get(item.workspace_id), self.params)
+        }
 
     async def _reconcile_chunk(self, chunk: Sequence[ItemRecord]) -> None:
-        """Describe in-flight items: evidence of the call → submitted; none → sent again if that
-        is safe (non-destructive, or idempotent in effect), else held in doubt."""
-        evidence: list[ItemUpdate] = []
-        resend, doubt = [], []
-        if self.action.reconcile_by_user:
-            found = await self._user_evidence(chunk)
-        else:
-            ids = [item.workspace_id for item in chunk]
-            response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
-            by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
-            found = {
-                item.id: item.workspace_id
-                for item in chunk
-                if self.action.evidence(by_id.get(item.workspace_id), self.params)
-            }
+        """Describe in-flight items and commit the reconcile verdict of each."""
+        found = await self._evidence(chunk)
+        updates: list[ItemUpdate] = []
+        verdicts: dict[ItemState, int] = {}
         for item in chunk:
-            if item.id in found:
+            verdict = decide_reconcile(
+                evidence=item.id in found,
+                destructive=self.action.destructive,
+                retry_safe=self.action.retry_safe,
+            )
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            if verdict is ItemState.SUBMITTED:
                 result = found[item.id]
-                evidence.append(
+                updates.append(
                     ItemUpdate(
                         ids=[item.id],
-                        state=ItemState.SUBMITTED,
+                        state=verdict,
                         submitted=True,
                         result=result if result != item.workspace_id else None,
                     )
                 )
-            elif not self.action.destructive or self.action.retry_safe:
-                resend.append(item.id)
+            elif verdict is ItemState.IN_DOUBT:
+                reason = DOUBT_REASON.format(op=self.action.operation)
+                updates.append(ItemUpdate(ids=[item.id], state=verdict, reason=reason))
             else:
-                doubt.append(item.id)
-        await self.writer.write(
-            [
-                *evidence,
-                ItemUpdate(ids=resend, state=ItemState.PENDING),
-                ItemUpdate(
-                    ids=doubt,
-                    state=ItemState.IN_DOUBT,
-                    reason=(
-                        f"{self.action.operation} may or may not have been sent before the last "
-                        "run stopped, and the WorkSpace shows no sign of it"
-                    ),
-                ),
-            ]
+                updates.append(ItemUpdate(ids=[item.id], state=verdict))
+        log.info(
+            "reconciled %d in-flight items in %s: %s",
+            len(chunk),
+            self.scope,
+            ", ".join(f"{n} {state}" for state, n in sorted(verdicts.items())),
         )
+        await self.ctx.commit(updates)
 
     async def _user_evidence(self, chunk: Sequence[ItemRecord]) -> dict[int, str]:
         """Item id → the WorkSpace proving the call happened (migrate: the new WorkSpace of the
@@ -283,15 +298,11 @@ class RegionWorker:
 
     async def execute(self) -> None:
         self.stats.phase = "running"
-        verifying = not self.options.no_wait and self.action.verifies
-        if verifying:
+        if not self.options.no_wait and self.action.verifies:
             # Items already submitted (by an earlier run) are verified first.
             now = time.monotonic()
-            async for page in self.store.iter_items(
-                self.job_id, states=[ItemState.SUBMITTED], region=self.region
-            ):
-                for item in page:
-                    self.verifier.watch(item, now, due=now)
+            for item in await self._items([ItemState.SUBMITTED]):
+                self.verifier.watch(item, now, due=now)
         verifier_scope = anyio.CancelScope()
         verifier_done = anyio.Event()
         watch_scope = anyio.CancelScope()
@@ -336,11 +347,7 @@ class RegionWorker:
             return [None]
         bounds: list[int | None] = []
         counted = 0
-        pending_ids: list[int] = []
-        async for page in self.store.iter_items(
-            self.job_id, states=[ItemState.PENDING], region=self.region
-        ):
-            pending_ids.extend(item.id for item in page)
+        pending_ids = [item.id for item in await self._items([ItemState.PENDING])]
         for size in self.options.waves:
             if size is None or counted + size >= len(pending_ids):
                 bounds.append(None)
@@ -356,48 +363,46 @@ class RegionWorker:
         self.stats.waves = len(bounds) if self.options.waves else 0
         for number, upper in enumerate(bounds, start=1):
             self.stats.wave = number if self.options.waves else 0
+            if self.options.waves:
+                log.info("wave %d/%d of %s starts", number, len(bounds), self.scope)
             await self._submit_until(tg, upper)
             if self.options.waves:
                 await self._wait_quiet(verify=True)
-                if self.ctx.over_budget():
-                    self.ctx.aborted = True
+                self.ctx.check_budget()
             if self.ctx.halted():
                 return
+
+    def _ready(
+        self, page: Sequence[ItemRecord], upper: int | None
+    ) -> tuple[list[ItemRecord], bool]:
+        """The items of ``page`` to send now, and whether some wait for their retry time."""
+        now = time.monotonic()
+        ready: list[ItemRecord] = []
+        waiting = False
+        for item in page:
+            if upper is not None and item.id > upper:
+                continue
+            if item.id in self._claimed:
+                continue  # handed to a batch whose in_flight commit has not landed yet
+            if self._retry_after.get(item.id, 0.0) > now:
+                waiting = True
+            else:
+                ready.append(item)
+        return ready, waiting
 
     async def _submit_until(self, tg: TaskGroup, upper: int | None) -> None:
         """Submit every pending item with id ≤ ``upper``, including those sent back to pending."""
         size = self.action.max_batch
         halted = self.ctx.halted
         while not halted():
-            cursor = 0
+            cursor: int | None = 0
             sent_any = False
             waiting_retry = False
-            while not halted():
-                page = await self.store.items_page(
-                    self.job_id,
-                    states=[ItemState.PENDING],
-                    after_id=cursor,
-                    limit=size * 40,
-                    region=self.region,
-                )
-                if upper is not None:
-                    page = [item for item in page if item.id <= upper]
-                if not page:
-                    break
-                cursor = page[-1].id
-                now = time.monotonic()
-                ready = []
-                for item in page:
-                    if item.id in self._claimed:
-                        # Handed to a batch whose in_flight commit has not landed yet.
-                        continue
-                    if self._retry_after.get(item.id, 0.0) > now:
-                        waiting_retry = True
-                    else:
-                        ready.append(item)
+            while cursor is not None and not halted():
+                page, cursor = await self._page([ItemState.PENDING], cursor, size * 40)
+                ready, waiting = self._ready(page, upper)
+                waiting_retry = waiting_retry or waiting
                 for start in range(0, len(ready), size):
-                    if halted():
-                        return
                     batch = ready[start : start + size]
                     await self._slots.acquire()
                     if halted():  # tripped while waiting for a slot: send nothing more
@@ -407,15 +412,15 @@ class RegionWorker:
                     self._claimed.update(item.id for item in batch)
                     tg.start_soon(self._submit_batch, batch)
                     sent_any = True
+                if upper is not None and page and page[-1].id >= upper:
+                    break
             if halted():
                 return
             if self._outstanding:
                 await self._wait_batches()
-                continue
-            if waiting_retry:
+            elif waiting_retry:
                 await anyio.sleep(0.2)
-                continue
-            if not sent_any:
+            elif not sent_any:
                 return
 
     async def _wait_batches(self) -> None:
@@ -430,7 +435,7 @@ class RegionWorker:
     async def _submit_batch(self, batch: Sequence[ItemRecord]) -> None:
         try:
             try:
-                await self._submit_batch_leased(batch)
+                await self._send(batch)
             finally:
                 self._slots.release()
         except CredentialsError as exc:
@@ -442,7 +447,8 @@ class RegionWorker:
             self._outstanding -= 1
             self._batch_done.set()
 
-    async def _submit_batch_leased(self, batch: Sequence[ItemRecord]) -> None:
+    async def _send(self, batch: Sequence[ItemRecord]) -> None:
+        """One batch: committed in_flight (attempt counted) before the call, its outcome after."""
         rows = self.ctx.request_rows()
         missing = [item for item in batch if rows is not None and item.workspace_id not in rows]
         if missing:
@@ -452,15 +458,10 @@ class RegionWorker:
                 return
         ids = [item.id for item in batch]
         keys = [item.workspace_id for item in batch]
-        # 1. Durable intent: committed in_flight, attempt counted, before the call.
-        with anyio.CancelScope(shield=True):
-            await self.writer.write(
-                [ItemUpdate(ids=ids, state=ItemState.IN_FLIGHT, attempts_inc=1)]
-            )
+        await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.IN_FLIGHT, attempts_inc=1)])
         if self.ctx.halted():
             # Stopped (or max-errors tripped) while waiting for the write: nothing was sent.
-            with anyio.CancelScope(shield=True):
-                await self.writer.write([ItemUpdate(ids=ids, state=ItemState.PENDING)])
+            await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
             return
         failed: dict[str, tuple[str, str]] = {}
         results: dict[str, str] = {}
@@ -470,60 +471,63 @@ class RegionWorker:
                     request.operation, keys, idempotent=self.action.retry_safe, **request.params
                 )
             except CredentialsError:
-                with anyio.CancelScope(shield=True):
-                    await self.writer.write([ItemUpdate(ids=ids, state=ItemState.PENDING)])
+                await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
                 raise
             except TransientAwsError as exc:
                 await self._after_transient(batch, exc)
                 return
             except AwsError as exc:
+                if len(batch) == 1:  # a one-WorkSpace call's error is that WorkSpace's answer
+                    failed[keys[0]] = (exc.code, exc.message)
+                    break
                 await self._fail(batch, exc.code, exc.message)
                 return
             outcome = self.action.interpret(keys, response)
             failed.update(outcome.failed)
             results.update(outcome.results)
+        log.info(
+            "%s batch of %d in %s: %d accepted, %d refused",
+            self.action.operation,
+            len(batch),
+            self.scope,
+            len(batch) - len(failed),
+            len(failed),
+        )
         await self._record_response(batch, failed, results)
 
     async def _fail(self, items: Sequence[ItemRecord], code: str, message: str) -> None:
-        with anyio.CancelScope(shield=True):
-            await self.writer.write(
-                [
-                    ItemUpdate(
-                        ids=[i.id for i in items],
-                        state=ItemState.FAILED,
-                        error_code=code,
-                        error_message=message,
-                    )
-                ]
-            )
-        self.stats.failed += len(items)
-        self.ctx.check_budget()
+        ids = [i.id for i in items]
+        log.info("%d items failed in %s: %s", len(ids), self.scope, code)
+        await self.ctx.commit(
+            [ItemUpdate(ids=ids, state=ItemState.FAILED, error_code=code, error_message=message)]
+        )
 
     async def _after_transient(self, batch: Sequence[ItemRecord], exc: TransientAwsError) -> None:
-        """Retries ran out. Throttled or refused: nothing happened, send again later. Otherwise
-        the call may have happened: retry-safe actions are sent again, the others are reconciled
-        by describing them (destructive ones without evidence are held in doubt)."""
-        ids = [item.id for item in batch]
-        not_executed = is_throttling_code(exc.code) or exc.code in NOT_EXECUTED_CODES
-        if not_executed or self.action.retry_safe:
+        """Retries ran out: send again later, or describe first when the call may have happened
+        (destructive ones without evidence are then held in doubt)."""
+        verdict = after_transient(not_executed=not_executed(exc), retry_safe=self.action.retry_safe)
+        log.info(
+            "%s failed transiently (%s) in %s: %s", exc.operation, exc.code, self.scope, verdict
+        )
+        if verdict is AfterTransient.REQUEUE:
             await self._requeue_or_fail(batch, exc.code, exc.message)
             return
+        ids = [item.id for item in batch]
         try:
             await self._reconcile_chunk(batch)
         except AwsError:
-            with anyio.CancelScope(shield=True):
-                await self.writer.write(
-                    [
-                        ItemUpdate(
-                            ids=ids,
-                            state=ItemState.IN_DOUBT,
-                            error_code=exc.code,
-                            error_message=exc.message,
-                            reason="the call's outcome is unknown and the WorkSpace could not be "
-                            "described",
-                        )
-                    ]
-                )
+            await self.ctx.commit(
+                [
+                    ItemUpdate(
+                        ids=ids,
+                        state=ItemState.IN_DOUBT,
+                        error_code=exc.code,
+                        error_message=exc.message,
+                        reason="the call's outcome is unknown and the WorkSpace could not be "
+                        "described",
+                    )
+                ]
+            )
             return
         # Those reconciled to submitted must be verified.
         if self.options.no_wait or not self.action.verifies:
@@ -536,36 +540,62 @@ class RegionWorker:
     async def _reload(self, ids: Sequence[int]) -> list[ItemRecord]:
         wanted = set(ids)
         lo = min(ids)
-        page = await self.store.items_page(self.job_id, after_id=lo - 1, limit=max(ids) - lo + 1)
+        page, _ = await self._page(None, lo - 1, max(ids) - lo + 1)
         return [item for item in page if item.id in wanted]
 
     def _retry_later(self, item: ItemRecord) -> None:
         # item.attempts is the count before this batch's attempt
-        self._retry_after[item.id] = time.monotonic() + min(30.0, 0.5 * 2**item.attempts)
+        self._retry_after[item.id] = time.monotonic() + item_backoff(item.attempts)
 
     async def _requeue_or_fail(self, batch: Sequence[ItemRecord], code: str, message: str) -> None:
         again, give_up = [], []
         for item in batch:
-            if item.attempts + 1 >= self.options.item_attempts:
-                give_up.append(item.id)
-            else:
+            if retry_item(True, item.attempts, self.options.item_attempts):
                 again.append(item.id)
                 self._retry_later(item)
-        with anyio.CancelScope(shield=True):
-            await self.writer.write(
-                [
-                    ItemUpdate(
-                        ids=again, state=ItemState.PENDING, error_code=code, error_message=message
-                    ),
-                    ItemUpdate(
-                        ids=give_up, state=ItemState.FAILED, error_code=code, error_message=message
-                    ),
-                ]
+            else:
+                give_up.append(item.id)
+        await self.ctx.commit(
+            [
+                ItemUpdate(
+                    ids=again, state=ItemState.PENDING, error_code=code, error_message=message
+                ),
+                ItemUpdate(
+                    ids=give_up, state=ItemState.FAILED, error_code=code, error_message=message
+                ),
+            ]
+        )
+
+    def _refused(
+        self, batch: Sequence[ItemRecord], failures: Mapping[str, tuple[str, str]]
+    ) -> list[ItemUpdate]:
+        """The updates of the items the API refused (FailedRequests), each by its outcome."""
+        updates: list[ItemUpdate] = []
+        for item in batch:
+            if item.workspace_id not in failures:
+                continue
+            code, message = failures[item.workspace_id]
+            outcome = failed_request(
+                code,
+                message,
+                retryable=self.policy.is_retryable_code(code),
+                attempts=item.attempts,
+                max_attempts=self.options.item_attempts,
             )
-        self.stats.retried_items += len(again)
-        self.stats.failed += len(give_up)
-        if give_up:
-            self.ctx.check_budget()
+            if outcome.state is ItemState.PENDING:
+                self._retry_later(item)
+            if outcome.state is ItemState.SKIPPED:
+                log.info("%s skipped in %s: %s", item.workspace_id, self.scope, outcome.reason)
+                updates.append(
+                    ItemUpdate(ids=[item.id], state=outcome.state, reason=outcome.reason)
+                )
+                continue
+            updates.append(
+                ItemUpdate(
+                    ids=[item.id], state=outcome.state, error_code=code, error_message=message
+                )
+            )
+        return updates
 
     async def _record_response(
         self,
@@ -574,35 +604,7 @@ class RegionWorker:
         results: Mapping[str, str],
     ) -> None:
         accepted = [item for item in batch if item.workspace_id not in failures]
-        updates: list[ItemUpdate] = []
-        retried = failed = 0
-        for item in batch:
-            if item.workspace_id not in failures:
-                continue
-            code, message = failures[item.workspace_id]
-            if self.client.policy.is_retryable_code(code) and (
-                item.attempts + 1 < self.options.item_attempts
-            ):
-                updates.append(
-                    ItemUpdate(
-                        ids=[item.id],
-                        state=ItemState.PENDING,
-                        error_code=code,
-                        error_message=message,
-                    )
-                )
-                self._retry_later(item)
-                retried += 1
-            else:
-                updates.append(
-                    ItemUpdate(
-                        ids=[item.id],
-                        state=ItemState.FAILED,
-                        error_code=code,
-                        error_message=message,
-                    )
-                )
-                failed += 1
+        updates = self._refused(batch, failures)
         # Without a transition to watch (tag), an accepted call is the end of the item.
         done_state = ItemState.SUBMITTED if self.action.verifies else ItemState.SUCCEEDED
         plain = [i.id for i in accepted if i.workspace_id not in results]
@@ -618,14 +620,10 @@ class RegionWorker:
             for i in accepted
             if i.workspace_id in results
         )
-        with anyio.CancelScope(shield=True):
-            await self.writer.write(updates)
-        self.stats.submitted += len(accepted)
-        if not self.action.verifies:
-            self.stats.succeeded += len(accepted)
-        self.stats.retried_items += retried
-        self.stats.failed += failed
-        if failed:
-            self.ctx.check_budget()
+        await self.ctx.commit(updates)
         if not self.options.no_wait and self.action.verifies:
             self.verifier.watch_new(accepted, results)
+
+
+#: The per-region name of a scope worker (a scope without an account is a region).
+RegionWorker = ScopeWorker

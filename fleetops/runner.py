@@ -1,15 +1,16 @@
-"""Running a job: plan → submit → verify, resumable at any instant, over one region or several.
+"""Running a job: plan → submit → verify, resumable at any instant, over one scope or several.
 
-The durability rule (DESIGN.md): the items of a batch are committed ``in_flight`` (attempt
-counted) *before* the call, and the call's outcome is committed afterwards in one transaction
-shielded from cancellation. A process killed between the two leaves ``in_flight`` items, which
-the next run reconciles by describing them before anything is re-sent.
+The durability rule: the items of a batch are committed ``in_flight`` (attempt counted) *before*
+the call, and the call's outcome is committed afterwards in one transaction shielded from
+cancellation (:class:`fleetops.commit.Committer`). A process killed between the two leaves
+``in_flight`` items, which the next run reconciles by describing them before anything is re-sent.
 
 Tasks of one run::
 
     heartbeat   renews the job's lease
-    writer      group-commits every state change (store.GroupWriter)
-    per region (fleetops.region.RegionWorker), in parallel, each with its own client and bucket:
+    writer      group-commits every state change (the store's writer)
+    per scope (fleetops.region.ScopeWorker: an account in a region), in parallel, each with its
+    own client and quota bucket:
       submitter   pending items → batches of the model's max → one task per call
       verifier    submitted items → DescribeWorkspaces 25 ids a call, when they should settle
 """
@@ -18,20 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import anyio
 
 from fleetops.actions import get_action
-from fleetops.aws import ClientStats, WorkSpacesClient
-from fleetops.errors import CredentialsError, LeaseHeldError
-from fleetops.options import JobOptions
+from fleetops.aws import ClientStats
+from fleetops.commit import Committer
+from fleetops.context import JobContext
+from fleetops.engine_types import ApiClient, RunStats, Scope, StopSignal
+from fleetops.errors import AwsError, CredentialsError, LeaseHeldError
+from fleetops.options import JobOptions, error_budget
 from fleetops.planner import PlanSummary
-from fleetops.region import JobContext, RegionWorker
-from fleetops.states import ItemState, JobStatus
-from fleetops.store import JobRecord, Store
+from fleetops.region import ScopeWorker
+from fleetops.states import ItemState, JobStatus, RunEnd, final_status
+from fleetops.store import JobRecord
+from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
 from fleetops.targets import Targets
 
@@ -40,79 +44,58 @@ __all__ = ["JobRunner", "RunStats", "StopSignal", "merge_summaries"]
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 30.0
+ACTED_ON = (
+    ItemState.PENDING,
+    ItemState.IN_FLIGHT,
+    ItemState.SUBMITTED,
+    ItemState.SUCCEEDED,
+    ItemState.FAILED,
+    ItemState.IN_DOUBT,
+)
 
 
-class StopSignal:
-    """Set by the CLI's signal handler (or a test) to stop a run gracefully."""
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.hard = anyio.Event()  # a second signal: stop without waiting for calls in flight
-        self.reason: str | None = None
-
-    def set(self, reason: str = "interrupted") -> None:
-        if not self.event.is_set():
-            self.reason = reason
-            self.event.set()
-
-    def set_hard(self) -> None:
-        self.set()
-        self.hard.set()
-
-    @property
-    def is_set(self) -> bool:
-        return self.event.is_set()
+def _throttles_of(stats: ClientStats) -> Callable[[], int]:
+    return lambda: stats.throttles
 
 
-@dataclass
-class RunStats:
-    """Live counters of a run, for progress displays (read, never written, by the CLI)."""
-
-    total: int = 0
-    skipped: int = 0
-    eligible: int = 0
-    submitted: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    in_doubt: int = 0
-    retried_items: int = 0
-    polls: int = 0
-    wave: int = 0
-    waves: int = 0
-    phase: str = "starting"
-    started: float = field(default_factory=time.monotonic)
+def api_failure(exc: AwsError, where: str) -> str:
+    """The job's message for an API that failed for good, naming the operation and the error."""
+    operation = exc.operation or "an API call"
+    return f"{where}: {operation} failed with {exc.code}: {exc.message.strip()[:300]}"
 
 
 class JobRunner:
     """Runs (or resumes) one job to its end, or to a graceful stop.
 
-    ``clients`` maps each of the job's regions to its client (a single client serves a
-    single-region job).
+    ``clients`` maps each of the job's scopes (``"region"``, or ``"account/region"``) to its
+    client; a single client serves a single-region job. A client is anything with the
+    ``call(operation, *, idempotent, **params)`` of :class:`fleetops.aws.WorkSpacesClient`.
     """
 
     def __init__(
         self,
-        store: Store,
-        clients: WorkSpacesClient | Mapping[str, WorkSpacesClient],
+        store: EngineStore,
+        clients: ApiClient | Mapping[str, ApiClient],
         job: JobRecord,
         *,
         stop: StopSignal | None = None,
         redo_in_doubt: bool = False,
     ) -> None:
-        if isinstance(clients, WorkSpacesClient):
+        if not isinstance(clients, Mapping):
             clients = {job.region: clients}
         self.store = store
-        self.clients = dict(clients)
+        self.clients: dict[str, ApiClient] = dict(clients)
         self.job = job
         self.stop = stop or StopSignal()
         self.redo_in_doubt = redo_in_doubt
         self.stats = RunStats()
         self.owner = lease_owner_id()
         self.writer = store.writer()
+        self.committer = Committer(self.writer, self.stats)
         self.plan_summary: PlanSummary | None = None
         self.ctx = JobContext(
             store=store,
-            writer=self.writer,
+            committer=self.committer,
             job=job,
             action=get_action(job.action),
             params=job.params,
@@ -122,23 +105,31 @@ class JobRunner:
             stats=self.stats,
         )
         self.workers = [
-            RegionWorker(self.ctx, region, client) for region, client in clients.items()
+            ScopeWorker(
+                self.ctx, Scope.parse(key), client.call, policy=getattr(client, "policy", None)
+            )
+            for key, client in self.clients.items()
         ]
+        for client in self.clients.values():
+            client_stats = getattr(client, "stats", None)
+            if isinstance(client_stats, ClientStats):
+                self.stats.throttle_sources.append(_throttles_of(client_stats))
 
     @property
-    def client(self) -> WorkSpacesClient:
-        """The first region's client."""
+    def client(self) -> ApiClient:
+        """The first scope's client."""
         return next(iter(self.clients.values()))
 
     def client_stats(self) -> ClientStats:
-        """Calls, throttles and retries of every region, summed (for progress displays)."""
-        total = ClientStats()
-        for client in self.clients.values():
-            total.calls += client.stats.calls
-            total.throttles += client.stats.throttles
-            total.retries += client.stats.retries
-            total.errors_by_code.update(client.stats.errors_by_code)
-        return total
+        """The run's API calls, from the audit rows it stored: what ``jobs show`` reports
+        (``calls`` logical calls, ``retries`` attempts beyond the first), and throttles."""
+        counts = self.stats.calls
+        return ClientStats(
+            calls=counts.calls,
+            throttles=self.stats.throttles,
+            retries=counts.retries,
+            errors_by_code=counts.errors_by_code.copy(),
+        )
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -146,6 +137,7 @@ class JobRunner:
         async with self._leased():
             async with self._services():
                 status, message = await self._run_phases()
+        log.info("job %s ends %s%s", self.job.id, status, f": {message}" if message else "")
         await self.store.update_job(
             self.job.id,
             status=status,
@@ -156,10 +148,19 @@ class JobRunner:
         return self.job
 
     async def plan_only(self) -> JobRecord:
-        """Plan the job (record every item) without running it; a planned job is left as is."""
+        """Plan the job (record every item) without running it; a planned job is left as is.
+        A plan the API refused leaves the job ``failed``, with the operation and error."""
         async with self._leased(), self._services():
             if self.job.planned_at is None:
                 await self._plan()
+        if self.ctx.failure is not None:
+            await self.store.update_job(
+                self.job.id,
+                status=JobStatus.FAILED,
+                message=self.ctx.failure,
+                finished_at=time.time(),
+            )
+            self.job = await self.store.get_job(self.job.id)
         return self.job
 
     @asynccontextmanager
@@ -215,99 +216,71 @@ class JobRunner:
                 self.stop.set("lost the job's lease to another runner")
 
     async def _run_phases(self) -> tuple[JobStatus, str | None]:
-        try:
-            if self.job.planned_at is None:
-                await self._plan()
-                if self.job.planned_at is None:  # stopped while planning
-                    return JobStatus.INTERRUPTED, (
-                        f"{self.stop.reason} while planning: resume with "
-                        f"`fleetops jobs resume {self.job.id}`"
-                    )
-            await self.store.update_job(
-                self.job.id,
-                status=JobStatus.RUNNING,
-                started_at=self.job.started_at or time.time(),
-                finished_at=None,
-                message=None,
-            )
-            counts = await self.store.counts(self.job.id)
-            self._sync_stats(counts)
-            acted_on = sum(
-                counts[state]
-                for state in (
-                    ItemState.PENDING,
-                    ItemState.IN_FLIGHT,
-                    ItemState.SUBMITTED,
-                    ItemState.SUCCEEDED,
-                    ItemState.FAILED,
-                    ItemState.IN_DOUBT,
+        if self.job.planned_at is None:
+            await self._plan()
+            if self.ctx.failure is not None:
+                return JobStatus.FAILED, self.ctx.failure
+            if self.job.planned_at is None:  # stopped while planning
+                return JobStatus.INTERRUPTED, (
+                    f"{self.stop.reason} while planning: resume with "
+                    f"`fleetops jobs resume {self.job.id}`"
                 )
-            )
-            self.ctx.budget = self.ctx.options.error_budget(acted_on)
-            async with anyio.create_task_group() as tg:
-                for worker in self.workers:
-                    tg.start_soon(self._run_region, worker)
-        except CredentialsError as exc:
-            self.stop.set(f"credentials rejected ({exc.code})")
+        await self.store.update_job(
+            self.job.id,
+            status=JobStatus.RUNNING,
+            started_at=self.job.started_at or time.time(),
+            finished_at=None,
+            message=None,
+        )
+        counts = await self.store.counts(self.job.id)
+        self.stats.reset_counts(counts)
+        self.ctx.budget = error_budget(
+            self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON)
+        )
+        async with anyio.create_task_group() as tg:
+            for worker in self.workers:
+                tg.start_soon(self._run_scope, worker)
         return await self._final_status()
 
-    async def _run_region(self, worker: RegionWorker) -> None:
+    async def _run_scope(self, worker: ScopeWorker) -> None:
         try:
             await worker.reconcile(redo_in_doubt=self.redo_in_doubt)
             await worker.execute()
         except CredentialsError as exc:
-            # One region's credentials failing stops every region: the job pauses, resumable.
-            self.stop.set(f"credentials rejected in {worker.region} ({exc.code})")
-
-    def _sync_stats(self, counts: Mapping[str, int]) -> None:
-        s = self.stats
-        s.total = sum(counts.values())
-        s.skipped = counts[ItemState.SKIPPED]
-        s.eligible = s.total - s.skipped - counts[ItemState.CANCELLED]
-        s.succeeded = counts[ItemState.SUCCEEDED]
-        s.failed = counts[ItemState.FAILED]
-        s.in_doubt = counts[ItemState.IN_DOUBT]
-        s.submitted = s.succeeded + s.failed + counts[ItemState.SUBMITTED]
+            # One scope's credentials failing stops every scope: the job pauses, resumable.
+            self.stop.set(f"credentials rejected in {worker.scope} ({exc.code})")
+        except AwsError as exc:
+            self.ctx.fail(api_failure(exc, f"in {worker.scope}"))
 
     async def _final_status(self) -> tuple[JobStatus, str | None]:
         counts = await self.store.counts(self.job.id)
-        self._sync_stats(counts)
-        if self.ctx.aborted:
-            return JobStatus.ABORTED, (
-                f"aborted: {counts[ItemState.FAILED]} failed items exceed --max-errors "
-                f"{self.ctx.options.max_errors}"
+        self.stats.reset_counts(counts)
+        return final_status(
+            RunEnd(
+                job_id=self.job.id,
+                counts=counts,
+                failure=self.ctx.failure,
+                aborted=self.ctx.aborted,
+                max_errors=self.ctx.options.max_errors,
+                stop_reason=self.stop.reason if self.stop.is_set else None,
+                waits=not self.ctx.options.no_wait,
             )
-        if self.stop.is_set:
-            renew = " (renew them first)" if "credentials" in (self.stop.reason or "") else ""
-            return (
-                JobStatus.INTERRUPTED,
-                f"{self.stop.reason}: resume with `fleetops jobs resume {self.job.id}`{renew}",
-            )
-        if counts[ItemState.IN_DOUBT]:
-            return JobStatus.INTERRUPTED, (
-                f"{counts[ItemState.IN_DOUBT]} items in doubt await the operator: check them, then "
-                f"`fleetops jobs resume {self.job.id} --redo-in-doubt` to send them again"
-            )
-        unfinished = counts[ItemState.PENDING] + counts[ItemState.IN_FLIGHT]
-        if not self.ctx.options.no_wait:
-            unfinished += counts[ItemState.SUBMITTED]
-        if unfinished:
-            return JobStatus.INTERRUPTED, f"{unfinished} items unfinished"
-        if counts[ItemState.FAILED]:
-            return JobStatus.FAILED, f"{counts[ItemState.FAILED]} items failed"
-        return JobStatus.SUCCEEDED, None
+        )
 
     # -- plan ------------------------------------------------------------------------------
 
     async def _plan(self) -> None:
-        """Plan every region (in parallel); ``planned_at`` is set only when all are recorded,
-        so a plan cut short starts over."""
+        """Plan every scope (in parallel); ``planned_at`` is set only when all are recorded,
+        so a plan cut short starts over. An API failure ends the plan: the job fails."""
         self.stats.phase = "planning"
         await self.store.delete_items(self.job.id)
         summaries: list[PlanSummary] = []
 
-        async def plan_region(worker: RegionWorker) -> None:
-            summaries.append(await worker.plan())
+        async def plan_scope(worker: ScopeWorker) -> None:
+            try:
+                summaries.append(await worker.plan())
+            except AwsError as exc:  # credentials missing or rejected included
+                self.ctx.fail(api_failure(exc, f"planning failed in {worker.scope}"))
 
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -317,11 +290,13 @@ class JobRunner:
                     scope.cancel()
 
                 tg.start_soon(cancel_on_stop)
-                async with anyio.create_task_group() as regions:
+                async with anyio.create_task_group() as scopes:
                     for worker in self.workers:
-                        regions.start_soon(plan_region, worker)
+                        scopes.start_soon(plan_scope, worker)
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught or len(summaries) != len(self.workers):
+            if self.ctx.failure is not None:
+                await self.store.delete_items(self.job.id)
             return
         self.plan_summary = merge_summaries(summaries)
         await self.store.update_job(self.job.id, planned_at=time.time())
@@ -330,7 +305,7 @@ class JobRunner:
 
 
 def merge_summaries(summaries: list[PlanSummary]) -> PlanSummary:
-    """One summary for a job planned over several regions."""
+    """One summary for a job planned over several scopes."""
     if len(summaries) == 1:
         return summaries[0]
     merged = PlanSummary(

@@ -1,10 +1,12 @@
-"""Item and job states, and the pure rules between them (see shared/DESIGN.md)."""
+"""Item and job states, and the pure rules between them: a run's final status, its exit code."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["FINAL_ITEM_STATES", "ItemState", "JobStatus", "exit_code_for"]
+__all__ = ["FINAL_ITEM_STATES", "ItemState", "JobStatus", "RunEnd", "exit_code_for", "final_status"]
 
 
 class ItemState(StrEnum):
@@ -41,7 +43,7 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-def exit_code_for(status: JobStatus, counts: dict[str, int]) -> int:
+def exit_code_for(status: JobStatus, counts: Mapping[str, int]) -> int:
     """The CLI exit code of a finished (or stopped) job, from its status and item counts."""
     if status is JobStatus.ABORTED:
         return 3
@@ -49,8 +51,55 @@ def exit_code_for(status: JobStatus, counts: dict[str, int]) -> int:
         return 4
     if status is JobStatus.INTERRUPTED:
         return 130
+    if status is JobStatus.FAILED:
+        return 1  # items failed, or the API did
     if status is JobStatus.CANCELLED:
         return 1 if counts.get(ItemState.FAILED, 0) else 0
     if counts.get(ItemState.FAILED, 0):
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """What a run observed when it ended: the input of :func:`final_status`."""
+
+    job_id: str
+    counts: Mapping[str, int]  # items by state, as stored
+    failure: str | None = None  # the API failed for good (planning, a broken operation)
+    aborted: bool = False  # the error budget was exceeded
+    max_errors: str | None = None
+    stop_reason: str | None = None  # a stop was asked for (signal, lost lease, credentials)
+    waits: bool = True  # items submitted but not verified are unfinished (not --no-wait)
+
+
+def final_status(end: RunEnd) -> tuple[JobStatus, str | None]:
+    """The job's status and message at the end of a run, in order of precedence: the API broke,
+    the budget tripped, a stop, items in doubt, items unfinished, items failed, success."""
+    counts = end.counts
+    failed = counts.get(ItemState.FAILED, 0)
+    resume = f"`fleetops jobs resume {end.job_id}`"
+    if end.failure is not None:
+        return JobStatus.FAILED, end.failure
+    if end.aborted:
+        return (
+            JobStatus.ABORTED,
+            f"aborted: {failed} failed items exceed --max-errors {end.max_errors}",
+        )
+    if end.stop_reason is not None:
+        renew = " (renew them first)" if "credentials" in end.stop_reason else ""
+        return JobStatus.INTERRUPTED, f"{end.stop_reason}: resume with {resume}{renew}"
+    in_doubt = counts.get(ItemState.IN_DOUBT, 0)
+    if in_doubt:
+        return JobStatus.INTERRUPTED, (
+            f"{in_doubt} items in doubt await the operator: check them, then "
+            f"{resume[:-1]} --redo-in-doubt` to send them again"
+        )
+    unfinished = counts.get(ItemState.PENDING, 0) + counts.get(ItemState.IN_FLIGHT, 0)
+    if end.waits:
+        unfinished += counts.get(ItemState.SUBMITTED, 0)
+    if unfinished:
+        return JobStatus.INTERRUPTED, f"{unfinished} items unfinished"
+    if failed:
+        return JobStatus.FAILED, f"{failed} items failed"
+    return JobStatus.SUCCEEDED, None

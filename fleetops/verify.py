@@ -13,26 +13,25 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from fleetops.actions import GONE, ActionSpec
+from fleetops.engine_types import CallFn
 from fleetops.errors import AwsError, CredentialsError
 from fleetops.model import list_member_max
 from fleetops.states import ItemState
-from fleetops.store import GroupWriter, ItemRecord, ItemUpdate
+from fleetops.store import ItemRecord, ItemUpdate
 
-if TYPE_CHECKING:
-    from fleetops.runner import RunStats
-
-__all__ = ["DESCRIBE_MAX", "SettleModel", "Verifier", "Watch"]
+__all__ = ["DESCRIBE_MAX", "CommitFn", "SettleModel", "Verifier", "Watch"]
 
 log = logging.getLogger(__name__)
 
 DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
 
-CallFn = Callable[..., Awaitable[dict[str, Any]]]
+#: Applies item updates durably (one shielded transaction) and counts them.
+CommitFn = Callable[[Sequence[ItemUpdate]], Awaitable[None]]
 
 #: Seconds after which a WorkSpace still in its pre-call failure state is judged (see
 #: ``Verifier._stuck_reason``).
@@ -85,7 +84,11 @@ class SettleModel:
 
 
 class Verifier:
-    """The verification loop of one region of one run."""
+    """The verification loop of one scope of one run.
+
+    ``call`` makes one logical API call; ``commit`` applies the verdicts (the run's commit path:
+    durable, shielded, counted). The verdict itself is the action's (``judge_observed``).
+    """
 
     def __init__(
         self,
@@ -94,19 +97,15 @@ class Verifier:
         params: Mapping[str, Any],
         verify_timeout: float,
         call: CallFn,
-        writer: GroupWriter,
-        stats: RunStats,
+        commit: CommitFn,
         concurrency: int,
-        on_failures: Callable[[], None],
         on_credentials: Callable[[CredentialsError], None],
     ) -> None:
         self.action = action
         self.params = params
         self.verify_timeout = verify_timeout
         self._call = call
-        self.writer = writer
-        self.stats = stats
-        self._on_failures = on_failures
+        self._commit = commit
         self._on_credentials = on_credentials
         self.settle = SettleModel()
         self._watches: list[Watch] = []  # a heap by due time
@@ -204,7 +203,6 @@ class Verifier:
                     w.due = now + max(1.0, self.settle.next_delay(w, now))
                     heapq.heappush(self._watches, w)
                 return
-            self.stats.polls += 1
             await self._judge(chunk, response)
         finally:
             self._slots.release()
@@ -274,9 +272,6 @@ class Verifier:
         ]
         updates.extend(failed)
         if updates:
-            with anyio.CancelScope(shield=True):
-                await self.writer.write(updates)
-        self.stats.succeeded += sum(len(ids) for ids in ok.values())
-        self.stats.failed += len(failed)
-        if failed:
-            self._on_failures()
+            succeeded = sum(len(ids) for ids in ok.values())
+            log.info("verified %d items, %d failed verification", succeeded, len(failed))
+            await self._commit(updates)

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from engine_support import items_of, sim_client, spec_for
 
@@ -152,15 +153,47 @@ async def test_ignore_snapshot_age_skips_the_check_and_its_calls(
 async def _planned_then_broken(
     sim: Simulator, store: Store, spec: JobSpec, broken: slice
 ) -> tuple[str, list[ItemRecord], list[str]]:
-    """Plan, then make some of the pending WorkSpaces ineligible behind the job's back: their
-    calls fail for good (InvalidResourceStateException)."""
+    """Plan, then terminate some of the pending WorkSpaces behind the job's back: their calls
+    fail for good (ResourceNotFoundException)."""
     job = await plan_job(store, (await create_job(store, spec)).id)
     pending = [i for i in await items_of(store, job.id) if i.state is ItemState.PENDING]
     bad = [i.workspace_id for i in pending[broken]]
-    for ws_id in bad:
-        sim.set_state(ws_id, "STOPPED")
+    async with sim_client(sim) as client:
+        for start in range(0, len(bad), 25):
+            chunk = bad[start : start + 25]
+            await client.terminate_workspaces(
+                TerminateWorkspaceRequests=[{"WorkspaceId": ws} for ws in chunk]
+            )
+    deadline = time.monotonic() + 10
+    while any(sim.workspace(ws) is not None for ws in bad) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    assert all(sim.workspace(ws) is None for ws in bad)
     sim.reset_stats()
     return job.id, pending, bad
+
+
+async def test_a_state_changed_since_the_plan_is_skipped_with_the_reason(
+    sim: Simulator, store: Store
+) -> None:
+    """The API's own answer (InvalidResourceStateException) says the WorkSpace is no longer
+    eligible: skipped, not failed, and no extra describe call per item."""
+    spec = spec_for(
+        sim, "reboot", Targets.build(workspace_ids=available(sim, 30)), include_connected=True
+    )
+    job = await plan_job(store, (await create_job(store, spec)).id)
+    pending = [i for i in await items_of(store, job.id) if i.state is ItemState.PENDING]
+    changed = {i.workspace_id for i in pending[:4]}
+    for ws_id in changed:
+        sim.set_state(ws_id, "STOPPED")
+    job = await run_job(store, job.id)
+    items = {i.workspace_id: i for i in await items_of(store, job.id)}
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    assert {items[w].state for w in changed} == {ItemState.SKIPPED}
+    assert {items[w].reason for w in changed} == {"state changed since the plan"}
+    assert {items[w].error_code for w in changed} == {None}
+    others = {i.workspace_id for i in pending} - changed
+    assert {items[w].state for w in others} == {ItemState.SUCCEEDED}
+    assert exit_code_for(job.status, await store.counts(job.id)) == 0
 
 
 async def test_max_errors_aborts_and_sends_nothing_after_the_trip(

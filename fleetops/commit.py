@@ -1,0 +1,80 @@
+"""The run's one commit path: item updates and audit rows, durable, shielded, and counted.
+
+Every change the engine makes to its items goes through :meth:`Committer.commit`: the updates
+are applied in one transaction (the store's group writer) under a cancel scope that a stop cannot
+interrupt, and the run's figures (:class:`~fleetops.engine_types.RunStats`) are derived from the
+very updates committed, never counted by hand elsewhere. :class:`Ledger` is the pure part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import anyio
+
+from fleetops.engine_types import RunStats
+from fleetops.states import ItemState
+from fleetops.store import EventRow, ItemRecord, ItemUpdate
+from fleetops.store.protocol import ItemWriter
+
+__all__ = ["Committer", "Ledger"]
+
+log = logging.getLogger(__name__)
+
+
+class Ledger:
+    """Items by state, kept in step with the updates committed. Pure: no I/O.
+
+    The counts start from the store's (``RunStats.reset_counts``); each item's current state is
+    learnt when the engine reads it (:meth:`note`), so an update can move it from one count to
+    another.
+    """
+
+    def __init__(self, stats: RunStats) -> None:
+        self.stats = stats
+        self.states: dict[int, str] = {}
+
+    def note(self, items: Iterable[ItemRecord]) -> None:
+        """Items just read from the store: their state as stored."""
+        for item in items:
+            self.states[item.id] = str(item.state)
+
+    def apply(self, updates: Sequence[ItemUpdate]) -> None:
+        counts = self.stats.counts
+        for update in updates:
+            new = str(update.state)
+            for item_id in update.ids:
+                old = self.states.get(item_id)
+                if old is not None:
+                    counts[old] -= 1
+                else:  # never read by this run: it cannot have been counted in another state
+                    log.debug("item %d committed before it was read", item_id)
+                counts[new] += 1
+                self.states[item_id] = new
+            if new == ItemState.PENDING and update.error_code is not None:
+                self.stats.item_retries += len(update.ids)
+
+    def record_calls(self, rows: Sequence[EventRow]) -> None:
+        for row in rows:
+            self.stats.calls.record(row.operation, row.attempts, row.error_code)
+
+
+class Committer:
+    """Applies updates through the store's writer, shielded, then derives the figures."""
+
+    def __init__(self, writer: ItemWriter, stats: RunStats) -> None:
+        self.writer = writer
+        self.ledger = Ledger(stats)
+
+    def note(self, items: Iterable[ItemRecord]) -> None:
+        self.ledger.note(items)
+
+    async def commit(self, updates: Sequence[ItemUpdate], events: Sequence[EventRow] = ()) -> None:
+        updates = [u for u in updates if u.ids]
+        if not updates and not events:
+            return
+        with anyio.CancelScope(shield=True):
+            await self.writer.write(updates, events)
+        self.ledger.apply(updates)
+        self.ledger.record_calls(events)

@@ -1,0 +1,259 @@
+"""An in-memory store with the semantics of the SQL one, shipped for tests.
+
+:class:`MemoryStore` keeps jobs, items and events in dictionaries and behaves like
+:class:`fleetops.store.Store` where the engine can tell: leases expire and are refused to a second
+owner, items are read in id order by keyset pages, ``(job, WorkSpace)`` is unique, counts list
+every state, and the group writer returns only once a write is applied. A whole job runs through
+it in milliseconds::
+
+    store = MemoryStore()
+    job = await store.create_job(NewJob(...))
+    await JobRunner(store, {"us-east-1": fake_client}, job).run()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from fleetops.errors import NotFoundError, StoreError
+from fleetops.states import ItemState, JobStatus
+from fleetops.store.records import ItemRecord, JobRecord
+from fleetops.store.repo import EventRow, ItemUpdate, NewJob
+from fleetops.store.tables import items as items_table
+from fleetops.store.tables import jobs as jobs_table
+
+__all__ = ["MemoryStore", "MemoryWriter"]
+
+
+class MemoryStore:
+    """Jobs, items and events in memory (one process, one event loop)."""
+
+    def __init__(self, where: str = "memory") -> None:
+        self.where = where
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.items: dict[int, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self._next_item = 1
+        self.writes = 0  # transactions applied by writers (for tests)
+
+    async def close(self) -> None:
+        return None
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    async def create_job(self, job: NewJob) -> JobRecord:
+        row: dict[str, Any] = dict.fromkeys(jobs_table.c.keys())
+        row.update(
+            id=job.id,
+            parent_id=job.parent_id,
+            action=job.action,
+            status=JobStatus.PLANNED.value,
+            params=dict(job.params),
+            targets=dict(job.targets),
+            options=dict(job.options),
+            region=job.region,
+            regions=[dict(r) for r in job.regions]
+            or [{"region": job.region, "endpoint_url": job.endpoint_url}],
+            profile=job.profile,
+            endpoint_url=job.endpoint_url,
+            created_at=time.time(),
+        )
+        self.jobs[job.id] = row
+        return await self.get_job(job.id)
+
+    def _job_row(self, job_id: str) -> dict[str, Any]:
+        row = self.jobs.get(job_id)
+        if row is None:
+            matches = [key for key in self.jobs if job_id and key.startswith(job_id)]
+            if len(matches) > 1:
+                raise NotFoundError(f"job id prefix {job_id!r} is ambiguous")
+            if not matches:
+                raise NotFoundError(f"no job {job_id!r} in {self.where}")
+            row = self.jobs[matches[0]]
+        return row
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        return JobRecord.from_row(self._job_row(job_id))
+
+    async def update_job(self, job_id: str, **values: Any) -> None:
+        if isinstance(values.get("status"), JobStatus):
+            values["status"] = values["status"].value
+        row = self.jobs.get(job_id)
+        if row is not None:
+            row.update(values)
+
+    async def counts(self, job_id: str, *, region: str | None = None) -> dict[str, int]:
+        counts = {state.value: 0 for state in ItemState}
+        for row in self.items.values():
+            if row["job_id"] == job_id and (region is None or row["region"] == region):
+                counts[row["state"]] += 1
+        return counts
+
+    # -- leases ------------------------------------------------------------------------------
+
+    async def acquire_lease(self, job_id: str, owner: str, ttl: float) -> str | None:
+        row = self._job_row(job_id)
+        now = time.time()
+        holder, expires = row["lease_owner"], row["lease_expires_at"]
+        if holder is not None and holder != owner and expires is not None and expires > now:
+            return str(holder)
+        row["lease_owner"], row["lease_expires_at"] = owner, now + ttl
+        return None
+
+    async def renew_lease(self, job_id: str, owner: str, ttl: float) -> bool:
+        row = self._job_row(job_id)
+        if row["lease_owner"] != owner:
+            return False
+        row["lease_expires_at"] = time.time() + ttl
+        return True
+
+    async def release_lease(self, job_id: str, owner: str) -> None:
+        row = self._job_row(job_id)
+        if row["lease_owner"] == owner:
+            row["lease_owner"], row["lease_expires_at"] = None, None
+
+    # -- items -------------------------------------------------------------------------------
+
+    async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        existing = {(r["job_id"], r["workspace_id"]) for r in self.items.values()}
+        new = []
+        for given in rows:
+            key = (given["job_id"], given["workspace_id"])
+            if key in existing:
+                raise StoreError(f"item {key[1]} of job {key[0]} is already recorded")
+            existing.add(key)
+            row: dict[str, Any] = dict.fromkeys(items_table.c.keys())
+            row.update(attempts=0, updated_at=time.time())
+            row.update(given)
+            new.append(row)
+        for row in new:  # all or nothing, like one transaction
+            row["id"] = self._next_item
+            self.items[self._next_item] = row
+            self._next_item += 1
+
+    async def delete_items(self, job_id: str, *, region: str | None = None) -> None:
+        for item_id, row in list(self.items.items()):
+            if row["job_id"] == job_id and (region is None or row["region"] == region):
+                del self.items[item_id]
+
+    async def items_page(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+        region: str | None = None,
+    ) -> list[ItemRecord]:
+        wanted = None if states is None else {str(s) for s in states}
+        out: list[ItemRecord] = []
+        for item_id in sorted(i for i in self.items if i > after_id):
+            row = self.items[item_id]
+            if row["job_id"] != job_id or (region is not None and row["region"] != region):
+                continue
+            if wanted is not None and row["state"] not in wanted:
+                continue
+            out.append(ItemRecord.from_row(row))
+            if len(out) >= limit:
+                break
+        await anyio.lowlevel.checkpoint()
+        return out
+
+    async def iter_items(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        page: int = 1000,
+        region: str | None = None,
+    ) -> AsyncIterator[list[ItemRecord]]:
+        wanted = list(states) if states is not None else None
+        after = 0
+        while True:
+            batch = await self.items_page(
+                job_id, states=wanted, after_id=after, limit=page, region=region
+            )
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].id
+
+    async def events_for(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        return [dict(e) for e in self.events if e["job_id"] == job_id][:limit]
+
+    def writer(self) -> MemoryWriter:
+        return MemoryWriter(self)
+
+    # -- the writer's transaction ------------------------------------------------------------
+
+    def apply(self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow]) -> None:
+        """Apply updates and append events at once (no await: nothing can interleave)."""
+        now = time.time()
+        for update in updates:
+            for item_id in update.ids:
+                row = self.items.get(item_id)
+                if row is not None:
+                    _update_row(row, update, now)
+        for event in event_rows:
+            self.events.append(
+                {
+                    "id": len(self.events) + 1,
+                    "job_id": event.job_id,
+                    "at": event.at,
+                    "region": event.region,
+                    "operation": event.operation,
+                    "workspace_ids": " ".join(event.workspace_ids),
+                    "outcome": event.outcome,
+                    "error_code": event.error_code,
+                    "request_id": event.request_id,
+                    "attempts": event.attempts,
+                    "duration_ms": event.duration_ms,
+                }
+            )
+        self.writes += 1
+
+
+def _update_row(row: dict[str, Any], update: ItemUpdate, now: float) -> None:
+    """The SQL store's UPDATE, on one row."""
+    row["state"] = str(update.state)
+    row["updated_at"] = now
+    row["attempts"] += update.attempts_inc
+    if update.last_state is not None:
+        row["last_state"] = update.last_state
+    if update.clear_error:
+        row["error_code"] = row["error_message"] = None
+    if update.error_code is not None:
+        row["error_code"], row["error_message"] = update.error_code, update.error_message
+    if update.reason is not None:
+        row["reason"] = update.reason
+    if update.result is not None:
+        row["result"] = update.result
+    if update.submitted:
+        row["submitted_at"] = now
+
+
+class MemoryWriter:
+    """The group writer's contract: ``write`` returns once applied; ``run`` lasts until closed."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self._closed = anyio.Event()
+        self.commits = 0
+
+    async def write(
+        self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow] = ()
+    ) -> None:
+        await anyio.lowlevel.checkpoint()  # a write is a suspension point, as with a database
+        self.store.apply(updates, event_rows)
+        self.commits += 1
+
+    async def run(self) -> None:
+        await self._closed.wait()
+
+    def close(self) -> None:
+        self._closed.set()

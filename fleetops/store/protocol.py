@@ -1,0 +1,70 @@
+"""What the engine needs from a store, and nothing more.
+
+:class:`fleetops.store.Store` (SQLite or PostgreSQL through SQLAlchemy) and
+:class:`fleetops.store.memory.MemoryStore` (in memory, for tests) both satisfy it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from fleetops.states import ItemState
+from fleetops.store.records import ItemRecord, JobRecord
+from fleetops.store.repo import EventRow, ItemUpdate
+
+__all__ = ["EngineStore", "ItemWriter"]
+
+
+class ItemWriter(Protocol):
+    """Group commit: ``await write(updates, events)`` returns once both are durable."""
+
+    async def write(
+        self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow] = ()
+    ) -> None: ...
+
+    async def run(self) -> None:
+        """The writer's task: commits what is queued until closed and drained."""
+
+    def close(self) -> None: ...
+
+
+class EngineStore(Protocol):
+    """The store operations a run uses: its job, the job's lease, and the job's items."""
+
+    async def get_job(self, job_id: str) -> JobRecord: ...
+
+    async def update_job(self, job_id: str, **values: Any) -> None: ...
+
+    async def counts(self, job_id: str, *, region: str | None = None) -> dict[str, int]: ...
+
+    async def acquire_lease(self, job_id: str, owner: str, ttl: float) -> str | None: ...
+
+    async def renew_lease(self, job_id: str, owner: str, ttl: float) -> bool: ...
+
+    async def release_lease(self, job_id: str, owner: str) -> None: ...
+
+    async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    async def delete_items(self, job_id: str, *, region: str | None = None) -> None: ...
+
+    async def items_page(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+        region: str | None = None,
+    ) -> list[ItemRecord]: ...
+
+    def iter_items(
+        self,
+        job_id: str,
+        *,
+        states: Iterable[ItemState] | None = None,
+        page: int = 1000,
+        region: str | None = None,
+    ) -> AsyncIterator[list[ItemRecord]]: ...
+
+    def writer(self) -> ItemWriter: ...
