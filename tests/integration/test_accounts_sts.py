@@ -1,0 +1,166 @@
+"""Assumed roles over real HTTP against the simulator: one AssumeRole per account, the job's
+session name and external id sent, denial named, refresh before expiry and after ExpiredToken,
+STS where botocore sends it (AWS_ENDPOINT_URL_STS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from fleetops.accounts import (
+    AssumedRole,
+    AssumeSpec,
+    caller_arn,
+    merge_accounts,
+    read_accounts_file,
+    session_name,
+)
+from fleetops.aws import Connection, WorkSpacesClient, _cached_session, _sim_session
+from fleetops.errors import AssumeRoleError, UsageError
+from fleetops.ratelimit import TokenBucket
+from fleetops.retry import RetryPolicy
+from fleetops.sim import Simulator
+
+REGION = "us-east-1"
+ACCOUNT = "111111111111"
+DENIED = "222222222222"
+SPEC = AssumeSpec(role_name="FleetOps", external_id="ext-1234")
+FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
+
+
+@pytest.fixture(autouse=True)
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_WORKSPACES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _cached_session.cache_clear()
+    _sim_session.cache_clear()
+    yield
+    _cached_session.cache_clear()
+    _sim_session.cache_clear()
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(workspaces=30, rate=None, accounts=[ACCOUNT]) as running:
+        running.configure_account(ACCOUNT, external_id="ext-1234")
+        running.configure_account(DENIED, deny_assume_role=True)
+        yield running
+
+
+def role_for(sim: Simulator, account: str = ACCOUNT, job_id: str = "j1") -> AssumedRole:
+    caller = Connection(REGION, endpoint_url=sim.endpoint_url)
+    return AssumedRole(caller, account, SPEC, job_id=job_id)
+
+
+def client_for(sim: Simulator, role: AssumedRole) -> WorkSpacesClient:
+    conn = Connection(REGION, endpoint_url=sim.endpoint_url, account=role.account)
+    return WorkSpacesClient(conn, bucket=TokenBucket(None, 1), policy=FAST, role=role)
+
+
+async def test_a_role_reaches_its_accounts_fleet_with_one_assume_role(sim: Simulator) -> None:
+    role = role_for(sim, job_id="j20260101abc")
+    async with client_for(sim, role) as client:
+        for _ in range(3):
+            result = await client.call("DescribeWorkspaces", Limit=25)
+    ids = {ws["WorkspaceId"] for ws in result.response["Workspaces"]}
+    assert ids <= set(sim.workspace_ids(ACCOUNT))
+    assert not ids & set(sim.workspace_ids())
+    assert sim.stats(ACCOUNT).sessions_issued == 1
+    assert sim.stats(ACCOUNT).calls_by_operation == {"DescribeWorkspaces": 3}
+    assert sim.stats().calls_by_operation == {}  # the caller's own account saw only STS
+    assert sim.stats().sts_calls == {"AssumeRole": 1}
+    assert role.session_name == "fleetops-j20260101abc"
+
+
+async def test_the_session_name_and_external_id_reach_sts(sim: Simulator) -> None:
+    sim.configure_account(ACCOUNT, external_id="another")  # the spec's id no longer matches
+    with pytest.raises(AssumeRoleError):
+        await role_for(sim).session()
+    sim.configure_account(ACCOUNT, external_id="ext-1234")
+    await role_for(sim).session()
+    arn = await caller_arn(
+        Connection(REGION, endpoint_url=sim.endpoint_url)
+    )  # the caller itself: dummy keys against the simulator
+    assert arn == f"arn:aws:iam::{sim.default_account}:user/fleetops-sim"
+
+
+async def test_a_denied_role_names_the_role_and_the_account(sim: Simulator) -> None:
+    role = role_for(sim, DENIED)
+    with pytest.raises(AssumeRoleError) as info:
+        async with client_for(sim, role):
+            pass
+    assert info.value.code == "AccessDenied"
+    assert f"arn:aws:iam::{DENIED}:role/FleetOps" in str(info.value)
+    assert f"in account {DENIED}" in str(info.value)
+    assert sim.stats(DENIED).calls_by_operation == {}
+
+
+async def test_expired_token_assumes_the_role_again_once_for_all_calls(sim: Simulator) -> None:
+    role = role_for(sim)
+    async with client_for(sim, role) as client:
+        await client.call("DescribeWorkspaces", Limit=1)
+        sim.expire_sessions(ACCOUNT)
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(lambda: client.call("DescribeWorkspaces", Limit=1))
+    assert sim.stats(ACCOUNT).sessions_issued == 2  # eight calls expired, one AssumeRole
+    assert sim.stats(ACCOUNT).total_calls == 1 + 8 + 8  # eight refused, eight sent again
+    assert sim.stats(ACCOUNT).calls_by_operation == {"DescribeWorkspaces": 1 + 8}
+    assert client.stats.errors_by_code == {"ExpiredTokenException": 8}
+
+
+async def test_short_lived_credentials_are_refreshed_before_they_expire(sim: Simulator) -> None:
+    sim.set_session_seconds(4)
+    role = role_for(sim)
+    async with client_for(sim, role) as client:
+        for _ in range(14):
+            await client.call("DescribeWorkspaces", Limit=1)
+            await anyio.sleep(0.5)
+    assert sim.stats(ACCOUNT).sessions_issued >= 2
+    assert client.stats.errors_by_code == {}  # never sent with expired credentials
+
+
+async def test_sts_endpoint_from_the_environment_is_honoured(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Simulator(workspaces=5, rate=None, accounts=[ACCOUNT]) as sts_sim:
+        sts_sim.configure_account(ACCOUNT, external_id="ext-1234")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts_sim.endpoint_url)
+        await role_for(sim).session()
+        assert sts_sim.stats().sts_calls == {"AssumeRole": 1}
+    assert sim.stats().sts_calls == {}
+
+
+def test_account_lists_and_role_specs_are_checked(tmp_path: Path) -> None:
+    listing = tmp_path / "accounts.txt"
+    listing.write_text("# estate\n111111111111\n\n222222222222  # sales\n111111111111\n")
+    assert read_accounts_file(listing) == ["111111111111", "222222222222"]
+    listing.write_text("111111111111\n12345\n")
+    with pytest.raises(UsageError, match=r"accounts.txt:2: '12345' is not an AWS account id"):
+        read_accounts_file(listing)
+    assert merge_accounts(["333333333333", "111111111111"], ["111111111111"]) == (
+        "333333333333",
+        "111111111111",
+    )
+    template = AssumeSpec(role_arn_template="arn:aws:iam::{account}:role/ops/FleetOps")
+    assert template.role_arn("444444444444") == "arn:aws:iam::444444444444:role/ops/FleetOps"
+    assert AssumeSpec.from_dict(template.as_dict()) == template
+    for bad in (
+        {},
+        {"role_name": "A", "role_arn_template": "arn:aws:iam::{account}:role/A"},
+        {"role_arn_template": "arn:aws:iam::111111111111:role/A"},
+        {"role_arn_template": "arn:aws:iam::{account}:role/{name}"},
+        {"role_name": "bad name"},
+        {"role_name": "A", "external_id": "x"},
+    ):
+        with pytest.raises(UsageError):
+            AssumeSpec(**bad)
+    assert session_name("j" * 80) == "fleetops-" + "j" * 55
