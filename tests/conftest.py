@@ -1,11 +1,19 @@
-"""Fixtures shared by every tier: a clean AWS environment, a simulator, a migrated database."""
+"""Fixtures shared by every tier: a clean AWS environment, a simulator, a migrated database.
+
+``store`` is a SQLite file. ``any_store`` (and ``db_url``) run a test once per backend: SQLite,
+and PostgreSQL when ``FLEETOPS_TEST_POSTGRES`` names a server (a fresh schema per test).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from fleetops.ratelimit import QUOTAS
 from fleetops.store import Store
@@ -35,6 +43,95 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+POSTGRES_ENV = "FLEETOPS_TEST_POSTGRES"
+NO_POSTGRES = (
+    f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against "
+    "(.ci/run starts one; or set it to postgresql://USER@127.0.0.1:PORT/DB)"
+)
+
+
+def postgres_admin_url() -> str | None:
+    """The test server's URL, or None when none is configured."""
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def _sync_url(url: str) -> sa.URL:
+    return sa.make_url(url).set(drivername="postgresql+psycopg")
+
+
+@contextmanager
+def fresh_postgres_schema(admin_url: str) -> Iterator[str]:
+    """A new, empty schema on the test server, as a URL whose search_path is that schema;
+    dropped (with everything in it) afterwards."""
+    name = "t_" + secrets.token_hex(6)
+    engine = sa.create_engine(_sync_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {name}")
+        url = sa.make_url(admin_url).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        engine.dispose()
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the test server (its URL); dropped afterwards."""
+    name = "fleetops_t_" + secrets.token_hex(6)
+    engine = sa.create_engine(_sync_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test server (skips the test when none is configured)."""
+    url = postgres_admin_url()
+    if url is None:
+        pytest.skip(NO_POSTGRES)
+    return url
+
+
+@pytest.fixture
+def postgres_db(postgres_url: str) -> Iterator[str]:
+    """A fresh database on the test server, for tests that need a whole database."""
+    with fresh_postgres_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a fresh store lives: a SQLite file, then a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "fleetops.db")
+        return
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(NO_POSTGRES)
+    with fresh_postgres_schema(admin) as url:
+        yield url
+
+
+@pytest.fixture
+async def any_store(db_url: str) -> AsyncIterator[Store]:
+    """A migrated store on every backend (the test runs once per backend)."""
+    opened = await Store.open(db_url)
     try:
         yield opened
     finally:

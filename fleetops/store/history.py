@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from fleetops.actions import UNVERIFIED
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.repo import Store, lease_owner_id
@@ -35,6 +36,7 @@ __all__ = [
     "job_history",
     "operation_stats",
     "reason_groups",
+    "unverified_items",
 ]
 
 #: Error code shown for a failed item that recorded none.
@@ -101,6 +103,9 @@ class JobHistory:
     skipped: list[ReasonGroup]
     in_doubt: list[ItemRecord]
     operations: list[OperationStats]
+    #: Succeeded items whose success was never verified (error code ``Unverified``): their
+    #: count (a part of ``counts["succeeded"]``) and the first few of them.
+    unverified: ErrorGroup | None = None
 
     @property
     def total(self) -> int:
@@ -168,6 +173,36 @@ async def reason_groups(
     return [ReasonGroup(str(reason), int(count)) for reason, count in rows]
 
 
+def unverified_query(job_id: str, *, examples: int) -> sa.Executable:
+    """Succeeded items recorded ``Unverified``: the first ``examples``, each carrying the count.
+    Scans only the job's succeeded items, through the (job_id, state) index."""
+    return (
+        sa.select(
+            sa.func.count().over().label("n"),
+            items.c.workspace_id,
+            items.c.error_message,
+        )
+        .where(
+            items.c.job_id == job_id,
+            items.c.state == ItemState.SUCCEEDED.value,
+            items.c.error_code == UNVERIFIED,
+        )
+        .order_by(items.c.id)
+        .limit(examples)
+    )
+
+
+async def unverified_items(store: Store, job_id: str, *, examples: int = 3) -> ErrorGroup | None:
+    """Succeeded items that reached their end state with no evidence of the action ever seen
+    (their count and a few examples), or None when every success was verified."""
+    async with store.reading() as conn:
+        rows = (await conn.execute(unverified_query(job_id, examples=examples))).all()
+    if not rows:
+        return None
+    found = tuple(ErrorExample(workspace_id=ws_id, message=message) for _, ws_id, message in rows)
+    return ErrorGroup(UNVERIFIED, int(rows[0][0]), found)
+
+
 async def in_doubt_items(store: Store, job_id: str, *, limit: int = 20) -> list[ItemRecord]:
     """The first ``limit`` items held in doubt (the operator decides about each)."""
     return await store.items_page(job_id, states=[ItemState.IN_DOUBT], limit=limit)
@@ -179,7 +214,10 @@ def operation_stats_query(job_id: str) -> sa.Executable:
             events.c.operation,
             sa.func.count().label("calls"),
             sa.func.coalesce(sa.func.sum(events.c.attempts), 0),
-            sa.func.coalesce(sa.func.sum(sa.func.max(events.c.attempts - 1, 0)), 0),
+            # attempts beyond the first (a CASE: SQLite's two-argument max() is not portable)
+            sa.func.coalesce(
+                sa.func.sum(sa.case((events.c.attempts > 1, events.c.attempts - 1), else_=0)), 0
+            ),
             sa.func.coalesce(sa.func.sum(sa.case((events.c.outcome == "error", 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case((events.c.outcome == "partial", 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(events.c.duration_ms), 0),
@@ -259,6 +297,11 @@ async def job_history(
             else []
         ),
         operations=await operation_stats(store, job.id),
+        unverified=(
+            await unverified_items(store, job.id, examples=examples)
+            if counts.get(ItemState.SUCCEEDED.value)
+            else None
+        ),
     )
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetops.errors import NotFoundError
 from fleetops.states import ItemState, JobStatus
-from fleetops.store.engine import create_engine, explain_db_error, migrate
+from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
 from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.tables import events, items, jobs
 
@@ -128,16 +128,24 @@ class Store:
         self.where = where
 
     @classmethod
-    async def open(cls, target: str | os.PathLike[str]) -> Store:
-        """Open (creating and migrating as needed) the database at ``target``."""
-        engine = create_engine(target)
-        store = cls(engine, os.fspath(target))
+    async def open(cls, target: str | os.PathLike[str], *, create: bool = True) -> Store:
+        """Open (creating and migrating as needed) the database at ``target``: a path, or a
+        ``sqlite:///`` or ``postgresql://`` URL. With ``create=False`` (commands that only read)
+        a missing SQLite file or a PostgreSQL database without the schema is refused instead."""
+        parsed = parse_target(target)
+        engine = create_engine(parsed, create=create)
+        store = cls(engine, parsed.where)
         try:
-            await migrate(engine, store.where)
+            await migrate(engine, store.where, create=create)
         except BaseException:
             await engine.dispose()
             raise
         return store
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return str(self.engine.dialect.name)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -223,8 +231,12 @@ class Store:
         action: str | None = None,
         since: float | None = None,
         limit: int = 20,
+        started_by: str | None = None,
     ) -> list[JobRecord]:
+        """The newest jobs first, filtered by status, action, age and who started them."""
         query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if started_by is not None:
+            query = query.where(jobs.c.started_by == started_by)
         if status is not None:
             query = query.where(jobs.c.status == status)
         if action is not None:
@@ -277,16 +289,18 @@ class Store:
     async def acquire_lease(self, job_id: str, owner: str, ttl: float) -> str | None:
         """Take the job's lease. Returns None on success, else the live holder's id."""
         now = time.time()
+        lease = sa.select(jobs.c.lease_owner, jobs.c.lease_expires_at).where(jobs.c.id == job_id)
         async with self.transaction() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(jobs.c.lease_owner, jobs.c.lease_expires_at).where(
-                        jobs.c.id == job_id
-                    )
-                )
-            ).first()
+            # PostgreSQL: lock the job's row, or learn at once that another runner is taking
+            # it right now (SQLite has no row locks: it serialises writers per file, and the
+            # UPDATE below only succeeds if the holder is still the one read here).
+            row = (await conn.execute(lease.with_for_update(skip_locked=True))).first()
             if row is None:
-                raise NotFoundError(f"no job {job_id!r} in {self.where}")
+                row = (await conn.execute(lease)).first()
+                if row is None:
+                    raise NotFoundError(f"no job {job_id!r} in {self.where}")
+                if self.dialect == "postgresql":
+                    return str(row[0] or "another runner taking the job")
             holder, expires = row
             if (
                 holder is not None
