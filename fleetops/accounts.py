@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,18 +34,22 @@ from aiobotocore.credentials import AioCredentialResolver, AioDeferredRefreshabl
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
-from fleetops.aws import Connection, caller_session, is_loopback
+from fleetops.aws import ClientStats, Connection, WorkSpacesClient, caller_session, is_loopback
 from fleetops.errors import (
     AssumeRoleError,
     CredentialsError,
     TransientAwsError,
     UsageError,
 )
+from fleetops.options import JobOptions
 
 __all__ = [
     "AssumeSpec",
     "AssumedRole",
+    "UnreachableAccount",
     "caller_arn",
+    "merge_accounts",
+    "open_scope_clients",
     "parse_account_id",
     "read_accounts_file",
     "session_name",
@@ -366,3 +370,87 @@ class AssumedRole:
             f"cannot assume role {self.role_arn} in account {self.account}: {message}",
             request_id,
         )
+
+
+# -- clients per scope ---------------------------------------------------------------------------
+
+
+class UnreachableAccount:
+    """The client of a scope whose role cannot be assumed: every call raises the reason, so
+    the engine fails that scope's items and goes on with the others."""
+
+    def __init__(self, conn: Connection, error: AssumeRoleError) -> None:
+        self.conn = conn
+        self.error = error
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return f"UnreachableAccount({self.conn.scope_key!r}, {self.error.code})"
+
+    async def call(self, operation: str, *, idempotent: bool = True, **params: Any) -> Any:
+        error = AssumeRoleError(self.error.code, self.error.message, self.error.request_id)
+        error.operation = "AssumeRole"
+        raise error
+
+
+@asynccontextmanager
+async def open_scope_clients(
+    connections: Sequence[Connection],
+    options: JobOptions,
+    *,
+    accounts: Sequence[str] | None = None,
+    assume: AssumeSpec | None = None,
+    job_id: str = "adhoc",
+    credentials: tuple[str, str] | None = None,
+) -> AsyncIterator[dict[str, WorkSpacesClient | UnreachableAccount]]:
+    """One client per scope, keyed ``"region"`` or ``"account/region"``.
+
+    Without accounts: one client per region with the caller's own credentials. With accounts:
+    every account x region, one role per account (assumed once, refreshed as needed, shared by
+    its regions); each scope spends its own bucket (one quota per account and region). An
+    account whose role cannot be assumed gets an :class:`UnreachableAccount` for its scopes.
+    """
+    from fleetops.ratelimit import QUOTAS
+
+    def client(conn: Connection, role: AssumedRole | None) -> WorkSpacesClient:
+        return WorkSpacesClient(
+            conn,
+            bucket=QUOTAS.bucket(conn.quota_key(), options.rate, options.burst),
+            max_connections=max(10, options.concurrency * 2),
+            read_timeout=options.read_timeout,
+            connect_timeout=getattr(options, "connect_timeout", 5.0),
+            credentials=credentials,
+            role=role,
+        )
+
+    async with AsyncExitStack() as stack:
+        clients: dict[str, WorkSpacesClient | UnreachableAccount] = {}
+        if not accounts:
+            for conn in connections:
+                clients[conn.scope_key] = await stack.enter_async_context(client(conn, None))
+            yield clients
+            return
+        if assume is None:
+            raise UsageError("accounts need --role-name NAME or --role-arn-template")
+        caller = connections[0]
+        for account in accounts:
+            role = AssumedRole(
+                caller,
+                account,
+                assume,
+                job_id=job_id,
+                connect_timeout=getattr(options, "connect_timeout", 5.0),
+                read_timeout=options.read_timeout,
+            )
+            try:
+                await role.session()
+            except AssumeRoleError as exc:
+                log.info("account %s unreachable: %s", account, exc.message)
+                for conn in connections:
+                    scoped = conn.for_account(account)
+                    clients[scoped.scope_key] = UnreachableAccount(scoped, exc)
+                continue
+            for conn in connections:
+                scoped = conn.for_account(account)
+                clients[scoped.scope_key] = await stack.enter_async_context(client(scoped, role))
+        yield clients

@@ -37,6 +37,9 @@ class JobContext:
     budget: int | None = None
     aborted: bool = False
     failure: str | None = None  # the API failed for good: the job ends failed with this
+    #: Scopes whose account cannot be reached (its role cannot be assumed): scope key -> reason.
+    #: Their items fail; the other scopes go on.
+    unreachable: dict[str, str] = field(default_factory=dict)
     rows: dict[str, dict[str, Any]] | None = field(default=None)  # create: CSV rows by key
     rows_loaded: bool = False
 

@@ -49,6 +49,11 @@ class PlanSummary:
     calls_needed: int = 0  # to run: submit + verify
     rate: float | None = None
     burst: int = 0
+    scope: str | None = None  # the scope planned ("region" or "account/region")
+    #: A job over several scopes: each scope's own summary (its counts, calls and quota time).
+    by_scope: dict[str, PlanSummary] = field(default_factory=dict)
+    #: Scopes that could not be planned (a role that cannot be assumed): the reason.
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:

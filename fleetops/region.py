@@ -22,7 +22,7 @@ from fleetops.context import JobContext
 from fleetops.decide import AfterTransient, CircuitBreaker, after_transient, failed_request
 from fleetops.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine_types import ApiCall, Scope
-from fleetops.errors import AwsError, CredentialsError, TransientAwsError
+from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
 from fleetops.planner import PlanSummary, plan
 from fleetops.retry import RetryPolicy, attempts_spent, item_backoff, retry_item
 from fleetops.states import ItemState
@@ -99,7 +99,9 @@ class ScopeWorker:
                     self.policy, exc.code, retried=retried
                 )
                 await self._event(operation, ids, "error", exc.code, exc.request_id, spent, started)
-                if not isinstance(exc, CredentialsError) and self.breaker.record_failure(
+                if not isinstance(
+                    exc, CredentialsError | AssumeRoleError
+                ) and self.breaker.record_failure(
                     operation, exc.code, exc.message
                 ):
                     self.ctx.fail(f"{self.breaker.reason()} in {self.scope}")
@@ -494,6 +496,16 @@ class ScopeWorker:
             len(failed),
         )
         await self._record_response(batch, failed, results)
+
+    async def fail_unreachable(self, exc: AssumeRoleError) -> int:
+        """This scope's account cannot be reached: every unfinished item fails with the reason
+        (their state cannot be known without the role); returns how many."""
+        items = await self._items(
+            [ItemState.PENDING, ItemState.IN_FLIGHT, ItemState.SUBMITTED, ItemState.IN_DOUBT]
+        )
+        if items:
+            await self._fail(items, exc.code, exc.message)
+        return len(items)
 
     async def _fail(self, items: Sequence[ItemRecord], code: str, message: str) -> None:
         ids = [i.id for i in items]

@@ -29,7 +29,7 @@ from fleetops.aws import ClientStats
 from fleetops.commit import Committer
 from fleetops.context import JobContext
 from fleetops.engine_types import ApiClient, RunStats, Scope, StopSignal
-from fleetops.errors import AwsError, CredentialsError, LeaseHeldError
+from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, LeaseHeldError
 from fleetops.options import JobOptions, error_budget
 from fleetops.planner import PlanSummary
 from fleetops.region import ScopeWorker
@@ -56,6 +56,17 @@ ACTED_ON = (
 
 def _throttles_of(stats: ClientStats) -> Callable[[], int]:
     return lambda: stats.throttles
+
+
+def _aws_error(group: BaseExceptionGroup[BaseException]) -> AwsError | None:
+    """The API error a task group's failure stands for (None: something else failed too)."""
+    matched, rest = group.split(AwsError)
+    if matched is None or rest is not None:
+        return None
+    leaf: BaseException = matched
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, AwsError) else None
 
 
 def api_failure(exc: AwsError, where: str) -> str:
@@ -244,8 +255,18 @@ class JobRunner:
 
     async def _run_scope(self, worker: ScopeWorker) -> None:
         try:
-            await worker.reconcile(redo_in_doubt=self.redo_in_doubt)
-            await worker.execute()
+            try:
+                await worker.reconcile(redo_in_doubt=self.redo_in_doubt)
+                await worker.execute()
+            except BaseExceptionGroup as group:
+                error = _aws_error(group)
+                if error is None:
+                    raise
+                raise error from group
+        except AssumeRoleError as exc:
+            # This account cannot be reached: its items fail with the reason; the others go on.
+            self.ctx.unreachable[worker.scope.key] = f"{exc.code}: {exc.message}"
+            await worker.fail_unreachable(exc)
         except CredentialsError as exc:
             # One scope's credentials failing stops every scope: the job pauses, resumable.
             self.stop.set(f"credentials rejected in {worker.scope} ({exc.code})")
@@ -264,6 +285,7 @@ class JobRunner:
                 max_errors=self.ctx.options.max_errors,
                 stop_reason=self.stop.reason if self.stop.is_set else None,
                 waits=not self.ctx.options.no_wait,
+                unreachable=tuple(dict.fromkeys(self.ctx.unreachable.values())),
             )
         )
 
@@ -278,7 +300,30 @@ class JobRunner:
 
         async def plan_scope(worker: ScopeWorker) -> None:
             try:
-                summaries.append(await worker.plan())
+                try:
+                    summary = await worker.plan()
+                except BaseExceptionGroup as group:
+                    error = _aws_error(group)
+                    if error is None:
+                        raise
+                    raise error from group
+                summary.scope = worker.scope.key
+                summaries.append(summary)
+            except AssumeRoleError as exc:
+                # This account cannot be reached: nothing to plan there; the others go on.
+                reason = f"{exc.code}: {exc.message}"
+                log.info("scope %s not planned: %s", worker.scope, reason)
+                self.ctx.unreachable[worker.scope.key] = reason
+                options = self.ctx.options
+                summaries.append(
+                    PlanSummary(
+                        action=self.job.action,
+                        rate=options.rate,
+                        burst=options.burst,
+                        scope=worker.scope.key,
+                        unreachable={worker.scope.key: reason},
+                    )
+                )
             except AwsError as exc:  # credentials missing or rejected included
                 self.ctx.fail(api_failure(exc, f"planning failed in {worker.scope}"))
 
@@ -312,6 +357,9 @@ def merge_summaries(summaries: list[PlanSummary]) -> PlanSummary:
         action=summaries[0].action, rate=summaries[0].rate, burst=summaries[0].burst
     )
     for s in summaries:
+        if s.scope is not None:
+            merged.by_scope[s.scope] = s
+        merged.unreachable.update(s.unreachable)
         merged.eligible += s.eligible
         merged.skipped.update(s.skipped)
         for group, examples in s.examples.items():

@@ -71,6 +71,7 @@ class RunEnd:
     max_errors: str | None = None
     stop_reason: str | None = None  # a stop was asked for (signal, lost lease, credentials)
     waits: bool = True  # items submitted but not verified are unfinished (not --no-wait)
+    unreachable: tuple[str, ...] = ()  # accounts whose role could not be assumed: the reasons
 
 
 def final_status(end: RunEnd) -> tuple[JobStatus, str | None]:
@@ -100,6 +101,9 @@ def final_status(end: RunEnd) -> tuple[JobStatus, str | None]:
         unfinished += counts.get(ItemState.SUBMITTED, 0)
     if unfinished:
         return JobStatus.INTERRUPTED, f"{unfinished} items unfinished"
+    if end.unreachable:
+        items = f"; {failed} items failed" if failed else ""
+        return JobStatus.FAILED, "; ".join(end.unreachable) + items
     if failed:
         return JobStatus.FAILED, f"{failed} items failed"
     return JobStatus.SUCCEEDED, None

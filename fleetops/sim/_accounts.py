@@ -99,7 +99,7 @@ class AccountBook:
             return self.default, None
         session = self.sessions.get(access_key)
         if session is not None:
-            return self.accounts[session.account_id], session
+            return self.add(session.account_id), session
         account_id = self.static_keys.get(access_key)
         return (self.accounts[account_id] if account_id else self.default), None
 
@@ -118,6 +118,12 @@ class AccountBook:
         self.sessions[key] = session
         account.sessions_issued += 1
         return session
+
+    def share_credentials(self, other: AccountBook) -> None:
+        """Trust the keys and sessions ``other`` knows (and issues from now on): STS and IAM
+        are global, fleets are regional — one book per region, credentials shared."""
+        self.sessions = other.sessions
+        self.static_keys = other.static_keys
 
     def expire_sessions(self, account_id: str | None = None) -> int:
         """Expire every temporary credential issued so far (for ``account_id``, or all)."""

@@ -285,6 +285,12 @@ class Simulator:
             if access_key is not None:
                 self._accounts.add_access_key(access_key, account)
 
+    def share_credentials(self, other: Simulator) -> None:
+        """Accept the temporary credentials ``other`` issues (and its static keys): two
+        simulators standing for two regions of the same accounts."""
+        with self._lock:
+            self._accounts.share_credentials(other._accounts)
+
     def expire_sessions(self, account: str | None = None) -> int:
         """Expire every temporary credential issued so far (ExpiredToken from now on)."""
         with self._lock:
