@@ -52,6 +52,7 @@ __all__ = [
     "open_scope_clients",
     "parse_account_id",
     "read_accounts_file",
+    "record_caller",
     "session_name",
 ]
 
@@ -454,3 +455,17 @@ async def open_scope_clients(
                 scoped = conn.for_account(account)
                 clients[scoped.scope_key] = await stack.enter_async_context(client(scoped, role))
         yield clients
+
+
+async def record_caller(store: Any, job_id: str, conn: Connection, options: JobOptions) -> None:
+    """Store the caller's ARN on the job (one GetCallerIdentity), unless it is already known."""
+    job = await store.get_job(job_id)
+    if getattr(job, "caller_arn", None):
+        return
+    arn = await caller_arn(
+        conn,
+        connect_timeout=getattr(options, "connect_timeout", 5.0),
+        read_timeout=options.read_timeout,
+    )
+    if arn is not None:
+        await store.update_job(job_id, caller_arn=arn)

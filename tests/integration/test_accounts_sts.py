@@ -13,13 +13,16 @@ import pytest
 from fleetops.accounts import (
     AssumedRole,
     AssumeSpec,
+    UnreachableAccount,
     caller_arn,
     merge_accounts,
+    open_scope_clients,
     read_accounts_file,
     session_name,
 )
 from fleetops.aws import Connection, WorkSpacesClient, _cached_session, _sim_session
 from fleetops.errors import AssumeRoleError, UsageError
+from fleetops.options import JobOptions
 from fleetops.ratelimit import TokenBucket
 from fleetops.retry import RetryPolicy
 from fleetops.sim import Simulator
@@ -164,3 +167,28 @@ def test_account_lists_and_role_specs_are_checked(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             AssumeSpec(**bad)
     assert session_name("j" * 80) == "fleetops-" + "j" * 55
+
+
+async def test_every_account_and_region_has_its_own_client_and_bucket(sim: Simulator) -> None:
+    other = "444444444444"
+    sim.configure_account(other, external_id="ext-1234")
+    conns = [
+        Connection(REGION, endpoint_url=sim.endpoint_url),
+        Connection("eu-west-1", endpoint_url=sim.endpoint_url),
+    ]
+    async with open_scope_clients(
+        conns, JobOptions(), accounts=[ACCOUNT, other, DENIED], assume=SPEC, job_id="j2"
+    ) as clients:
+        assert set(clients) == {
+            f"{account}/{region}"
+            for account in (ACCOUNT, other, DENIED)
+            for region in (REGION, "eu-west-1")
+        }
+        reachable = [c for c in clients.values() if isinstance(c, WorkSpacesClient)]
+        assert len(reachable) == 4
+        assert len({id(c.bucket) for c in reachable}) == 4  # one quota per account and region
+        denied = clients[f"{DENIED}/{REGION}"]
+        assert isinstance(denied, UnreachableAccount)
+        with pytest.raises(AssumeRoleError, match=f"in account {DENIED}"):
+            await denied.call("DescribeWorkspaces")
+    assert sim.stats().sts_calls == {"AssumeRole": 3}  # one per account, whatever the regions
