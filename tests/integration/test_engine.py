@@ -287,3 +287,48 @@ async def test_a_workspace_still_in_its_failure_state_fails_before_the_timeout(
     items = [item async for item in _items(store, job.id, ItemState.FAILED)]
     assert [i.workspace_id for i in items] == [ws_id]
     assert "still UNHEALTHY" in (items[0].error_message or "")
+
+
+async def test_a_permanent_500_stops_the_job_within_a_few_dozen_requests(store: Store) -> None:
+    """An operation that always answers 500: the breaker stops the job, failed, naming the
+    operation and the code, after a few calls of 3 attempts each."""
+    async with Simulator(workspaces=300, rate=None, transition_seconds=0.1) as sim:
+        spec = spec_for(sim, "reboot", include_connected=True)
+        job = await plan_job(store, (await create_job(store, spec)).id)
+        sim.configure(error_rate=1.0)
+        sim.reset_stats()
+        job = await run_job(store, job.id)
+        counts = await store.counts(job.id)
+        stats = sim.stats()
+        requests = stats.total_calls
+        assert job.status is JobStatus.FAILED
+        assert "RebootWorkspaces" in (job.message or "")
+        assert "InternalFailure" in (job.message or "")
+        assert exit_code_for(job.status, counts) == 1
+        assert stats.errors_500 == requests <= 40, requests
+        assert counts[ItemState.PENDING] > 200  # not tried: the job stopped
+
+
+async def test_a_plan_refused_by_the_api_ends_the_job_failed(store: Store) -> None:
+    async with Simulator(workspaces=50, rate=None, error_rate=1.0) as sim:
+        spec = spec_for(sim, "reboot", include_connected=True)
+        job = await run_job(store, (await create_job(store, spec)).id)
+        assert job.status is JobStatus.FAILED
+        message = job.message or ""
+        assert "planning failed" in message and "DescribeWorkspaces" in message
+        assert "InternalFailure" in message and "resume" not in message
+        assert sim.stats().total_calls == 3  # one call, three attempts
+
+
+async def test_progress_and_the_record_count_calls_and_retries_alike(store: Store) -> None:
+    async with Simulator(workspaces=120, rate=4, burst=2, transition_seconds=0.1) as sim:
+        spec = spec_for(sim, "reboot", include_connected=True, rate=40, burst=20)
+        runners: list[Any] = []
+        job = await run_job(store, (await create_job(store, spec)).id, on_start=runners.append)
+        assert job.status is JobStatus.SUCCEEDED, job.message
+        shown = runners[0].client_stats()
+        events = await store.events_for(job.id)
+        assert shown.throttles > 0 and sim.stats().throttled > 0  # the quota was really hit
+        assert shown.calls == len(events)
+        assert shown.retries == sum(max(0, e["attempts"] - 1) for e in events) > 0
+        assert sum(e["attempts"] for e in events) == sim.stats().total_calls
