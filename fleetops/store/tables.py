@@ -17,7 +17,8 @@ jobs = sa.Table(
     sa.Column("targets", sa.JSON, nullable=False),
     sa.Column("options", sa.JSON, nullable=False),
     sa.Column("region", sa.String(32), nullable=False),  # the first (or only) region
-    sa.Column("regions", sa.JSON, nullable=True),  # every region of a multi-region job
+    # every region of a multi-region job (JSON columns: Python None is SQL NULL)
+    sa.Column("regions", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("profile", sa.String(128), nullable=True),
     sa.Column("endpoint_url", sa.String(512), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
@@ -30,8 +31,10 @@ jobs = sa.Table(
     sa.Column("started_by", sa.String(128), nullable=True),  # OS user who created the job
     sa.Column("started_host", sa.String(255), nullable=True),  # host it was created on
     sa.Column("caller_arn", sa.String(2048), nullable=True),  # AWS caller identity (STS)
-    sa.Column("accounts", sa.JSON, nullable=True),  # account ids of a multi-account job
-    sa.Column("assume", sa.JSON, nullable=True),  # role_name, role_arn_template, external_id
+    # account ids of a multi-account job
+    sa.Column("accounts", sa.JSON(none_as_null=True), nullable=True),
+    # role_name, role_arn_template, external_id
+    sa.Column("assume", sa.JSON(none_as_null=True), nullable=True),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),
