@@ -87,9 +87,11 @@ class StoreQuotaHolders:
 def job_buckets(job: JobRecord) -> dict[str, TokenBucket]:
     """Scope key → the process-wide bucket the job's clients will spend."""
     options = JobOptions.from_dict(job.options)
+    accounts: tuple[str | None, ...] = tuple(job.accounts or ()) or (None,)
     return {
-        conn.region: QUOTAS.bucket(conn.quota_key(), options.rate, options.burst)
-        for conn in api.job_connections(job)
+        conn.scope_key: QUOTAS.bucket(conn.quota_key(), options.rate, options.burst)
+        for base in api.job_connections(job)
+        for conn in (base.for_account(account) for account in accounts)
     }
 
 

@@ -1,0 +1,351 @@
+"""Team scenarios (S7, S8): ``fleetops worker`` processes sharing one PostgreSQL store.
+
+* S7 — two workers, four jobs over four regions (a simulator process per region, each at the
+  documented 2 calls/s): throughput against one job alone, WorkSpaces acted on twice, throttling.
+* S8 — two workers, one job of rebuilds (destructive, one per call); the worker holding it is
+  killed with SIGKILL mid-job: how long until the other holds the job, what was lost, what was
+  repeated.
+
+Jobs are planned and queued in this process through the Python API (as ``run --queue`` does);
+the workers are child processes running the CLI. The PostgreSQL server is
+``$FLEETOPS_BENCH_POSTGRES`` or ``$FLEETOPS_TEST_POSTGRES`` (a URL; a fresh database is created
+on it and dropped afterwards), else a temporary server started with ``initdb``/``pg_ctl``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fleetops.bench._proc import Proc, SimProcess, python_argv
+from fleetops.bench.scenarios import REGIONS, Sizes, _ratio, _target
+
+__all__ = ["postgres_server", "run_s7", "run_s8"]
+
+S8_LEASE = 10.0
+RUN_TIMEOUT = 600.0
+
+
+# -- the PostgreSQL server ------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL on which databases may be created."""
+    given = os.environ.get("FLEETOPS_BENCH_POSTGRES") or os.environ.get("FLEETOPS_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError(
+            "S7/S8 need PostgreSQL: set FLEETOPS_BENCH_POSTGRES=postgresql://USER@HOST:PORT/DB "
+            "or install the PostgreSQL server (initdb, pg_ctl)"
+        )
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="fleetops-pg-") as tmp:
+        data = Path(tmp) / "data"
+        as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+            shutil.chown(tmp, user="postgres")
+            as_user = ["runuser", "-u", "postgres", "--"]
+        run = [*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]
+        subprocess.run(run, check=True, capture_output=True)
+        opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1"
+        start = [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", f"{tmp}/log", "-w", "start"]
+        subprocess.run(start, check=True, capture_output=True)
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            stop = [*as_user, pg_ctl, "-D", str(data), "-m", "fast", "stop"]
+            subprocess.run(stop, check=False, capture_output=True)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    import psycopg
+    import sqlalchemy as sa
+
+    name = "fleetops_bench_" + secrets.token_hex(4)
+    admin = sa.make_url(server).set(drivername="postgresql")
+    dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# -- jobs and workers -----------------------------------------------------------------------------
+
+
+def queue_jobs(url: str, jobs: list[tuple[str, str, str, dict[str, Any]]]) -> list[str]:
+    """Plan and queue ``(action, region, endpoint, options)`` jobs; their ids."""
+    import anyio
+
+    from fleetops import api
+    from fleetops.aws import Connection
+    from fleetops.options import JobOptions
+    from fleetops.queue import queue_job
+    from fleetops.store import Store
+    from fleetops.targets import Targets
+
+    async def main() -> list[str]:
+        store = await Store.open(url)
+        ids = []
+        try:
+            for action, region, endpoint, options in jobs:
+                spec = api.JobSpec(
+                    action=action,
+                    targets=Targets.build(),
+                    connection=Connection.resolve(region, None, endpoint),
+                    options=JobOptions(**options),
+                )
+                job = await api.create_job(store, spec)
+                await api.plan_job(store, job.id)
+                ids.append((await queue_job(store, job.id)).id)
+        finally:
+            await store.close()
+        return ids
+
+    return anyio.run(main)
+
+
+def worker(url: str, *args: str) -> Proc:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_CONFIG_FILE="/dev/null"
+    )
+    return Proc(python_argv("-m", "fleetops", "--db", url, "-q", "worker", *args), env=env)
+
+
+def job_rows(url: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each job's status, lease owner, start and end, and its items by state."""
+    import psycopg
+
+    out: dict[str, dict[str, Any]] = {}
+    with psycopg.connect(url) as conn:
+        for job_id in ids:
+            row = conn.execute(
+                "SELECT status, lease_owner, started_at, finished_at FROM jobs WHERE id = %s",
+                (job_id,),
+            ).fetchone()
+            assert row is not None
+            counts: dict[Any, Any] = dict(
+                conn.execute(
+                    "SELECT state, count(*) FROM items WHERE job_id = %s GROUP BY state",
+                    (job_id,),
+                ).fetchall()
+            )
+            out[job_id] = {
+                "status": row[0],
+                "owner": row[1],
+                "started_at": row[2],
+                "finished_at": row[3],
+                "counts": {str(k): int(v) for k, v in counts.items()},
+            }
+    return out
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout:g} s")
+
+
+def _ended(url: str, ids: list[str]) -> bool:
+    return all(
+        r["status"] in ("succeeded", "failed", "aborted", "interrupted")
+        for r in job_rows(url, ids).values()
+    )
+
+
+def _acted(counts: dict[str, int]) -> int:
+    return sum(counts.get(k, 0) for k in ("succeeded", "failed", "in_doubt", "submitted"))
+
+
+def _stop(procs: list[Proc]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill(signal.SIGTERM)
+
+
+# -- S7 --------------------------------------------------------------------------------------------
+
+
+def _s7_phase(
+    server: str, sims: list[SimProcess], workers: int, concurrency: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    with fresh_database(server) as url:
+        ids = queue_jobs(url, [("reboot", s.region, s.url, options) for s in sims])
+        for sim in sims:
+            sim.reset()
+        procs = [worker(url, "--concurrency", str(concurrency)) for _ in range(workers)]
+        try:
+            wait_for(lambda: _ended(url, ids), RUN_TIMEOUT, 0.2)
+        finally:
+            _stop(procs)
+        rows = job_rows(url, ids)
+    stats = [sim.stats() for sim in sims]
+    start = min(r["started_at"] for r in rows.values())
+    end = max(r["finished_at"] or time.time() for r in rows.values())
+    acted = sum(_acted(r["counts"]) for r in rows.values())
+    calls = sum(sum(s["calls_by_operation"].values()) for s in stats)
+    throttled = sum(int(s["throttled"]) for s in stats)
+    twice = sum(
+        1
+        for s in stats
+        for n in s["calls_by_workspace"].get("RebootWorkspaces", {}).values()
+        if n > 1
+    )
+    return {
+        "jobs": len(ids),
+        "statuses": sorted(r["status"] for r in rows.values()),
+        "wall_s": round(end - start, 3),
+        "items": acted,
+        "items_per_s": _ratio(acted, end - start),
+        "calls": calls,
+        "throttled": throttled,
+        "throttled_share": _ratio(throttled, calls + throttled) or 0.0,
+        "acted_twice": twice,
+    }
+
+
+def run_s7(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    rate, burst = sizes.s6_rate, 5
+    knobs: dict[str, Any] = {
+        "workspaces": sizes.s6_workspaces,
+        "rate": rate,
+        "burst": burst,
+        "latency_ms": sizes.latency_ms,
+        "transition_seconds": sizes.transition_s,
+    }
+    options = {"rate": rate, "burst": burst}
+    sims = [SimProcess(**knobs, region=r, seed=i) for i, r in enumerate(REGIONS)]
+    for sim in sims:
+        sim.__enter__()
+    try:
+        with postgres_server() as server:
+            one = _s7_phase(server, sims[:1], workers=1, concurrency=1, options=options)
+            four = _s7_phase(server, sims, workers=2, concurrency=2, options=options)
+    finally:
+        for sim in sims:
+            sim.__exit__(None, None, None)
+    scale = _ratio(four["items_per_s"], one["items_per_s"])
+    return {
+        "id": "S7",
+        "title": "workers",
+        "setup": {**knobs, "regions": list(REGIONS), "workers": 2, "concurrency": 2},
+        "fleetops": {"one_job_one_worker": one, "four_jobs_two_workers": four},
+        "peer": {"note": "no peer: a plain boto3 script has no queue, workers or takeover"},
+        "derived": {
+            "one job alone": one,
+            "four jobs, two workers": four,
+            "throughput ratio": scale,
+        },
+        "targets": [
+            _target("4 jobs on 2 workers / 1 job alone", scale, 3.6, at_most=False),
+            _target("WorkSpaces acted on twice", four["acted_twice"], 0),
+            _target("throttled share", four["throttled_share"], 0.02),
+        ],
+    }
+
+
+# -- S8 --------------------------------------------------------------------------------------------
+
+
+def run_s8(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    rate, burst = 10.0, 5
+    knobs: dict[str, Any] = {
+        "workspaces": max(60, sizes.s6_workspaces),
+        "rate": rate,
+        "burst": burst,
+        "latency_ms": sizes.latency_ms,
+        "transition_seconds": sizes.transition_s,
+    }
+    lease = S8_LEASE
+    with SimProcess(**knobs) as sim, postgres_server() as server, fresh_database(server) as url:
+        options = {"rate": rate, "burst": burst, "ignore_snapshot_age": True}
+        (job_id,) = queue_jobs(url, [("rebuild", sim.region, sim.url, options)])
+        eligible = sum(
+            n for s, n in job_rows(url, [job_id])[job_id]["counts"].items() if s != "skipped"
+        )
+        sim.reset()
+        args = ("--lease-seconds", f"{lease:g}")
+        procs = [worker(url, *args), worker(url, *args)]
+        try:
+
+            def mid_job() -> int | None:
+                row = job_rows(url, [job_id])[job_id]
+                done = row["counts"].get("succeeded", 0) + row["counts"].get("submitted", 0)
+                if row["status"] == "running" and done >= eligible // 4 and row["owner"]:
+                    return int(str(row["owner"]).split(":")[1])
+                return None
+
+            holder = wait_for(mid_job, RUN_TIMEOUT, 0.05)
+            victim = next(p for p in procs if p.pid == holder)
+            survivor = next(p for p in procs if p.pid != holder)
+            at_kill = job_rows(url, [job_id])[job_id]["counts"]
+            victim.kill(signal.SIGKILL)
+            killed = time.monotonic()
+
+            def taken_over() -> bool:
+                owner = job_rows(url, [job_id])[job_id]["owner"]
+                return bool(owner) and str(owner).split(":")[1] == str(survivor.pid)
+
+            wait_for(taken_over, lease + 60, 0.05)
+            takeover = time.monotonic() - killed
+            wait_for(lambda: _ended(url, [job_id]), RUN_TIMEOUT, 0.2)
+            ended = time.monotonic() - killed
+        finally:
+            _stop(procs)
+        row = job_rows(url, [job_id])[job_id]
+        stats = sim.stats()
+    counts = row["counts"]
+    rebuilds = stats["calls_by_workspace"].get("RebuildWorkspaces", {})
+    repeats = sum(1 for n in rebuilds.values() if n > 1)
+    # Every eligible WorkSpace ends succeeded, failed or held in doubt: anything else is lost.
+    lost = eligible - sum(counts.get(k, 0) for k in ("succeeded", "failed", "in_doubt"))
+    return {
+        "id": "S8",
+        "title": "worker killed",
+        "setup": {**knobs, "action": "rebuild", "workers": 2, "lease_s": lease},
+        "fleetops": {"job": {"status": row["status"], "counts": counts}},
+        "peer": {"note": "no peer: a plain boto3 script has no queue, workers or takeover"},
+        "derived": {
+            "items at the kill": at_kill,
+            "takeover after the kill s": round(takeover, 2),
+            "job ended after the kill s": round(ended, 2),
+            "in doubt (held for the operator)": counts.get("in_doubt", 0),
+            "lost": lost,
+            "rebuilds repeated": repeats,
+        },
+        "targets": [
+            _target("takeover after SIGKILL (s)", round(takeover, 2), lease + 5),
+            _target("items lost", lost, 0),
+            _target("destructive calls repeated", repeats, 0),
+        ],
+    }
