@@ -4,7 +4,10 @@ temporary credentials STS issued for them.
 A WorkSpaces request is served by the account of the access key it is signed with (the
 ``Credential=AKID/...`` of its SigV4 ``Authorization`` header): a key issued by AssumeRole belongs
 to the role's account, a key configured with :meth:`AccountBook.add_access_key` to its account,
-and any other key to the default account. An account can deny AssumeRole (``AccessDenied``) or
+and any other key to the default account. As AWS access key ids do, an issued key carries its
+account (``ASIA`` + the account in base 36 + 8 random characters), so a simulator standing for
+another region, in another process, serves it from that account too (unverified: it cannot know
+the session). An account can deny AssumeRole (``AccessDenied``) or
 require an external id; temporary credentials expire at their ``Expiration`` (simulated clock) or
 when :meth:`AccountBook.expire_sessions` says so (``ExpiredToken``).
 """
@@ -33,6 +36,28 @@ def access_key_of(authorization: str) -> str | None:
     """The access key id of a SigV4 ``Authorization`` header (None: unsigned or another scheme)."""
     match = _CREDENTIAL_RE.search(authorization)
     return match.group(1) if match else None
+
+
+_B36 = string.digits + string.ascii_uppercase
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    for _ in range(8):
+        number, digit = divmod(number, 36)
+        digits = _B36[digit] + digits
+    return digits
+
+
+def _account_in_key(access_key: str) -> str | None:
+    """The account an issued temporary key names (None: not such a key)."""
+    if len(access_key) != 20 or not access_key.startswith("ASIA"):
+        return None
+    try:
+        account = int(access_key[4:12], 36)
+    except ValueError:
+        return None
+    return f"{account:012d}" if account < 10**12 else None
 
 
 @dataclass
@@ -100,15 +125,17 @@ class AccountBook:
         session = self.sessions.get(access_key)
         if session is not None:
             return self.add(session.account_id), session
-        account_id = self.static_keys.get(access_key)
-        return (self.accounts[account_id] if account_id else self.default), None
+        account_id = self.static_keys.get(access_key) or _account_in_key(access_key)
+        return (self.add(account_id) if account_id else self.default), None
 
     def issue(
         self, account: Account, role_arn: str, name: str, now: float, seconds: float
     ) -> Session:
         """New temporary credentials for ``role_arn`` in ``account``."""
         alphabet = string.ascii_uppercase + string.digits
-        key = "ASIA" + "".join(self._keys.choice(alphabet) for _ in range(16))
+        key = "ASIA" + _base36(int(account.account_id)) + "".join(
+            self._keys.choice(alphabet) for _ in range(8)
+        )
         secret = "".join(self._keys.choice(string.ascii_letters + string.digits) for _ in range(40))
         token = "FwoGZXIvYXdzE" + "".join(
             self._keys.choice(string.ascii_letters + string.digits) for _ in range(80)

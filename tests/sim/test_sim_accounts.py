@@ -222,3 +222,12 @@ def test_boto3_assumes_a_role_and_reaches_that_accounts_fleet() -> None:
         assert ids == set(sim.workspace_ids(ACCOUNT_A))
         assert sim.stats(ACCOUNT_A).calls_by_operation == {"DescribeWorkspaces": 1}
         assert sim.stats().calls_by_operation == {}
+
+
+async def test_another_region_serves_an_issued_key_from_its_account(sim: Simulator) -> None:
+    creds = (await assume(sim, ACCOUNT_B))["Credentials"]
+    async with Simulator(workspaces=20, rate=None, seed=9, accounts=[ACCOUNT_B]) as other:
+        ids = await ids_seen(other, creds)  # a process that never issued it, like another region
+        assert ids == set(other.workspace_ids(ACCOUNT_B))
+        assert other.stats(ACCOUNT_B).calls_by_operation == {"DescribeWorkspaces": 1}
+        assert other.stats().calls_by_operation == {}
