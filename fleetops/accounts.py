@@ -47,6 +47,7 @@ __all__ = [
     "AssumeSpec",
     "AssumedRole",
     "UnreachableAccount",
+    "accounts_from_flags",
     "caller_arn",
     "merge_accounts",
     "open_scope_clients",
@@ -97,6 +98,34 @@ def merge_accounts(given: Iterable[str], from_file: Iterable[str] = ()) -> tuple
     """``--account`` values and an accounts file's ids, checked, each once, in order."""
     accounts = [parse_account_id(a) for a in given] + list(from_file)
     return tuple(dict.fromkeys(accounts))
+
+
+def accounts_from_flags(
+    accounts: Iterable[str] = (),
+    accounts_file: Path | str | None = None,
+    role_name: str | None = None,
+    role_arn_template: str | None = None,
+    external_id: str | None = None,
+) -> tuple[tuple[str, ...] | None, AssumeSpec | None]:
+    """The accounts of a run and the role to assume in them, from ``--account``,
+    ``--accounts-file``, ``--role-name``/``--role-arn-template`` and ``--external-id`` (or the
+    same job-file fields): (None, None) for a job in the caller's own account."""
+    listed = read_accounts_file(Path(accounts_file)) if accounts_file else []
+    merged = merge_accounts(accounts, listed)
+    role_given = bool(role_name or role_arn_template or external_id)
+    if not merged:
+        if role_given:
+            raise UsageError(
+                "--role-name/--role-arn-template/--external-id need accounts: "
+                "--account ID or --accounts-file F"
+            )
+        return None, None
+    spec = AssumeSpec(
+        role_name=role_name or None,
+        role_arn_template=role_arn_template or None,
+        external_id=external_id or None,
+    )
+    return merged, spec
 
 
 def session_name(job_id: str) -> str:

@@ -14,6 +14,7 @@ from fleetops.accounts import (
     AssumedRole,
     AssumeSpec,
     UnreachableAccount,
+    accounts_from_flags,
     caller_arn,
     merge_accounts,
     open_scope_clients,
@@ -167,6 +168,16 @@ def test_account_lists_and_role_specs_are_checked(tmp_path: Path) -> None:
         with pytest.raises(UsageError):
             AssumeSpec(**bad)
     assert session_name("j" * 80) == "fleetops-" + "j" * 55
+    assert accounts_from_flags() == (None, None)
+    listing.write_text("222222222222\n")
+    assert accounts_from_flags(["111111111111"], listing, role_name="R") == (
+        ("111111111111", "222222222222"),
+        AssumeSpec(role_name="R"),
+    )
+    with pytest.raises(UsageError, match="need accounts"):
+        accounts_from_flags(role_name="R")
+    with pytest.raises(UsageError, match="--role-name NAME or --role-arn-template"):
+        accounts_from_flags(["111111111111"])
 
 
 async def test_every_account_and_region_has_its_own_client_and_bucket(sim: Simulator) -> None:
