@@ -48,9 +48,9 @@ from fleetops.ratelimit import QUOTAS, SHARES, QuotaHolders, TokenBucket
 from fleetops.runner import StopSignal
 from fleetops.states import JobStatus
 from fleetops.store import JobRecord, Store, lease_owner_id
-from fleetops.store.coord import release_quota_holder, renew_quota_holder
+from fleetops.store.coord import StoreQuotaHolders
 
-__all__ = ["DRAIN_REASON", "StoreQuotaHolders", "WorkerConfig", "WorkerRuntime", "serve"]
+__all__ = ["DRAIN_REASON", "WorkerConfig", "WorkerRuntime", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +69,6 @@ class WorkerConfig:
     concurrency: int = 1
     once: bool = False  # take what is queued now, then exit
     lease_seconds: float = 30.0  # a dead worker's jobs are taken over after this long
-
-
-class StoreQuotaHolders:
-    """The quota holders of :mod:`fleetops.ratelimit`, kept in the store."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def renew(self, scope: str, holder: str, ttl: float) -> int:
-        return await renew_quota_holder(self.store, scope, holder, ttl)
-
-    async def release(self, scope: str, holder: str) -> None:
-        await release_quota_holder(self.store, scope, holder)
 
 
 def job_buckets(job: JobRecord) -> dict[str, TokenBucket]:

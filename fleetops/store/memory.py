@@ -40,6 +40,8 @@ class MemoryStore:
         self.events: list[dict[str, Any]] = []
         self._next_item = 1
         self.writes = 0  # transactions applied by writers (for tests)
+        # WorkSpace claims taken just before an in_flight commit: (region, id) → (job, expiry)
+        self._claims: dict[tuple[str, str], tuple[str, float]] = {}
 
     async def close(self) -> None:
         return None
@@ -116,6 +118,38 @@ class MemoryStore:
         row = self._job_row(job_id)
         if row["lease_owner"] == owner:
             row["lease_owner"], row["lease_expires_at"] = None, None
+
+    async def busy_workspaces(
+        self, job_id: str, region: str, workspace_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """As :func:`fleetops.store.coord.busy_workspaces`: WorkSpaces in flight or submitted in
+        another running job under a live lease, or claimed by one; the free ones are claimed."""
+        from fleetops.store.coord import CLAIM_TTL
+
+        now = time.time()
+        live = {
+            key
+            for key, row in self.jobs.items()
+            if key != job_id
+            and row["status"] == JobStatus.RUNNING.value
+            and (row["lease_expires_at"] or 0.0) > now
+        }
+        wanted = set(workspace_ids)
+        busy = {
+            str(r["workspace_id"]): str(r["job_id"])
+            for r in self.items.values()
+            if r["job_id"] in live
+            and r["region"] == region
+            and r["workspace_id"] in wanted
+            and r["state"] in (ItemState.IN_FLIGHT.value, ItemState.SUBMITTED.value)
+        }
+        for ws in workspace_ids:
+            holder, expires = self._claims.get((region, ws), (job_id, 0.0))
+            if holder != job_id and expires > now:
+                busy.setdefault(ws, holder)
+            elif ws not in busy:
+                self._claims[(region, ws)] = (job_id, now + CLAIM_TTL)
+        return busy
 
     # -- items -------------------------------------------------------------------------------
 

@@ -342,6 +342,14 @@ class Store:
                 .values(lease_owner=None, lease_expires_at=None)
             )
 
+    async def busy_workspaces(
+        self, job_id: str, region: str, workspace_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """WorkSpaces busy in other live jobs (see :mod:`fleetops.store.coord`)."""
+        from fleetops.store.coord import busy_workspaces
+
+        return await busy_workspaces(self, job_id, region, workspace_ids)
+
     # -- items -------------------------------------------------------------------------------
 
     async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
