@@ -52,13 +52,18 @@ def run_suite(
     quick: bool,
     workdir: Path,
     log: Callable[[str], None] = lambda _: None,
+    s2_workspaces: int | None = None,
 ) -> dict[str, Any]:
     """Run ``scenarios`` in order; a failing scenario is recorded, the others still run."""
+    from dataclasses import replace
+
     from fleetops.bench.report import machine_info
     from fleetops.bench.scenarios import Sizes
 
     runners = scenario_runners()
     sizes = Sizes.quick() if quick else Sizes()
+    if s2_workspaces is not None:
+        sizes = replace(sizes, s2_workspaces=s2_workspaces)
     machine = machine_info()
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
@@ -130,6 +135,12 @@ def run(
     workdir: Annotated[
         Path | None, typer.Option(help="Scratch directory for databases (default: a temp dir).")
     ] = None,
+    s2_workspaces: Annotated[
+        int | None,
+        typer.Option(
+            "--s2-workspaces", min=1, help="Fleet size of S2 (default 100,000; e.g. 1000000)."
+        ),
+    ] = None,
 ) -> None:
     """Run the scenarios and write REPORT.md and report.json to OUT."""
     keys = _parse(scenario)
@@ -140,10 +151,12 @@ def run(
 
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
-        report = run_suite(keys, quick=quick, workdir=workdir, log=log)
+        report = run_suite(keys, quick=quick, workdir=workdir, log=log, s2_workspaces=s2_workspaces)
     else:
         with tempfile.TemporaryDirectory(prefix="fleetops-bench-") as tmp:
-            report = run_suite(keys, quick=quick, workdir=Path(tmp), log=log)
+            report = run_suite(
+                keys, quick=quick, workdir=Path(tmp), log=log, s2_workspaces=s2_workspaces
+            )
     from fleetops.bench.report import write_report
 
     json_path, md_path = write_report(report, out)
