@@ -9,7 +9,7 @@ job that no live runner holds lives here too: it is two UPDATEs over the same in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ __all__ = [
     "JobHistory",
     "OperationStats",
     "ReasonGroup",
+    "ScopeSummary",
     "cancel_job",
     "durations",
     "error_groups",
@@ -36,6 +37,7 @@ __all__ = [
     "job_history",
     "operation_stats",
     "reason_groups",
+    "scope_summaries",
     "unverified_items",
 ]
 
@@ -86,6 +88,21 @@ class OperationStats:
 
 
 @dataclass(frozen=True)
+class ScopeSummary:
+    """One account (None: the connection's own) in one region: its items by state and its
+    failed items by error code."""
+
+    account: str | None
+    region: str
+    counts: dict[str, int]
+    errors: dict[str, int]
+
+    @property
+    def key(self) -> str:
+        return f"{self.account}/{self.region}" if self.account else self.region
+
+
+@dataclass(frozen=True)
 class Durations:
     plan_s: float | None  # created → planned
     wait_s: float | None  # created → started
@@ -106,6 +123,8 @@ class JobHistory:
     #: Succeeded items whose success was never verified (error code ``Unverified``): their
     #: count (a part of ``counts["succeeded"]``) and the first few of them.
     unverified: ErrorGroup | None = None
+    #: A job over several accounts or regions: counts and errors of each (else empty).
+    scopes: list[ScopeSummary] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -151,6 +170,37 @@ async def error_groups(store: Store, job_id: str, *, examples: int = 3) -> list[
         entry = groups.setdefault(str(code), (int(count), []))
         entry[1].append(ErrorExample(workspace_id=workspace_id, message=message))
     return [ErrorGroup(code, count, tuple(found)) for code, (count, found) in groups.items()]
+
+
+def scope_summaries_query(job_id: str) -> sa.Executable:
+    """Items by account, region and state, failed ones by error code too (one aggregate)."""
+    code = sa.case(
+        (items.c.state == ItemState.FAILED.value, sa.func.coalesce(items.c.error_code, NO_CODE)),
+        else_=None,
+    )
+    return (
+        sa.select(items.c.account, items.c.region, items.c.state, code, sa.func.count())
+        .where(items.c.job_id == job_id)
+        .group_by(items.c.account, items.c.region, items.c.state, code)
+    )
+
+
+async def scope_summaries(store: Store, job_id: str) -> list[ScopeSummary]:
+    """Counts and errors per account and region, in account then region order."""
+    async with store.reading() as conn:
+        rows = (await conn.execute(scope_summaries_query(job_id))).all()
+    found: dict[tuple[str, str], tuple[dict[str, int], dict[str, int]]] = {}
+    for account, region, state, code, count in rows:
+        counts, errors = found.setdefault(
+            (account or "", region or ""), ({s.value: 0 for s in ItemState}, {})
+        )
+        counts[str(state)] += int(count)
+        if code is not None:
+            errors[str(code)] = errors.get(str(code), 0) + int(count)
+    return [
+        ScopeSummary(account or None, region, counts, errors)
+        for (account, region), (counts, errors) in sorted(found.items())
+    ]
 
 
 def reason_groups_query(job_id: str, state: ItemState, *, limit: int) -> sa.Executable:
@@ -301,6 +351,11 @@ async def job_history(
             await unverified_items(store, job.id, examples=examples)
             if counts.get(ItemState.SUCCEEDED.value)
             else None
+        ),
+        scopes=(
+            await scope_summaries(store, job.id)
+            if job.accounts or len(job.regions) > 1
+            else []
         ),
     )
 

@@ -21,6 +21,7 @@ from fleetops.runner import JobRunner
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob, Store
+from fleetops.store.history import job_history
 from fleetops.targets import Targets
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333")
@@ -183,6 +184,15 @@ async def test_a_role_denied_on_resume_fails_that_accounts_items_with_the_reason
     )
     others = [i for i in items if i.account != denied]
     assert {i.state for i in others} == {ItemState.SUCCEEDED, ItemState.SKIPPED}
+    # History groups counts and errors by account and region.
+    scopes = {s.key: s for s in (await job_history(store, job)).scopes}
+    assert set(scopes) == {f"{a}/{r}" for a in ACCOUNTS for r in regions}
+    for region in regions:
+        mine = scopes[f"{denied}/{region}"]
+        assert mine.errors == {"AccessDenied": mine.counts["failed"]}
+        assert mine.counts["succeeded"] == 0
+        fine = scopes[f"{ACCOUNTS[0]}/{region}"]
+        assert fine.errors == {} and fine.counts["succeeded"] > 0
 
 
 async def test_credentials_expiring_mid_job_are_refreshed(
