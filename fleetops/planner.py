@@ -61,7 +61,10 @@ class PlanSummary:
 
     @property
     def seconds_at_quota(self) -> float:
-        """How long the quota lets the remaining calls take (the burst is spent first)."""
+        """How long the quota lets the remaining calls take (the burst is spent first). Scopes
+        run in parallel, each on its own quota: a job over several takes its slowest one's."""
+        if self.by_scope:
+            return max(s.seconds_at_quota for s in self.by_scope.values())
         if not self.rate:
             return 0.0
         return max(0, self.calls_needed - self.burst) / self.rate
@@ -84,7 +87,28 @@ class PlanSummary:
             "verify_calls": self.verify_calls,
             "calls_needed": self.calls_needed,
             "seconds_at_quota": round(self.seconds_at_quota, 1),
+            **({"scopes": self.scope_rows()} if self.by_scope else {}),
+            **({"unreachable": dict(self.unreachable)} if self.unreachable else {}),
         }
+
+    def scope_rows(self) -> list[dict[str, Any]]:
+        """The spread over accounts and regions: each scope's counts, calls and quota time."""
+        rows = []
+        for key, s in sorted(self.by_scope.items()):
+            account, _, region = key.rpartition("/")
+            rows.append(
+                {
+                    "scope": key,
+                    "account": account or None,
+                    "region": region,
+                    "eligible": s.eligible,
+                    "skipped": sum(s.skipped.values()),
+                    "calls_needed": s.calls_needed,
+                    "seconds_at_quota": round(s.seconds_at_quota, 1),
+                    **({"unreachable": s.unreachable[key]} if key in s.unreachable else {}),
+                }
+            )
+        return rows
 
 
 def guardrail_reason(
