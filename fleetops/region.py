@@ -18,15 +18,16 @@ import anyio
 from anyio.abc import TaskGroup
 
 from fleetops.aws import not_executed
+from fleetops.calls import AuditedCall
 from fleetops.context import JobContext
-from fleetops.decide import AfterTransient, CircuitBreaker, after_transient, failed_request
+from fleetops.decide import AfterTransient, after_transient, failed_request
 from fleetops.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine_types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
 from fleetops.planner import PlanSummary, plan
-from fleetops.retry import RetryPolicy, attempts_spent, item_backoff, retry_item
+from fleetops.retry import RetryPolicy, item_backoff, retry_item
 from fleetops.states import ItemState
-from fleetops.store import EventRow, ItemRecord, ItemUpdate
+from fleetops.store import ItemRecord, ItemUpdate
 from fleetops.verify import DESCRIBE_MAX, Verifier
 
 __all__ = ["GRACE_SECONDS", "RegionWorker", "ScopeWorker"]
@@ -63,10 +64,10 @@ class ScopeWorker:
         self.store = ctx.store
         self.stats = ctx.stats
         self.job_id = ctx.job.id
-        self.breaker = CircuitBreaker(threshold=ctx.options.breaker)
         # In-flight API calls of a scope never exceed --concurrency (the limiter, in _call);
         # the semaphore keeps the number of waiting submit tasks bounded too.
-        self._limiter = anyio.CapacityLimiter(self.options.concurrency)
+        self._call = AuditedCall(ctx, self.scope, call, self.policy)
+        self.breaker = self._call.breaker
         self._slots = anyio.Semaphore(self.options.concurrency)
         self._outstanding = 0
         self._batch_done = anyio.Event()
@@ -81,61 +82,6 @@ class ScopeWorker:
             concurrency=self.options.concurrency,
             on_credentials=self._credentials_failed,
         )
-
-    # -- API calls with an audit trail -----------------------------------------------------
-
-    async def _call(self, operation: str, ids: Sequence[str], /, **params: Any) -> dict[str, Any]:
-        """One logical call (retries inside), recorded in the event log and by the breaker."""
-        idempotent = bool(params.pop("idempotent", True))
-        async with self._limiter:
-            started = time.monotonic()
-            try:
-                result = await self._api(operation, idempotent=idempotent, **params)
-            except AwsError as exc:
-                if exc.operation is None:
-                    exc.operation = operation
-                retried = isinstance(exc, TransientAwsError) and (idempotent or not_executed(exc))
-                spent = getattr(exc, "attempts", None) or attempts_spent(
-                    self.policy, exc.code, retried=retried
-                )
-                await self._event(operation, ids, "error", exc.code, exc.request_id, spent, started)
-                if not isinstance(
-                    exc, CredentialsError | AssumeRoleError
-                ) and self.breaker.record_failure(
-                    operation, exc.code, exc.message
-                ):
-                    self.ctx.fail(f"{self.breaker.reason()} in {self.scope}")
-                raise
-        self.breaker.record_success(operation)
-        failed = result.response.get("FailedRequests") or []
-        outcome = "partial" if failed else "ok"
-        await self._event(
-            operation, ids, outcome, None, result.request_id, result.attempts, started
-        )
-        return result.response
-
-    async def _event(
-        self,
-        operation: str,
-        ids: Sequence[str],
-        outcome: str,
-        code: str | None,
-        request_id: str | None,
-        attempts: int,
-        started: float,
-    ) -> None:
-        row = EventRow(
-            job_id=self.job_id,
-            region=self.scope.key,
-            operation=operation,
-            workspace_ids=list(ids),
-            outcome=outcome,
-            error_code=code,
-            request_id=request_id,
-            attempts=attempts,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        await self.ctx.commit((), (row,))
 
     def _credentials_failed(self, exc: CredentialsError) -> None:
         self.ctx.stop.set(f"credentials rejected in {self.scope} ({exc.code})")

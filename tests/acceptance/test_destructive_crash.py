@@ -1,4 +1,4 @@
-"""Issue 4, done when: ``fleetops run rebuild|migrate`` SIGKILLed mid-submit, then ``fleetops jobs
+"""``fleetops run rebuild|migrate`` SIGKILLed mid-submit, then ``fleetops jobs
 resume``: no WorkSpace was rebuilt or migrated twice (the simulator's counters), and the items
 whose call may or may not have been sent are held ``in_doubt`` (exit 4), not re-sent.
 
@@ -41,7 +41,9 @@ def _kill_mid_submit(proc: Proc, db: Db, job_id: str, sim: Simulator, op: str) -
     wait_until(ready, timeout=60, interval=0.01, what="the job mid-submit")
     proc.kill(signal.SIGKILL)
     in_flight = set(db.items(job_id, "in_flight"))
-    assert in_flight
+    # The kill landed mid-submit: calls in flight, others still to send.
+    assert in_flight, "no item was in flight at the kill"
+    assert db.counts(job_id)["pending"] > 0
     return in_flight
 
 

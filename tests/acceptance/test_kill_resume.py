@@ -1,4 +1,4 @@
-"""Issue 3, done when: ``fleetops run`` killed mid-job (SIGKILL while planning, mid-submit,
+"""``fleetops run`` killed mid-job (SIGKILL while planning, mid-submit,
 mid-verify; SIGTERM/SIGINT), then ``fleetops jobs resume``: the job ends ``succeeded``, every
 eligible WorkSpace was acted on, a reboot was repeated for at most the items in flight at the kill,
 and a terminate is never sent twice. A second resume while one runs is refused.
@@ -83,9 +83,14 @@ def test_sigkill_then_resume_reboots_everything_repeating_only_in_flight(
 ) -> None:
     proc, job_id = _start(cli, sim)
     left = _kill_when(proc, db, job_id, phase)
+    # The kill landed in the phase the test is named for.
     assert left["job"]["status"] in ("planned", "running")
     if phase == "planning":
         assert left["job"]["planned_at"] is None
+    elif phase == "submit":
+        assert left["in_flight"], "no item was in flight at the kill"
+    else:
+        assert left["counts"]["submitted"] > 0 and not left["in_flight"]
 
     final = _resume(cli, job_id)
 
@@ -112,6 +117,7 @@ def test_sigkill_then_resume_reboots_everything_repeating_only_in_flight(
 def test_sigkill_mid_terminate_never_terminates_twice(cli: Cli, db: Db, sim: Simulator) -> None:
     proc, job_id = _start(cli, sim, "terminate")
     left = _kill_when(proc, db, job_id, "submit")
+    assert left["in_flight"], "no terminate was in flight at the kill"
 
     final = _resume(cli, job_id)
 

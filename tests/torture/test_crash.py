@@ -3,11 +3,12 @@
 witness; the items ``in_flight`` at each kill are read from the database once the process is
 reaped (exact: nothing writes in between).
 
-Figures per run: items lost (must be 0), extra calls (reboot: each WorkSpace's extra calls at
-most the number of kills that caught it in flight), repeated destructive calls (must be 0), final
-status. Fast: reboot 200 / 3 kills, terminate 200 / 2 kills, rebuild 40 / 2 kills. Full
-(FLEETOPS_TORTURE=full): 20 kills across a 2,000-WorkSpace reboot and terminate, and a 400-WorkSpace
-rebuild (one WorkSpace per call, one snapshot check per WorkSpace).
+The first kill waits for items in flight (the moment the durability rule is about), the others
+come at random. Figures per run: items lost (must be 0), extra calls (reboot: each WorkSpace's
+extra calls at most the number of kills that caught it in flight), repeated destructive calls
+(must be 0), final status. Fast: reboot 200 / 3 kills, terminate 200 / 2 kills, rebuild 40 / 2
+kills. Full (FLEETOPS_TORTURE=full): 20 kills across a 2,000-WorkSpace reboot and terminate, and a
+400-WorkSpace rebuild (one WorkSpace per call, one snapshot check per WorkSpace).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fleetops_harness import Cli, Db
+from fleetops_harness import Cli, Db, wait_until
 from fleetops_torture import FULL, report
 
 from fleetops.actions import get_action
@@ -71,8 +72,18 @@ def _crash_run(cli: Cli, db: Db, sim: Simulator, case: Case) -> dict[str, Any]:
     proc = cli.spawn(*args)
     job_id = proc.job_id(timeout=60)
     kills: list[dict[str, Any]] = []
-    for _ in range(case.kills):
-        deadline = time.monotonic() + rng.uniform(*case.kill_window)
+    for number in range(case.kills):
+        if number == 0:
+            # The first kill lands while calls are in flight (the moment the durability rule is
+            # about); the others at random moments.
+            running = proc.popen
+            wait_until(
+                lambda: db.counts(job_id)["in_flight"] > 0 or running.poll() is not None,  # noqa: B023
+                timeout=120,
+                interval=0.005,
+                what="items in flight",
+            )
+        deadline = time.monotonic() + (rng.uniform(*case.kill_window) if number else 0.0)
         while time.monotonic() < deadline and proc.popen.poll() is None:
             time.sleep(0.01)
         if proc.popen.poll() is not None:
@@ -142,6 +153,9 @@ def test_random_sigkills_then_resume_lose_nothing_and_repeat_nothing_destructive
     )
 
     assert "Traceback" not in run["stderr"]
+    # The kills were delivered, and the first caught calls in flight.
+    assert kills, "the job ended before any kill"
+    assert kills[0]["planned"] and kills[0]["in_flight"], kills[0]
     assert not lost, f"{len(lost)} WorkSpaces of the fleet are not items"
     assert set(items) == fleet
     assert not unfinished, f"items not in a final state: {Counter(unfinished.values())}"

@@ -60,6 +60,7 @@ def test_throttling_storm(cli: Cli, db: Db) -> None:
         repeated=sum(n - 1 for n in reboots.values()),
     )
     assert code == 0, proc.stderr[-3000:]
+    assert stats.throttled > 0, "the storm throttled nothing"
     eligible = {ws for ws, s in items.items() if s != "skipped"}
     assert all(items[ws] == "succeeded" for ws in eligible)
     assert set(reboots) == eligible
