@@ -76,8 +76,12 @@ async def write_report(store: Store, job_id: str, path: Path) -> Path:
     """Write the report of ``job_id`` to ``path`` (written whole, then renamed into place)."""
     text = render(await gather(store, job_id))
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
