@@ -19,7 +19,7 @@ of WorkSpace ids, then watch their state" shape override a few methods:
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,10 @@ __all__ = [
     "UNVERIFIED",
     "ActionSpec",
     "Outcome",
+    "Param",
     "Request",
     "Verdict",
+    "all_params",
     "create_key",
     "get_action",
     "read_users_csv",
@@ -149,6 +151,67 @@ def _failed_requests(response: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One parameter of an action, named once for every front end.
+
+    ``key`` is its name in a job's params and in a job file's ``params``; ``flag`` the ``run``
+    flag that sets it (empty: the positional argument after the action, as in
+    ``maintenance on``); ``kind`` says how a value is read (each front end knows the kinds:
+    ``text``, ``int``, ``bundle_id``, ``running_mode``, ``compute_type``, ``protocols``,
+    ``on_off``, ``pairs`` (KEY=VALUE, repeatable), ``keys`` (repeatable), ``path``).
+    ``what`` and ``hint`` word the messages (``migrate needs --to-bundle wsb-…``).
+    """
+
+    key: str
+    flag: str
+    kind: str
+    what: str
+    hint: str
+
+    @property
+    def positional(self) -> bool:
+        return not self.flag
+
+    def as_flag(self) -> str:
+        return self.hint if self.positional else f"{self.flag} {self.hint}"
+
+    def as_field(self) -> str:
+        return f"params.{self.key}"
+
+    def read(self, value: Any) -> Any:
+        """A flag's raw value → the job's parameter (``set`` a mapping, ``maintenance`` a
+        bool, a path absolute); a value that cannot be read is a :class:`UsageError`."""
+        if self.kind == "on_off":
+            mode = str(value).strip().lower()
+            if mode not in ("on", "off"):
+                raise UsageError(f"{self.key} takes on or off, not {value!r}")
+            return mode == "on"
+        if self.kind == "pairs":
+            pairs: dict[str, str] = {}
+            for text in value:
+                key, sep, item = str(text).partition("=")
+                if not sep or not key:
+                    raise UsageError(f"{self.flag} {text!r} must be KEY=VALUE")
+                pairs[key] = item
+            return pairs
+        if self.kind == "keys":
+            return [str(item) for item in value]
+        if self.kind == "path":
+            return str(Path(value).expanduser().resolve())
+        return value
+
+
+_MODIFY_PARAMS = (
+    Param("running_mode", "--running-mode", "running_mode", "the new running mode", "MODE"),
+    Param("auto_stop_timeout", "--auto-stop-timeout", "int", "auto-stop timeout, min", "MIN"),
+    Param("compute_type", "--compute-type", "compute_type", "the new compute type", "TYPE"),
+    Param("root_volume", "--root-volume", "int", "root volume size", "GIB"),
+    Param("user_volume", "--user-volume", "int", "user volume size", "GIB"),
+    Param("protocols", "--protocols", "protocols", "streaming protocols", "PCOIP|WSP"),
+)
+
+
+@dataclass(frozen=True)
 class ActionSpec:
     """One fleet action.
 
@@ -179,6 +242,74 @@ class ActionSpec:
     reconcile_by_user: bool = False
     #: Which snapshot list guards the action (RebuildSnapshots hold the user volume).
     snapshot_kind: str = "RebuildSnapshots"
+    #: What the action takes besides its targets: the CLI's flags and the job file's
+    #: ``params`` are made from this, and nothing else.
+    params: tuple[Param, ...] = ()
+    #: ``all``: every param is needed; ``any``: at least one.
+    requires: str = "all"
+    #: One line for ``run --help``.
+    summary: str = ""
+
+    # -- the catalogue: parameters, flags, fields, messages -----------------------------------
+
+    def param(self, key: str) -> Param | None:
+        return next((p for p in self.params if p.key == key), None)
+
+    def missing_params(self, given: Set[str], *, style: str = "flag") -> str | None:
+        """The message for parameters that ``given`` lacks (None: enough are given).
+        ``style`` ``flag`` words it for the command line, ``field`` for a job file."""
+        if not self.params:
+            return None
+        keys = {p.key for p in self.params}
+        if self.requires == "any" and given & keys:
+            return None
+        if self.requires == "all" and keys <= given:
+            return None
+        lacking = [p for p in self.params if p.key not in given] if self.requires == "all" else []
+        if style == "field":
+            if lacking and len(self.params) == 1:
+                p = lacking[0]
+                return f"{self.name} needs {p.as_field()} ({p.what}, {p.hint})"
+            names = [p.as_field() for p in self.params]
+        else:
+            if lacking and len(self.params) == 1:
+                p = lacking[0]
+                usage = f" (fleetops run {self.name} {p.hint} ...)" if p.positional else ""
+                return f"{self.name} needs {p.as_flag()}{usage}"
+            names = [p.as_flag() for p in self.params]
+        if len(names) == 2:
+            return f"{self.name} needs {names[0]} and/or {names[1]}"
+        return f"{self.name} needs at least one of {', '.join(names)}"
+
+    def unknown_param(self, key: str, *, style: str = "flag") -> str:
+        """The message for a parameter that does not belong to this action."""
+        if style == "field":
+            takes = (
+                f"takes {', '.join(sorted(p.key for p in self.params))}"
+                if self.params
+                else "takes no params"
+            )
+            return f"not a parameter of {self.name} ({takes})"
+        found = next((p for p in all_params() if p.key == key), None)
+        shown = (found.flag or repr(found.hint)) if found is not None else key
+        return f"{shown} does not apply to {self.name}"
+
+    def params_from(self, values: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+        """Raw flag values (keyed by :attr:`Param.key`; None or empty: not given) → the job's
+        params. A value for another action's parameter is refused; ``partial`` (flags over a
+        job file's params) requires nothing."""
+        given = {k: v for k, v in values.items() if v not in (None, [], ())}
+        out: dict[str, Any] = {}
+        for key in sorted(given):
+            param = self.param(key)
+            if param is None:
+                raise UsageError(self.unknown_param(key))
+            out[key] = param.read(given[key])
+        if not partial:
+            missing = self.missing_params(set(out))
+            if missing is not None:
+                raise UsageError(missing)
+        return out
 
     # -- batching --------------------------------------------------------------------------
 
@@ -224,6 +355,9 @@ class ActionSpec:
 
     def validate_params(self, params: Params) -> None:
         """Raise :class:`UsageError` for parameters the action cannot use (before any write)."""
+        missing = self.missing_params({k for k, v in params.items() if v not in (None, "", [], {})})
+        if missing is not None:
+            raise UsageError(missing)
 
     def interrupts(self, params: Params) -> bool:
         """Would acting end a connected user's session?"""
@@ -364,6 +498,7 @@ class MigrateSpec(ActionSpec):
         return {"SourceWorkspaceId": key, "BundleId": params["to_bundle"]}
 
     def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
         bundle = params.get("to_bundle")
         pattern = member_pattern("BundleId")
         if not isinstance(bundle, str) or (pattern and not pattern.fullmatch(bundle)):
@@ -480,6 +615,7 @@ class ModifySpec(ActionSpec):
         return {"WorkspaceId": key, "WorkspaceProperties": wanted_properties(params)}
 
     def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
         if not wanted_properties(params):
             raise UsageError("modify needs at least one property to change")
 
@@ -544,6 +680,7 @@ class MaintenanceSpec(ActionSpec):
         return {"WorkspaceId": key, "WorkspaceState": _maintenance_target(params)}
 
     def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
         if not isinstance(params.get("maintenance"), bool):
             raise UsageError("maintenance needs on or off")
 
@@ -590,9 +727,10 @@ class TagSpec(ActionSpec):
         return int(bool(params.get("set"))) + int(bool(params.get("remove")))
 
     def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
         tags = params.get("set") or {}
-        if not isinstance(tags, Mapping) or not (tags or params.get("remove")):
-            raise UsageError("tag needs --set K=V and/or --remove K")
+        if not isinstance(tags, Mapping):
+            raise UsageError(f"tags to set must be KEY=VALUE pairs, not {tags!r}")
         for key in tags:
             if str(key).lower().startswith("aws:"):
                 raise UsageError(f"tag key {key!r}: keys starting with aws: are reserved")
@@ -710,8 +848,7 @@ def read_users_csv(path: str | Path) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class CreateSpec(ActionSpec):
     def validate_params(self, params: Params) -> None:
-        if not params.get("from"):
-            raise UsageError("create needs --from users.csv")
+        super().validate_params(params)
         read_users_csv(str(params["from"]))
 
     def plan_rows(self, params: Params) -> list[dict[str, Any]] | None:
@@ -784,6 +921,7 @@ def _actions() -> dict[str, ActionSpec]:
     specs = [
         ActionSpec(
             name="reboot",
+            summary="reboot (AVAILABLE, UNHEALTHY)",
             operation="RebootWorkspaces",
             request_member="RebootWorkspaceRequests",
             eligible_states=frozenset({"AVAILABLE", "UNHEALTHY"}),
@@ -794,6 +932,7 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="start",
+            summary="start STOPPED AUTO_STOP/MANUAL WorkSpaces",
             operation="StartWorkspaces",
             request_member="StartWorkspaceRequests",
             eligible_states=frozenset({"STOPPED"}),
@@ -805,6 +944,7 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="stop",
+            summary="stop AUTO_STOP/MANUAL WorkSpaces",
             operation="StopWorkspaces",
             request_member="StopWorkspaceRequests",
             eligible_states=frozenset({"AVAILABLE", "IMPAIRED", "UNHEALTHY", "ERROR"}),
@@ -818,6 +958,7 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="terminate",
+            summary="terminate (destructive)",
             operation="TerminateWorkspaces",
             request_member="TerminateWorkspaceRequests",
             eligible_states=frozenset(
@@ -851,6 +992,7 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="rebuild",
+            summary="rebuild from the last snapshot (destructive)",
             operation="RebuildWorkspaces",
             request_member="RebuildWorkspaceRequests",
             eligible_states=frozenset({"AVAILABLE", "ERROR", "UNHEALTHY", "STOPPED", "REBOOTING"}),
@@ -864,6 +1006,7 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ActionSpec(
             name="restore",
+            summary="restore from the last snapshot (destructive)",
             operation="RestoreWorkspace",
             request_member=None,
             eligible_states=frozenset({"AVAILABLE", "ERROR", "UNHEALTHY", "STOPPED"}),
@@ -878,6 +1021,8 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         MigrateSpec(
             name="migrate",
+            summary="migrate to another bundle (destructive)",
+            params=(Param("to_bundle", "--to-bundle", "bundle_id", "the new bundle", "wsb-…"),),
             operation="MigrateWorkspace",
             request_member=None,
             eligible_states=frozenset({"AVAILABLE", "STOPPED", "ERROR"}),
@@ -892,6 +1037,9 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         ModifySpec(
             name="modify",
+            summary="modify WorkSpace properties",
+            params=_MODIFY_PARAMS,
+            requires="any",
             operation="ModifyWorkspaceProperties",
             request_member=None,
             eligible_states=frozenset({"AVAILABLE", "STOPPED"}),
@@ -902,6 +1050,8 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         MaintenanceSpec(
             name="maintenance",
+            summary="admin maintenance mode on|off",
+            params=(Param("maintenance", "", "on_off", "on or off", "on|off"),),
             operation="ModifyWorkspaceState",
             request_member=None,
             eligible_states=frozenset({"AVAILABLE", "STOPPED", "ADMIN_MAINTENANCE"}),
@@ -911,6 +1061,12 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         TagSpec(
             name="tag",
+            summary="set and/or remove tags",
+            params=(
+                Param("set", "--set", "pairs", "tags to set", "K=V"),
+                Param("remove", "--remove", "keys", "tag keys to remove", "K"),
+            ),
+            requires="any",
             operation="CreateTags",
             request_member=None,
             eligible_states=frozenset(),
@@ -921,6 +1077,8 @@ def _actions() -> dict[str, ActionSpec]:
         ),
         CreateSpec(
             name="create",
+            summary="create WorkSpaces from a users CSV",
+            params=(Param("from", "--from", "path", "a users CSV file", "users.csv"),),
             operation="CreateWorkspaces",
             request_member="Workspaces",
             eligible_states=frozenset(),
@@ -938,9 +1096,23 @@ def _actions() -> dict[str, ActionSpec]:
 ACTIONS: dict[str, ActionSpec] = _actions()
 
 
+def all_params() -> list[Param]:
+    """Every parameter of the catalogue, once per key (first action's wording), in order."""
+    seen: dict[str, Param] = {}
+    for spec in ACTIONS.values():
+        for param in spec.params:
+            seen.setdefault(param.key, param)
+    return list(seen.values())
+
+
 def get_action(name: str) -> ActionSpec:
+    """The catalogue's action ``name``; an unknown name is a :class:`UsageError` suggesting the
+    closest known one."""
     try:
         return ACTIONS[name]
     except KeyError:
-        known = ", ".join(sorted(ACTIONS))
-        raise UsageError(f"unknown action {name!r} (known: {known})") from None
+        import difflib
+
+        close = difflib.get_close_matches(name.strip().lower(), list(ACTIONS), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(ACTIONS)}"
+        raise UsageError(f"unknown action {name!r} ({hint})") from None

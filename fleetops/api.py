@@ -1,20 +1,23 @@
-"""The Python API: what the CLI calls, usable on its own.
+"""The Python API: everything the CLI does, usable on its own (``from fleetops import ...``).
 
-store = await Store.open("fleet.db")
-spec = JobSpec(action="reboot", targets=Targets.build(directory_id="d-..."),
-               connection=Connection.resolve("us-east-1", None, None))
-job = await create_job(store, spec)
-job = await run_job(store, job.id)
+    store = await Store.open("fleet.db")
+    spec = build_spec(RunRequest("reboot", selectors={"directory_id": "d-0123456789"},
+                                 where=Where(region=("us-east-1",))))
+    job = await create_job(store, spec)
+    job = await plan_job(store, job.id)        # stored, status planned: review it...
+    print(await stored_plan(store, job.id))
+    job = await start_job(store, job.id)       # ...then run exactly that plan
+
+``run_job`` plans and runs in one go; ``resume_job`` carries on after a kill; ``retry_job``
+records a new job over another's failed items; ``cancel_job``, ``get_job``, ``list_jobs`` and
+``job_history`` read and manage the history.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import anyio
 
@@ -24,59 +27,33 @@ from fleetops.options import JobOptions
 from fleetops.planner import PlanSummary, plan
 from fleetops.ratelimit import QUOTAS
 from fleetops.runner import JobRunner, StopSignal, merge_summaries
+from fleetops.specs import JobSpec, RunRequest, Where, build_spec
 from fleetops.states import JobStatus
 from fleetops.store import JobRecord, NewJob, Store
+from fleetops.store.history import cancel_job, job_history
 from fleetops.targets import Targets
 
 __all__ = [
+    "DEFAULT_MAX_PLAN_AGE",
     "JobSpec",
+    "RunRequest",
+    "Where",
+    "build_spec",
+    "cancel_job",
     "create_job",
     "dry_run",
+    "failed_workspaces",
+    "get_job",
+    "job_history",
+    "list_jobs",
     "open_client",
     "plan_job",
+    "resume_job",
+    "retry_job",
     "run_job",
+    "start_job",
+    "stored_plan",
 ]
-
-#: Static keys used only against a simulator on this machine when no credentials are configured.
-SIM_CREDENTIALS = ("fleetops-sim", "fleetops-sim")
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What to do (action + params), to which WorkSpaces (targets), how (options), where."""
-
-    action: str
-    targets: Targets
-    connection: Connection
-    options: JobOptions = field(default_factory=JobOptions)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    more_regions: tuple[Connection, ...] = ()  # a job spanning regions: the others
-
-    @property
-    def connections(self) -> tuple[Connection, ...]:
-        return (self.connection, *self.more_regions)
-
-    def __post_init__(self) -> None:
-        # A clear UsageError for an unknown action or unusable parameters (a create CSV with a
-        # bad line), before anything is written.
-        get_action(self.action).validate_params(self.params)
-
-
-def _loopback(endpoint_url: str | None) -> bool:
-    if not endpoint_url:
-        return False
-    host = urlparse(endpoint_url).hostname or ""
-    return host in {"127.0.0.1", "localhost", "::1"}
-
-
-def _default_credentials(conn: Connection) -> tuple[str, str] | None:
-    """Against a local simulator with nothing configured, sign with dummy keys (the simulator
-    checks no signature); anywhere else the normal botocore credential chain applies."""
-    if not _loopback(conn.endpoint_url) or conn.profile:
-        return None
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
-        return None
-    return SIM_CREDENTIALS
 
 
 @asynccontextmanager
@@ -93,7 +70,8 @@ async def open_client(
         bucket=bucket,
         max_connections=max(10, options.concurrency * 2),
         read_timeout=options.read_timeout,
-        credentials=credentials or _default_credentials(conn),
+        connect_timeout=options.connect_timeout,
+        credentials=credentials,
     )
     async with client:
         yield client
@@ -169,13 +147,23 @@ async def run_job(
 
 
 async def plan_job(
-    store: Store, job_id: str, *, credentials: tuple[str, str] | None = None
+    store: Store,
+    job_id: str,
+    *,
+    stop: StopSignal | None = None,
+    credentials: tuple[str, str] | None = None,
+    on_start: Callable[[JobRunner], None] | None = None,
 ) -> JobRecord:
-    """Plan a recorded job (resolve its targets, record every item) without running it."""
+    """Plan a recorded job (resolve its targets, record every item) without running it: the
+    job stays ``planned``, and :func:`start_job` runs exactly that plan."""
     job = await store.get_job(job_id)
     options = JobOptions.from_dict(job.options)
     async with open_clients(job_connections(job), options, credentials=credentials) as clients:
-        return await JobRunner(store, clients, job).plan_only()
+        runner = JobRunner(store, clients, job, stop=stop)
+        if on_start is not None:
+            on_start(runner)
+        await runner.plan_only()
+    return await store.get_job(job.id)
 
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
@@ -208,3 +196,159 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
             for conn in conns:
                 tg.start_soon(plan_region, conn)
     return merge_summaries(summaries)
+
+
+# -- a stored plan, then the run of exactly that plan -------------------------------------------
+
+#: ``jobs start`` refuses a plan older than this many hours (the fleet has moved on since).
+DEFAULT_MAX_PLAN_AGE = 4.0
+
+
+async def get_job(store: Store, job_id: str) -> JobRecord:
+    """A job by id or unique prefix (:class:`NotFoundError` if none)."""
+    return await store.get_job(job_id)
+
+
+async def list_jobs(
+    store: Store,
+    *,
+    status: str | None = None,
+    action: str | None = None,
+    since: float | None = None,
+    limit: int = 20,
+) -> list[JobRecord]:
+    """Jobs, newest first."""
+    return await store.list_jobs(status=status, action=action, since=since, limit=limit)
+
+
+async def stored_plan(store: Store, job_id: str) -> PlanSummary:
+    """The plan recorded for a job, as :func:`dry_run` reports one: WorkSpaces to act on,
+    skipped by reason, examples, the calls planning made and those the run will take."""
+    from fleetops.planner import DESCRIBE_MAX, batches
+    from fleetops.states import ItemState
+    from fleetops.store.history import operation_stats, reason_groups
+
+    job = await store.get_job(job_id)
+    action = get_action(job.action)
+    options = JobOptions.from_dict(job.options)
+    counts = await store.counts(job.id)
+    summary = PlanSummary(action=job.action, rate=options.rate, burst=options.burst)
+    not_acted_on = counts[ItemState.SKIPPED] + counts[ItemState.CANCELLED]
+    summary.eligible = sum(counts.values()) - not_acted_on
+    for group in await reason_groups(store, job.id, ItemState.SKIPPED, limit=50):
+        summary.skipped[group.reason] = group.count
+    for item in await store.items_page(job.id, states=[ItemState.PENDING], limit=5):
+        summary.note(job.action, item.workspace_id)
+    for item in await store.items_page(job.id, states=[ItemState.SKIPPED], limit=500):
+        summary.note(f"skipped: {item.reason}", item.workspace_id)
+    operations = await operation_stats(store, job.id)
+    summary.planning_calls = sum(op.calls for op in operations)
+    summary.snapshot_calls = sum(
+        op.calls for op in operations if op.operation == "DescribeWorkspaceSnapshots"
+    )
+    summary.submit_calls = batches(summary.eligible, action.max_batch) * action.calls_per_batch(
+        job.params
+    )
+    if not options.no_wait and action.verifies:
+        watched = len(action.watch_ids("ws-x", "ws-y"))
+        summary.verify_calls = batches(summary.eligible * watched, DESCRIBE_MAX)
+    summary.calls_needed = summary.submit_calls + summary.verify_calls
+    return summary
+
+
+def plan_age_error(
+    job: JobRecord, max_age_hours: float, *, now: float | None = None
+) -> str | None:
+    """Why ``job``'s stored plan cannot be started (None: it can). Pure."""
+    import time
+
+    replan = f"plan again with `fleetops run {job.action} ... --plan-only`"
+    if job.status is not JobStatus.PLANNED:
+        carry_on = (
+            f" (carry on with `fleetops jobs resume {job.id}`)"
+            if job.status is JobStatus.INTERRUPTED
+            else ""
+        )
+        return f"job {job.id} is {job.status.value}, not a stored plan waiting to start{carry_on}"
+    if job.planned_at is None:  # planning was cut short
+        return f"job {job.id} has no complete plan: {replan}"
+    age = ((time.time() if now is None else now) - job.planned_at) / 3600
+    if age > max_age_hours:
+        return (
+            f"the plan of job {job.id} is {age:.1f} h old (limit {max_age_hours:g} h): "
+            f"{replan} (or raise --max-plan-age)"
+        )
+    return None
+
+
+async def start_job(
+    store: Store,
+    job_id: str,
+    *,
+    max_plan_age: float = DEFAULT_MAX_PLAN_AGE,
+    stop: StopSignal | None = None,
+    credentials: tuple[str, str] | None = None,
+    on_start: Callable[[JobRunner], None] | None = None,
+) -> JobRecord:
+    """Run exactly the stored plan of a ``planned`` job (no second planning); a job that is not
+    a complete plan, or a plan older than ``max_plan_age`` hours, is a :class:`UsageError`."""
+    from fleetops.errors import UsageError
+
+    job = await store.get_job(job_id)
+    problem = plan_age_error(job, max_plan_age)
+    if problem is not None:
+        raise UsageError(problem)
+    return await run_job(store, job.id, stop=stop, credentials=credentials, on_start=on_start)
+
+
+async def resume_job(
+    store: Store,
+    job_id: str,
+    *,
+    redo_in_doubt: bool = False,
+    stop: StopSignal | None = None,
+    credentials: tuple[str, str] | None = None,
+    on_start: Callable[[JobRunner], None] | None = None,
+) -> JobRecord:
+    """Carry on with an interrupted job: what was in flight is reconciled before anything is
+    sent again; items in doubt are sent again only with ``redo_in_doubt``."""
+    return await run_job(
+        store,
+        job_id,
+        stop=stop,
+        redo_in_doubt=redo_in_doubt,
+        credentials=credentials,
+        on_start=on_start,
+    )
+
+
+async def failed_workspaces(store: Store, job_id: str) -> list[str]:
+    """The WorkSpaces (item keys) whose items failed in a job, in plan order."""
+    from fleetops.states import ItemState
+
+    found: list[str] = []
+    async for page in store.iter_items(job_id, states=[ItemState.FAILED]):
+        found.extend(item.workspace_id for item in page)
+    return found
+
+
+async def retry_job(store: Store, job_id: str) -> JobRecord:
+    """Record a new job, linked to ``job_id``, over its failed items (same action, params,
+    options and regions; planned afresh when it runs, so states are read again). A job without
+    failed items is a :class:`UsageError`."""
+    from fleetops.errors import UsageError
+
+    parent = await store.get_job(job_id)
+    failed = await failed_workspaces(store, parent.id)
+    if not failed:
+        raise UsageError(f"job {parent.id} has no failed items")
+    connections = job_connections(parent)
+    spec = JobSpec(
+        action=parent.action,
+        targets=Targets(workspace_ids=tuple(failed)),
+        connection=connections[0],
+        more_regions=tuple(connections[1:]),
+        options=JobOptions.from_dict(parent.options),
+        params=parent.params,
+    )
+    return await create_job(store, spec, parent_id=parent.id)

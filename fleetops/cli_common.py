@@ -9,21 +9,22 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from fleetops.errors import FleetOpsError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from fleetops.store import Store
 
 __all__ = [
     "CliState",
     "err_console",
     "fail",
+    "out_console",
     "print_json",
     "resolve_db",
     "run_async",
@@ -33,8 +34,25 @@ __all__ = [
 
 T = TypeVar("T")
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console made on first use (rich costs a tenth of a second to import, which
+    ``--version`` and the JSON outputs need not pay)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self._settings = settings
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._settings)
+        return getattr(self._console, name)
+
+
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+out_console = cast("Console", _LazyConsole(highlight=False, soft_wrap=True))
 
 
 @dataclass
@@ -59,6 +77,8 @@ def resolve_db(db: str | None = None) -> str:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line to stderr and exit (2: usage or bad input)."""
+    from rich.markup import escape
+
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 

@@ -1,8 +1,10 @@
-"""``fleetops jobs …``: the history of jobs (list, show, items, export) and cancel.
+"""``fleetops jobs …``: the history of jobs (list, show, items, export), and the commands that
+act on a recorded job (start, resume, retry, cancel).
 
 Read commands never create a database: a missing file is a one-line error (exit 2). ``--json``
-puts one JSON document on stdout and nothing else there; messages go to stderr. ``resume`` and
-``retry`` are added to :data:`jobs_app` by ``fleetops.cli``.
+puts one JSON document on stdout and nothing else there; messages go to stderr. Every command
+imports what it uses when it runs: the history commands never load the engine. A ``jobs``
+subcommand that lives in another module is one line in :data:`JOBS_COMMANDS`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,39 +27,42 @@ from fleetops.cli_common import (
     run_async,
     with_store,
 )
+from fleetops.cli_lazy import Lazy, LazyGroup
+from fleetops.cli_options import JsonOpt, YesOpt
 from fleetops.errors import FleetOpsError, UsageError
-from fleetops.report import (
-    EXPORT_FORMATS,
-    export_items,
-    history_json,
-    item_json,
-    job_json,
-    render_items,
-    render_job,
-    render_job_list,
-)
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import Store
-from fleetops.store.engine import database_url
-from fleetops.store.history import CancelOutcome, CancelResult, cancel_job, job_history
 
-__all__ = ["existing_db", "jobs_app", "parse_since", "parse_states"]
+if TYPE_CHECKING:
+    from fleetops.store import JobRecord, Store
+    from fleetops.store.history import CancelResult
+
+__all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
+
+#: ``jobs`` subcommands kept in other modules (``module:attribute``, loaded when they run).
+JOBS_COMMANDS: dict[str, Lazy] = {}
+
+
+class JobsGroup(LazyGroup):
+    lazy = JOBS_COMMANDS
+
 
 jobs_app = typer.Typer(
+    cls=JobsGroup,
     no_args_is_help=True,
     add_completion=False,
-    help="Job history: list, show, items, export; cancel a job that is not running.",
+    help="Jobs: list, show, items, export; start a stored plan, resume, retry, cancel.",
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-JobArg = Annotated[str, typer.Argument(help="A job id, or a unique prefix of one.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a unique prefix of one.")]
 
 
 def existing_db() -> str:
     """The database to read, which must already exist (reading never creates one)."""
+    from fleetops.store.engine import database_url
+
     where = resolve_db()
     try:
         _, path = database_url(where)
@@ -144,6 +149,8 @@ def list_jobs(
         fail(f"--limit must be at least 1, not {limit}")
     where = existing_db()
 
+    from fleetops.report import job_json, render_job_list
+
     async def use(store: Store) -> None:
         found = await store.list_jobs(
             status=wanted_status,
@@ -163,6 +170,9 @@ def list_jobs(
 @jobs_app.command("show")
 def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
     """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
+    from fleetops.report import history_json, render_job
+    from fleetops.store.history import job_history
+
     where = existing_db()
 
     async def use(store: Store) -> None:
@@ -190,6 +200,8 @@ def list_items(
     states = _check(parse_states, state)
     if limit < 0:
         fail(f"--limit must be 0 (all) or more, not {limit}")
+    from fleetops.report import export_items, item_json, render_items
+
     where = existing_db()
 
     async def use(store: Store) -> None:
@@ -221,6 +233,8 @@ def export_job(
     ] = None,
 ) -> None:
     """Every item of a job, as CSV (a header row) or JSON (one array), streamed."""
+    from fleetops.report import EXPORT_FORMATS, export_items
+
     fmt = fmt.strip().lower()
     if fmt not in EXPORT_FORMATS:
         shown = repr(fmt) if fmt else "(missing)"
@@ -259,6 +273,9 @@ def cancel(job: JobArg, as_json: JsonOpt = False) -> None:
 
     A job whose runner is alive is refused (exit 1): stop the runner first (Ctrl-C or SIGTERM).
     """
+    from fleetops.report import job_json
+    from fleetops.store.history import CancelOutcome, cancel_job
+
     where = existing_db()
 
     async def use(store: Store) -> tuple[CancelResult, dict[str, int]]:
@@ -288,3 +305,124 @@ def cancel(job: JobArg, as_json: JsonOpt = False) -> None:
                 else ""
             )
         )
+
+
+# -- acting on a recorded job -------------------------------------------------------------------
+
+
+def _run_recorded(job: str, act: Any, *, as_json: bool) -> None:
+    """Open the existing database, let ``act(store, record)`` run the job, print the result and
+    exit with the job's code."""
+    from fleetops.cli_exec import finish
+
+    where = existing_db()
+
+    async def use(store: Store) -> int:
+        record = await store.get_job(job)
+        done: JobRecord = await act(store, record)
+        return await finish(store, done, as_json)
+
+    raise typer.Exit(run_async(lambda: with_store(use, where)))
+
+
+@jobs_app.command("start")
+def start(
+    job: JobArg,
+    yes: YesOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+    max_plan_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-plan-age",
+            metavar="HOURS",
+            help="Refuse a plan older than this (default 4 h): the fleet has moved on since.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run exactly the stored plan of a job made with `run ... --plan-only` (no second plan)."""
+    from fleetops.actions import get_action
+    from fleetops.api import DEFAULT_MAX_PLAN_AGE, plan_age_error, start_job, stored_plan
+    from fleetops.cli_exec import confirm, execute, print_plan
+
+    limit = DEFAULT_MAX_PLAN_AGE if max_plan_age is None else max_plan_age
+    if limit <= 0:
+        fail(f"--max-plan-age must be a positive number of hours, not {limit:g}")
+
+    async def act(store: Store, record: JobRecord) -> JobRecord:
+        problem = plan_age_error(record, limit)
+        if problem is not None:
+            raise UsageError(problem)
+        if get_action(record.action).destructive and not yes:
+            summary = await stored_plan(store, record.id)
+            print_plan(summary, job_id=record.id)
+            confirm(
+                f"{record.action} {summary.eligible} WorkSpaces?",
+                refuse=f"{record.action} is destructive: pass --yes",
+            )
+        return await execute(
+            lambda stop, on: start_job(store, record.id, max_plan_age=limit, stop=stop, on_start=on)
+        )
+
+    _run_recorded(job, act, as_json=as_json)
+
+
+@jobs_app.command("resume")
+def resume(
+    job: JobArg,
+    redo_in_doubt: Annotated[
+        bool,
+        typer.Option("--redo-in-doubt", help="Send in-doubt items again (after checking them)."),
+    ] = False,
+    yes: YesOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+) -> None:
+    """Resume an interrupted job: reconcile what was in flight, then carry on."""
+    from fleetops.api import resume_job
+    from fleetops.cli_exec import confirm, execute
+
+    async def act(store: Store, record: JobRecord) -> JobRecord:
+        in_doubt = (await store.counts(record.id))[ItemState.IN_DOUBT]
+        if redo_in_doubt and in_doubt and not yes:
+            confirm(
+                f"send {record.action} again to {in_doubt} in-doubt WorkSpaces?",
+                refuse=f"--redo-in-doubt sends {record.action} again to {in_doubt} "
+                "WorkSpaces: pass --yes",
+            )
+        return await execute(
+            lambda stop, on: resume_job(
+                store, record.id, redo_in_doubt=redo_in_doubt, stop=stop, on_start=on
+            )
+        )
+
+    _run_recorded(job, act, as_json=as_json)
+
+
+@jobs_app.command("retry")
+def retry(
+    job: JobArg,
+    yes: YesOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+) -> None:
+    """A new job, linked to JOB, over JOB's failed items (fresh plan: states are re-read)."""
+    from fleetops.actions import get_action
+    from fleetops.api import failed_workspaces, retry_job, run_job
+    from fleetops.cli_exec import confirm, execute
+
+    async def act(store: Store, parent: JobRecord) -> JobRecord:
+        failed = await failed_workspaces(store, parent.id)
+        if not failed:
+            raise UsageError(f"job {parent.id} has no failed items")
+        if get_action(parent.action).destructive and not yes:
+            confirm(
+                f"{parent.action} {len(failed)} WorkSpaces again?",
+                refuse=f"{parent.action} is destructive: pass --yes",
+            )
+        child = await retry_job(store, parent.id)
+        err_console.print(
+            f"job {child.id}: retry of {len(failed)} failed items of {parent.id}",
+            highlight=False,
+        )
+        return await execute(lambda stop, on: run_job(store, child.id, stop=stop, on_start=on))
+
+    _run_recorded(job, act, as_json=as_json)

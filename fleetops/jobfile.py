@@ -15,6 +15,7 @@ Relative paths in a file (``targets.ids_file``, ``params.from``) are relative to
 from __future__ import annotations
 
 import difflib
+import keyword
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -30,8 +31,11 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    create_model,
 )
 
+from fleetops.actions import ACTIONS as CATALOGUE
+from fleetops.actions import Param, all_params, get_action
 from fleetops.errors import JobFileError, UsageError
 from fleetops.options import JobOptions, parse_max_errors, parse_waves
 from fleetops.targets import (
@@ -43,35 +47,11 @@ from fleetops.targets import (
 
 __all__ = ["ACTIONS", "JobFile", "OptionsSpec", "ParamsSpec", "TargetsSpec", "load_job_file"]
 
-ACTIONS = (
-    "reboot",
-    "start",
-    "stop",
-    "rebuild",
-    "restore",
-    "terminate",
-    "migrate",
-    "modify",
-    "maintenance",
-    "tag",
-    "create",
-)
-#: Which params each action takes; an action missing here takes none.
+#: The actions a job file may name: the catalogue's, in its order.
+ACTIONS = tuple(CATALOGUE)
+#: Which params each action takes (from the catalogue); an action missing here takes none.
 ACTION_PARAMS: dict[str, frozenset[str]] = {
-    "migrate": frozenset({"to_bundle"}),
-    "modify": frozenset(
-        {
-            "running_mode",
-            "auto_stop_timeout",
-            "compute_type",
-            "root_volume",
-            "user_volume",
-            "protocols",
-        }
-    ),
-    "maintenance": frozenset({"maintenance"}),
-    "tag": frozenset({"set", "remove"}),
-    "create": frozenset({"from"}),
+    name: frozenset(p.key for p in spec.params) for name, spec in CATALOGUE.items() if spec.params
 }
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _FLAG_PREFIX = re.compile(r"^--[a-z-]+:?\s+")
@@ -185,10 +165,10 @@ def _on_off(value: Any) -> Any:
 
 def _action(value: str) -> str:
     name = value.strip().lower()
-    if name not in ACTIONS:
-        close = difflib.get_close_matches(name, ACTIONS, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(ACTIONS)}"
-        raise ValueError(f"unknown action {value!r} ({hint})")
+    try:
+        get_action(name)
+    except UsageError as exc:
+        raise ValueError(str(exc).replace(repr(name), repr(value), 1)) from None
     return name
 
 
@@ -220,20 +200,38 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ParamsSpec(_Spec):
-    """What the action needs, named as the ``run`` flags are (``--to-bundle`` → ``to_bundle``)."""
+#: How a job file reads a value of each catalogue parameter kind.
+_PARAM_TYPES: dict[str, Any] = {
+    "text": str,
+    "int": Annotated[int, Field(gt=0)],
+    "bundle_id": BundleId,
+    "running_mode": RunningMode,
+    "compute_type": ComputeType,
+    "protocols": Annotated[list[ProtocolName], BeforeValidator(_listify)],
+    "on_off": Annotated[bool, BeforeValidator(_on_off)],
+    "pairs": TagPairs,
+    "keys": Annotated[list[str], BeforeValidator(_listify)],
+    "path": str,
+}
 
-    to_bundle: BundleId | None = None
-    running_mode: RunningMode | None = None
-    auto_stop_timeout: int | None = Field(default=None, gt=0)  # minutes
-    compute_type: ComputeType | None = None
-    root_volume: int | None = Field(default=None, gt=0)  # GiB
-    user_volume: int | None = Field(default=None, gt=0)  # GiB
-    protocols: Annotated[list[ProtocolName] | None, BeforeValidator(_listify)] = None
-    maintenance: Annotated[bool | None, BeforeValidator(_on_off)] = None
-    set: TagPairs | None = None
-    remove: Annotated[list[str] | None, BeforeValidator(_listify)] = None
-    from_file: str | None = Field(default=None, alias="from")
+
+def _param_field(param: Param) -> tuple[Any, Any]:
+    # A key that is a Python keyword (``from``) is a field with an alias.
+    alias = param.key if keyword.iskeyword(param.key) else None
+    return (_PARAM_TYPES[param.kind] | None, Field(default=None, alias=alias))
+
+
+def _field_name(key: str) -> str:
+    return f"{key}_" if keyword.iskeyword(key) else key
+
+
+#: What the action needs, named as the ``run`` flags are (``--to-bundle`` → ``to_bundle``): one
+#: field per parameter of the catalogue.
+ParamsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "ParamsSpec",
+    __base__=_Spec,
+    **{_field_name(p.key): _param_field(p) for p in all_params()},
+)
 
 
 class TargetsSpec(_Spec):
@@ -342,11 +340,14 @@ class JobFile(_Spec):
     def to_params(self) -> dict[str, Any]:
         """The action's parameters, keyed as the ``run`` flags (``set`` as a mapping, ``from`` as
         a path resolved against the file's folder)."""
-        data = self.params.model_dump(exclude_none=True, by_alias=True)
-        if "set" in data:
-            data["set"] = dict(pair.split("=", 1) for pair in data["set"])
-        if "from" in data:
-            data["from"] = str(self.resolve_path(data["from"]))
+        data: dict[str, Any] = self.params.model_dump(exclude_none=True, by_alias=True)
+        for param in all_params():
+            if param.key not in data:
+                continue
+            if param.kind == "pairs":
+                data[param.key] = dict(pair.split("=", 1) for pair in data[param.key])
+            elif param.kind == "path":
+                data[param.key] = str(self.resolve_path(data[param.key]))
         return data
 
     def error(self, loc: Loc, message: str) -> JobFileError:
@@ -356,31 +357,19 @@ class JobFile(_Spec):
     def check(self) -> None:
         """What one field cannot tell: the action's parameters, and the selectors and options as
         the engine will build them."""
+        spec = CATALOGUE[self.action]
         given = set(self.params.model_dump(exclude_none=True, by_alias=True))
-        allowed = ACTION_PARAMS.get(self.action, frozenset())
-        for name in sorted(given - allowed):
-            takes = f"takes {', '.join(sorted(allowed))}" if allowed else "takes no params"
-            raise self.error(("params", name), f"not a parameter of {self.action} ({takes})")
+        for name in sorted(given - ACTION_PARAMS.get(self.action, frozenset())):
+            raise self.error(("params", name), spec.unknown_param(name, style="field"))
         where: Loc = ("params",) if "params" in self.model_fields_set else ("action",)
-        if self.action == "migrate" and "to_bundle" not in given:
-            raise self.error(where, "migrate needs params.to_bundle (the new bundle, wsb-…)")
-        if self.action == "tag" and not given & {"set", "remove"}:
-            raise self.error(where, "tag needs params.set and/or params.remove")
-        if self.action == "modify" and not given:
-            raise self.error(
-                where, f"modify needs one of params.{', params.'.join(sorted(allowed))}"
-            )
-        if self.action == "maintenance" and "maintenance" not in given:
-            raise self.error(where, "maintenance needs params.maintenance: on or off")
-        if self.action == "create" and "from" not in given:
-            raise self.error(where, "create needs params.from (a CSV file)")
-        if (
-            self.params.from_file is not None
-            and not self.resolve_path(self.params.from_file).is_file()
-        ):
-            raise self.error(
-                ("params", "from"), f"no such file {self.resolve_path(self.params.from_file)}"
-            )
+        missing = spec.missing_params(given, style="field")
+        if missing is not None:
+            raise self.error(where, missing)
+        source = given & {p.key for p in spec.params if p.kind == "path"}
+        for name in sorted(source):
+            path = self.resolve_path(str(self.params.model_dump(by_alias=True)[name]))
+            if not path.is_file():
+                raise self.error(("params", name), f"no such file {path}")
         if len(set(self.region)) != len(self.region):
             raise self.error(("region",), "a region is named twice")
         self.to_targets()

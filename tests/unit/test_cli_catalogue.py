@@ -1,9 +1,167 @@
+"""The catalogue (fleetops.actions) is the single source of action names and parameters: the
+``run`` command and job files accept exactly what it lists, under the names it gives, and say
+what is missing or misplaced with its messages."""
+
 from __future__ import annotations
 
-from fleetops.actions import ACTIONS
-from fleetops.cli import ACTION_NAMES
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fleetops import cli_run
+from fleetops.actions import ACTIONS, ActionSpec, Param, all_params
+from fleetops.cli import app
+from fleetops.errors import JobFileError, UsageError
+from fleetops.jobfile import ACTIONS as JOBFILE_ACTIONS
+from fleetops.jobfile import ParamsSpec, load_job_file
+from fleetops.specs import RunRequest, build_spec
+
+CONN = ["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]
+WS = "ws-abcdefgh1"
 
 
-def test_cli_lists_exactly_the_catalogue() -> None:
-    # The CLI keeps its own list so that history commands start without loading botocore.
-    assert set(ACTIONS) == set(ACTION_NAMES)
+def _csv(tmp_path: Path) -> Path:
+    path = tmp_path / "users.csv"
+    path.write_text("directory_id,user_name,bundle_id\nd-0123456789,alice,wsb-0123456789\n")
+    return path
+
+
+def _value(param: Param, tmp_path: Path) -> str:
+    """A valid command-line value of each kind of parameter."""
+    return {
+        "int": "50",
+        "bundle_id": "wsb-012345678",
+        "running_mode": "AUTO_STOP",
+        "compute_type": "STANDARD",
+        "protocols": "WSP",
+        "on_off": "on",
+        "pairs": "team=finance",
+        "keys": "old-tag",
+        "path": str(_csv(tmp_path)),
+    }.get(param.kind, "x")
+
+
+def _argv(spec: ActionSpec, params: list[Param], tmp_path: Path) -> list[str]:
+    argv = ["run", spec.name]
+    for param in params:
+        value = _value(param, tmp_path)
+        argv += [value] if param.positional else [param.flag, value]
+    return [*argv, "--workspace-id", WS, *CONN]
+
+
+@pytest.fixture
+def requests(monkeypatch: pytest.MonkeyPatch) -> list[RunRequest]:
+    """The requests the ``run`` command builds from its flags (nothing is run)."""
+    seen: list[RunRequest] = []
+
+    def capture(request: RunRequest, **flags: Any) -> int:
+        seen.append(request)
+        return 0
+
+    monkeypatch.setattr(cli_run, "run_request", capture)
+    return seen
+
+
+def test_job_files_name_exactly_the_catalogue_actions() -> None:
+    assert JOBFILE_ACTIONS == tuple(ACTIONS)
+
+
+def test_job_file_params_are_exactly_the_catalogue_params() -> None:
+    fields = {field.alias or name for name, field in ParamsSpec.model_fields.items()}
+    assert fields == {p.key for p in all_params()}
+
+
+def test_run_help_lists_every_action_and_parameter_flag() -> None:
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ACTIONS:
+        assert f"{name}:" in result.output
+    for param in all_params():
+        assert (param.flag or param.hint) in result.output, param
+
+
+@pytest.mark.parametrize("name", [name for name, spec in ACTIONS.items() if spec.params])
+def test_cli_accepts_every_parameter_of_each_action(
+    name: str, tmp_path: Path, requests: list[RunRequest]
+) -> None:
+    spec = ACTIONS[name]
+    result = CliRunner().invoke(app, _argv(spec, list(spec.params), tmp_path))
+    assert result.exit_code == 0, result.output
+    built = build_spec(requests[-1])
+    assert set(built.params) == {p.key for p in spec.params}
+    assert built.action == name
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_cli_refuses_the_parameters_of_other_actions(
+    name: str, tmp_path: Path, requests: list[RunRequest]
+) -> None:
+    spec = ACTIONS[name]
+    shared = ("--running-mode", "--compute-type")  # also selectors: valid for every action
+    others = [p for p in all_params() if spec.param(p.key) is None and p.flag not in shared]
+    argv = _argv(spec, [*spec.params, *others], tmp_path)
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    takes_word = any(p.positional for p in spec.params)
+    for param in others:
+        values = dict(requests[-1].params)
+        keep = {p.key for p in spec.params} | {param.key}
+        request = RunRequest(
+            action=requests[-1].action,
+            selectors=requests[-1].selectors,
+            params={k: v for k, v in values.items() if k in keep},
+            where=requests[-1].where,
+            # the word after the action belongs to this action's positional, or is the refused one
+            argument=requests[-1].argument if param.positional or takes_word else None,
+        )
+        with pytest.raises(UsageError) as caught:
+            build_spec(request)
+        if param.positional:
+            assert f"unexpected argument {_value(param, tmp_path)!r}" in str(caught.value)
+        else:
+            assert str(caught.value) == spec.unknown_param(param.key)
+
+
+@pytest.mark.parametrize("name", [name for name, spec in ACTIONS.items() if spec.params])
+def test_missing_parameters_say_the_catalogue_message(
+    name: str, tmp_path: Path, requests: list[RunRequest]
+) -> None:
+    spec = ACTIONS[name]
+    result = CliRunner().invoke(app, _argv(spec, [], tmp_path))
+    assert result.exit_code == 0, result.output
+    with pytest.raises(UsageError) as caught:
+        build_spec(requests[-1])
+    assert str(caught.value) == spec.missing_params(set())
+    job = tmp_path / "job.yaml"
+    job.write_text(f"action: {name}\ntargets: {{workspace_ids: [{WS}]}}\n")
+    with pytest.raises(JobFileError) as refused:
+        load_job_file(job)
+    assert str(refused.value).endswith(str(spec.missing_params(set(), style="field")))
+
+
+def _yaml_value(param: Param, tmp_path: Path) -> str:
+    value = _value(param, tmp_path)
+    return f"[{value}]" if param.kind in ("pairs", "keys") else repr(value)
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_job_file_accepts_exactly_the_parameters_of_each_action(name: str, tmp_path: Path) -> None:
+    spec = ACTIONS[name]
+    job = tmp_path / "job.yaml"
+    lines = [f"  {p.key}: {_yaml_value(p, tmp_path)}" for p in spec.params]
+    params = "params:\n" + "\n".join(lines) + "\n" if lines else ""
+    job.write_text(f"action: {name}\n{params}targets: {{workspace_ids: [{WS}]}}\n")
+    assert set(load_job_file(job).to_params()) == {p.key for p in spec.params}
+    for other in all_params():
+        if spec.param(other.key) is not None:
+            continue
+        head = params or "params:\n"
+        job.write_text(
+            f"action: {name}\n{head}  {other.key}: "
+            f"{_yaml_value(other, tmp_path)}\ntargets: {{workspace_ids: [{WS}]}}\n"
+        )
+        with pytest.raises(JobFileError) as refused:
+            load_job_file(job)
+        assert str(refused.value).endswith(spec.unknown_param(other.key, style="field"))
