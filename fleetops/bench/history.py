@@ -209,6 +209,7 @@ def run_s5(jobs: int, items_per_job: int, workdir: Path) -> dict[str, Any]:
         "jobs show --json": [*base, "jobs", "show", middle, "--json"],
     }
     timings = {name: _timed(argv) for name, argv in commands.items()}
+    postgresql = _postgresql_s5(db, commands)
     floor = {
         "python -c pass": _timed(python_argv("-c", "pass")),
         "python -m fleetops --help": _timed(python_argv("-m", "fleetops", "--help")),
@@ -225,13 +226,42 @@ def run_s5(jobs: int, items_per_job: int, workdir: Path) -> dict[str, Any]:
         "fleetops": {"commands": timings, "baselines": floor, "import_profiles": profiles},
         "peer": {"note": "a boto3 script keeps no history: nothing to compare"},
         "derived": {},
+        "postgresql": postgresql,
         "targets": [
             {
-                "name": f"{name} (median of 3, process start included, s)",
+                "name": f"{name}{on} (median of 3, process start included, s)",
                 "value": t["median_s"],
                 "target": f"≤ {TARGET_S:g}",
                 "met": t["median_s"] <= TARGET_S and t["returncode"] == 0,
             }
-            for name, t in timings.items()
+            for on, found in (("", timings), (" on PostgreSQL", postgresql.get("commands", {})))
+            for name, t in found.items()
         ],
     }
+
+
+#: A PostgreSQL server for S5's second half (its database is used only to connect: the history
+#: goes into a scratch database created and dropped by the run).
+POSTGRES_ENV = "FLEETOPS_BENCH_POSTGRES"
+
+
+def _postgresql_s5(db: Path, commands: dict[str, list[str]]) -> dict[str, Any]:
+    """The same history copied into PostgreSQL by ``db copy``, the same commands against it."""
+    import os
+
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        return {"note": f"skipped: set {POSTGRES_ENV}=postgresql://USER@HOST:PORT/DB"}
+    from fleetops.store.copy import copy_database
+    from fleetops.store.scratch import scratch_postgresql_database
+
+    with scratch_postgresql_database(server, "fleetops_bench_s5") as url:
+        copied = anyio.run(copy_database, str(db), url)
+        swapped = {
+            name: [url if arg == str(db) else arg for arg in argv]
+            for name, argv in commands.items()
+        }
+        return {
+            "copy_s": round(copied.seconds, 1),
+            "commands": {name: _timed(argv) for name, argv in swapped.items()},
+        }
