@@ -45,8 +45,8 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 12px 3px 0;text-align:left}
 th{color:#6b7280;font-weight:600;border-bottom:1px solid #e5e7eb}td.n,th.n{text-align:right}
 .status-succeeded{color:#16a34a}.status-failed,.status-aborted{color:#dc2626}
-svg{display:block;margin:4px 0 14px}svg text{font:11px system-ui,sans-serif;fill:#4b5563}
-.none{color:#6b7280}
+svg{display:block;margin:4px 0 14px;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#4b5563}
+.none{color:#6b7280}.facts td{padding-right:28px}
 """
 
 
@@ -261,8 +261,12 @@ def _summary(data: ReportData) -> str:
     ]
     if job.started_by:
         facts.append(("started by", f"{job.started_by}@{job.started_host or '?'}"))
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
-    return f'<div class="cards">{card_html}</div><table>{rows}</table>'
+    cells = [f"<th>{html.escape(k)}</th><td>{html.escape(v)}</td>" for k, v in facts]
+    per_row = 3  # three facts a row: the summary stays above the fold
+    rows = "".join(
+        "<tr>" + "".join(cells[i : i + per_row]) + "</tr>" for i in range(0, len(cells), per_row)
+    )
+    return f'<div class="cards">{card_html}</div><table class="facts">{rows}</table>'
 
 
 def _errors(data: ReportData) -> str:
