@@ -136,6 +136,13 @@ def history_json(history: JobHistory) -> dict[str, Any]:
         for group in history.errors
     ]
     data["skipped_reasons"] = [{"reason": g.reason, "count": g.count} for g in history.skipped]
+    # Succeeded items never verified (error code Unverified): a part of counts["succeeded"].
+    unverified = history.unverified
+    data["unverified"] = unverified.count if unverified is not None else 0
+    data["unverified_examples"] = [
+        {"workspace_id": ex.workspace_id, "message": ex.message}
+        for ex in (unverified.examples if unverified is not None else ())
+    ]
     data["in_doubt"] = [item_json(item) for item in history.in_doubt]
     data["api_calls"] = {
         "total": history.api_calls,
@@ -309,14 +316,17 @@ def render_job_list(
     )
 
 
-def _counts_line(counts: Mapping[str, int]) -> Text:
-    """``62: 50 succeeded · 4 failed · 6 skipped · 2 in doubt`` (states with none left out)."""
+def _counts_line(counts: Mapping[str, int], unverified: int = 0) -> Text:
+    """``62: 50 succeeded (3 unverified) · 4 failed · 6 skipped · 2 in doubt`` (states with none
+    left out)."""
     line = Text(f"{sum(counts.values())}")
     parts = [(state, counts.get(state.value, 0)) for state in ItemState]
     shown = [(state, n) for state, n in parts if n]
     for index, (state, n) in enumerate(shown):
         line.append(": " if index == 0 else " · ")
         line.append(f"{n} {state.value.replace('_', ' ')}", style=STATE_STYLE[state])
+        if state is ItemState.SUCCEEDED and unverified:
+            line.append(f" ({unverified} unverified)", style="yellow")
     return line
 
 
@@ -364,8 +374,22 @@ def render_job(console: Console, history: JobHistory) -> None:
         )
     if job.message:
         facts.add_row("message", escape(job.message))
-    facts.add_row("items", _counts_line(history.counts))
+    unverified = history.unverified
+    facts.add_row("items", _counts_line(history.counts, unverified.count if unverified else 0))
     console.print(facts)
+
+    if unverified is not None:
+        lines = [f"{ex.workspace_id}: {ex.message}" for ex in unverified.examples]
+        console.print(
+            _table(
+                console,
+                ["CODE", "COUNT", "EXAMPLES"],
+                [[Text(unverified.code, style="yellow"), str(unverified.count), "\n".join(lines)]],
+                title="succeeded, but no sign of the action was ever seen (unverified)",
+                right=["COUNT"],
+                flex="EXAMPLES",
+            )
+        )
 
     rows: list[list[Cell]]
     if history.errors:

@@ -1,8 +1,16 @@
-"""Verification: watching submitted WorkSpaces until they reach their end state.
+"""Verification: watching submitted WorkSpaces until the evidence says they reached their end state.
+
+Describe calls are eventually consistent: right after an accepted call DescribeWorkspaces may
+show the old state for seconds, and a new WorkSpace may be "not found". So a watch remembers
+whether evidence of the action was ever seen (the transitional state, a changed state, the new
+properties, the new WorkSpace; see ``ActionSpec.judge_observed``), and the end state without it
+means "not started yet": polled again, early, until the evidence comes or waiting longer cannot
+help (``ActionSpec.judge_in_time``: succeeded but ``Unverified``, or failed).
 
 DescribeWorkspaces takes 25 ids a call; the quota spent on polling is quota not spent on work,
-so polls are timed by :class:`SettleModel` — learned from the transitions observed in this job —
-and filled with every item due at about the same time.
+so polls are timed by :class:`SettleModel` — learned from the real transitions of this job only —
+and filled with every item due at about the same time, as long as waiting for them cannot make a
+poll miss a transition.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 
 import anyio
 
-from fleetops.actions import GONE, ActionSpec
+from fleetops.actions import GONE, UNVERIFIED, ActionSpec, Verdict
 from fleetops.engine_types import CallFn
 from fleetops.errors import AwsError, CredentialsError
 from fleetops.model import list_member_max
@@ -36,6 +44,18 @@ CommitFn = Callable[[Sequence[ItemUpdate]], Awaitable[None]]
 #: Seconds after which a WorkSpace still in its pre-call failure state is judged (see
 #: ``Verifier._stuck_reason``).
 STUCK_AFTER = 60.0
+#: Before any evidence was learned, a batch's first poll comes this soon after its call: soon
+#: enough to see a transition that starts at once and lasts a tenth of a second.
+FIRST_POLL = 0.05
+#: The end state shown with no evidence of the action is accepted (as ``Unverified``) only after
+#: this long while no evidence at all has been seen in this job (a lagging Describe can hide a
+#: transition for seconds); once some has, after four times the longest delay to evidence seen,
+#: and at least :data:`MIN_EVIDENCE_WAIT`.
+EVIDENCE_WAIT = 20.0
+MIN_EVIDENCE_WAIT = 2.0
+#: A new WorkSpace (create, migrate) not found is looked for this long, or four times the
+#: longest delay to evidence, before the item fails.
+APPEAR_WAIT = 120.0
 
 
 @dataclass(order=True)
@@ -46,41 +66,102 @@ class Watch:
     item_id: int = field(compare=False)
     ids: tuple[str, ...] = field(compare=False)  # described to verify it; the first is judged
     seen_state: str | None = field(compare=False)
-    submitted_at: float = field(compare=False)
+    submitted_at: float = field(compare=False)  # when the watch began (the verify timeout's start)
     polls: int = field(default=0, compare=False)
+    #: When the call was accepted (earlier than ``submitted_at`` for an item submitted by an
+    #: earlier run): the evidence and appearance waits count from it.
+    called_at: float | None = field(default=None, compare=False)
+    #: Evidence of the action was observed since the call (once seen, it stays proven).
+    seen: bool = field(default=False, compare=False)
+    seen_at: float | None = field(default=None, compare=False)
+    #: How long the watch may wait past ``due`` for other ids to fill its poll.
+    grace: float = field(default=0.0, compare=False)
 
 
 class SettleModel:
-    """When to poll, learned from the transitions observed in this job.
+    """When to poll, learned only from the real transitions observed in this job.
 
-    The first poll of a batch comes ``estimate`` seconds after its submission; an item found
-    done at its first poll nudges the estimate down, one that needed more polls sets it to what
-    it took. So most batches need one poll whether transitions take 2 s or 5 min.
+    Two delays after a call are learned: when its first evidence shows (``evidence``: a lagging
+    Describe shows a transition late) and when the item is done (``estimate``). Until an item's
+    evidence is seen its polls come early and geometrically — the first at ``0.8 × evidence``
+    (:data:`FIRST_POLL` before anything is learned), each next one 25 % of the time waited so far
+    later — so a transition that stays visible a quarter of the time it took to show is caught;
+    once seen, the next poll aims at the learned settle time (50 % steps while none is
+    known), then backs off by 25 % of the time waited. An item done without evidence teaches
+    nothing: learning from "done at the first poll" without evidence would pull the polls ever
+    earlier, for nothing.
     """
 
-    def __init__(self, initial: float = 1.0, floor: float = 0.25, cap: float = 120.0) -> None:
-        self.estimate: float | None = None
+    def __init__(
+        self, initial: float = FIRST_POLL, floor: float = 0.05, cap: float = 120.0
+    ) -> None:
+        self.estimate: float | None = None  # seconds from the call to done, evidence seen
+        self.evidence: float | None = None  # seconds from the call to the first evidence
+        self.evidence_max = 0.0  # the longest of those
+        self.window: float | None = None  # seconds from the first evidence to done
         self.initial = initial
         self.floor = floor
         self.cap = cap
 
     def first_delay(self) -> float:
-        return self.estimate if self.estimate is not None else self.initial
+        if self.evidence is None:
+            return self.initial
+        return max(self.floor, 0.8 * self.evidence)
 
     def next_delay(self, watch: Watch, now: float) -> float:
         waited = now - watch.submitted_at
-        if self.estimate is not None and waited < self.estimate:
+        if watch.seen and self.estimate is not None and waited < self.estimate:
             return max(self.floor, self.estimate - waited)
-        # Back off geometrically past the estimate: 25 % of what it has taken so far.
-        return min(self.cap, max(self.floor, waited * 0.25))
+        # Geometric: 25 % of what it has taken so far; 50 % while the first items of the job,
+        # proven already, head for a settle time nobody knows yet (fewer polls, a later end).
+        step = 0.5 if watch.seen and self.estimate is None else 0.25
+        return min(self.cap, max(self.floor, waited * step))
+
+    def grace(self, delay: float) -> float:
+        """How long a poll due ``delay`` seconds after the last look may wait for other ids: a
+        quarter of that delay, and at most half the time a transition was seen to stay visible."""
+        grace = 0.25 * delay
+        if self.window is not None:
+            grace = min(grace, 0.5 * self.window)
+        return grace
+
+    def saw_evidence(self, watch: Watch, now: float) -> None:
+        """The first evidence of ``watch``'s action, seen by the poll sent at ``now``."""
+        watch.seen, watch.seen_at = True, now
+        if watch.called_at is not None:
+            return  # called by an earlier run: its delays say nothing of this job's pace
+        took = now - watch.submitted_at
+        target = took * 0.9 if watch.polls <= 1 else took  # seen at once: it may show earlier
+        self.evidence = target if self.evidence is None else 0.8 * self.evidence + 0.2 * target
+        self.evidence_max = max(self.evidence_max, took)
 
     def observe(self, watch: Watch, now: float) -> None:
+        """``watch`` is done: learn its settle time, if its evidence was seen."""
+        if not watch.seen or watch.called_at is not None:
+            return
         took = now - watch.submitted_at
         target = took * 0.97 if watch.polls <= 1 else took  # done at first poll: creep down
         if self.estimate is None:
             self.estimate = max(self.floor, target)
         else:
             self.estimate = max(self.floor, 0.8 * self.estimate + 0.2 * target)
+        if watch.seen_at is not None and watch.seen_at < now:
+            span = now - watch.seen_at
+            self.window = span if self.window is None else 0.8 * self.window + 0.2 * span
+
+    def missed(self) -> None:
+        """An item ended Unverified: its transition came and went between polls, or never came.
+        The first polls come earlier from now on (they are cheap; a missed transition is not)."""
+        if self.evidence is not None:
+            self.evidence = max(self.floor, 0.7 * self.evidence)
+
+    def evidence_wait(self) -> float:
+        if not self.evidence_max:
+            return EVIDENCE_WAIT
+        return max(MIN_EVIDENCE_WAIT, 4 * self.evidence_max)
+
+    def appear_wait(self) -> float:
+        return max(APPEAR_WAIT, 4 * self.evidence_max)
 
 
 class Verifier:
@@ -123,7 +204,14 @@ class Verifier:
         self, item: ItemRecord, submitted_at: float, due: float, result: str | None = None
     ) -> None:
         ids = self.action.watch_ids(item.workspace_id, result or item.result)
-        heapq.heappush(self._watches, Watch(due, item.id, ids, item.seen_state, submitted_at))
+        watch = Watch(due, item.id, ids, item.seen_state, submitted_at)
+        if item.submitted_at is not None:  # submitted by an earlier run: the call is older
+            watch.called_at = submitted_at - max(0.0, time.time() - item.submitted_at)
+        # Evidence seen before (by an earlier run) is kept in last_state while submitted.
+        if item.last_state:
+            watch.seen = self.action.judge(item.last_state, item.seen_state, seen=False).evidence
+        watch.grace = self.settle.grace(max(0.0, due - time.monotonic()))
+        heapq.heappush(self._watches, watch)
         self._added.set()
 
     def watch_new(self, items: Sequence[ItemRecord], results: Mapping[str, str]) -> None:
@@ -146,9 +234,10 @@ class Verifier:
         """Poll until nothing is watched and nothing more can arrive.
 
         Due items gather in ``ready``; a poll goes out when 25 ids are ready, or when the oldest
-        ready item has waited ``grace`` (half the learned settle time, at least 0.25 s), or when
-        nothing else can arrive: a DescribeWorkspaces carries 25 ids whenever the pace of
-        submissions allows, instead of one per batch of a one-per-call action.
+        ready item has waited its ``grace`` (a quarter of its delay, at most half the time a
+        transition stays visible: see :meth:`SettleModel.grace`), or when nothing else can
+        arrive: a DescribeWorkspaces carries 25 ids whenever the pace of submissions allows,
+        instead of one per batch of a one-per-call action.
         """
         ready = self._ready
         ready_ids = 0
@@ -167,7 +256,7 @@ class Verifier:
                     else:
                         await self._wait(self._watches[0].due - now)
                     continue
-                grace = max(0.25, 0.5 * self.settle.first_delay())
+                grace = ready[0].grace
                 overdue = now - ready[0].due >= grace
                 last = not self.feeding and not self._watches
                 if ready_ids < DESCRIBE_MAX and not overdue and not last:
@@ -190,6 +279,7 @@ class Verifier:
     async def _poll(self, chunk: list[Watch]) -> None:
         try:
             ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
+            sent = time.monotonic()  # what it shows was true at some point after this
             try:
                 response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
             except CredentialsError as exc:
@@ -200,10 +290,9 @@ class Verifier:
                 now = time.monotonic()
                 log.warning("verification describe failed: %s", exc)
                 for w in chunk:
-                    w.due = now + max(1.0, self.settle.next_delay(w, now))
-                    heapq.heappush(self._watches, w)
+                    self._reschedule(w, now, at_least=1.0)
                 return
-            await self._judge(chunk, response)
+            await self._judge(chunk, response, sent)
         finally:
             self._slots.release()
             self.polls_in_flight -= 1
@@ -221,17 +310,41 @@ class Verifier:
             return None
         return f"still {state} {int(waited)} s after the call, with no transition seen"
 
-    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any]) -> None:
+    def _reschedule(self, w: Watch, now: float, at_least: float = 0.0) -> None:
+        delay = max(at_least, self.settle.next_delay(w, now))
+        w.due = now + delay
+        w.grace = self.settle.grace(delay)
+        heapq.heappush(self._watches, w)
+
+    def _verdict(self, w: Watch, observed: tuple[Any, ...], now: float, sent: float) -> Verdict:
+        """The action's verdict on this look (sent at ``sent``), evidence remembered and learned
+        from, and the waiting verdicts that ran out of time resolved."""
+        verdict = self.action.judge_observed(observed, w.seen_state, self.params, w.seen)
+        if verdict.evidence and not w.seen:
+            self.settle.saw_evidence(w, sent)
+        called_at = w.submitted_at if w.called_at is None else w.called_at
+        return self.action.judge_in_time(
+            verdict,
+            observed,
+            waited=now - called_at,
+            # at the verify timeout an end state without evidence is Unverified, not a timeout
+            evidence_wait=min(self.verify_timeout, self.settle.evidence_wait()),
+            appear_wait=self.settle.appear_wait(),
+        )
+
+    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any], sent: float) -> None:
         now = time.monotonic()
         by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
         ok: dict[str, list[int]] = {}
-        failed: list[ItemUpdate] = []
+        proven: dict[str, list[int]] = {}  # evidence seen for the first time, not done yet
+        decided: list[ItemUpdate] = []  # failed and unverified items
+        unverified = failed = 0
 
-        def fail(w: Watch, state: str, code: str, message: str | None) -> None:
-            failed.append(
+        def record(w: Watch, state: str, code: str, message: str | None, final: ItemState) -> None:
+            decided.append(
                 ItemUpdate(
                     ids=[w.item_id],
-                    state=ItemState.FAILED,
+                    state=final,
                     last_state=state,
                     error_code=code,
                     error_message=message,
@@ -240,38 +353,65 @@ class Verifier:
 
         for w in chunk:
             w.polls += 1
+            was_seen = w.seen
             observed = tuple(by_id.get(i) for i in w.ids)
             first = observed[0]
             state = str(first.get("State", "")) if first is not None else GONE
-            verdict = self.action.judge_observed(observed, w.seen_state, self.params)
+            verdict = self._verdict(w, observed, now, sent)
+            waited = now - w.submitted_at
             if verdict.done:
                 self.settle.observe(w, now)
-                if verdict.succeeded:
+                if verdict.unverified:
+                    record(w, state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)
+                    self.settle.missed()
+                    unverified += 1
+                elif verdict.succeeded:
                     ok.setdefault(state, []).append(w.item_id)
                 else:
-                    fail(w, state, "VerificationFailed", verdict.reason)
+                    record(w, state, "VerificationFailed", verdict.reason, ItemState.FAILED)
+                    failed += 1
                 continue
-            if now - w.submitted_at >= self.verify_timeout:
-                reason = self.action.timeout_reason(observed, now - w.submitted_at)
-                fail(
-                    w,
-                    state,
-                    "VerifyTimeout",
-                    f"{reason} (--verify-timeout {self.verify_timeout:g} s)",
-                )
+            if waited >= self.verify_timeout:
+                reason = self.action.timeout_reason(observed, waited)
+                message = f"{reason} (--verify-timeout {self.verify_timeout:g} s)"
+                record(w, state, "VerifyTimeout", message, ItemState.FAILED)
+                failed += 1
                 continue
             stuck = self._stuck_reason(w, state, now)
             if stuck is not None:
-                fail(w, state, "VerificationFailed", stuck)
+                record(w, state, "VerificationFailed", stuck, ItemState.FAILED)
+                failed += 1
                 continue
-            w.due = now + self.settle.next_delay(w, now)
-            heapq.heappush(self._watches, w)
+            if w.seen and not was_seen and first is not None:
+                proven.setdefault(state, []).append(w.item_id)
+            self._reschedule(w, now)
         updates = [
             ItemUpdate(ids=ids, state=ItemState.SUCCEEDED, last_state=state)
             for state, ids in ok.items()
         ]
-        updates.extend(failed)
-        if updates:
+        updates.extend(decided)
+        # The evidence is kept (last_state) so that a resumed run knows the action was seen.
+        updates.extend(
+            ItemUpdate(ids=ids, state=ItemState.SUBMITTED, last_state=state)
+            for state, ids in proven.items()
+        )
+        if ok or decided:
             succeeded = sum(len(ids) for ids in ok.values())
-            log.info("verified %d items, %d failed verification", succeeded, len(failed))
+            log.info(
+                "verification of %d items: %d succeeded, %d unverified, %d failed, %d waiting "
+                "(first poll %.2f s, settle %s s, evidence %s s after the call)",
+                len(chunk),
+                succeeded,
+                unverified,
+                failed,
+                len(chunk) - succeeded - unverified - failed,
+                self.settle.first_delay(),
+                _seconds(self.settle.estimate),
+                _seconds(self.settle.evidence),
+            )
+        if updates:
             await self._commit(updates)
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"

@@ -1,0 +1,212 @@
+"""The verifier's poll timing (pure) and its verdicts against a scripted, lagging DescribeWorkspaces
+(a fake call: no HTTP, no database)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import pytest
+
+from fleetops.actions import UNVERIFIED, get_action
+from fleetops.errors import CredentialsError
+from fleetops.states import ItemState
+from fleetops.store import ItemRecord, ItemUpdate
+from fleetops.verify import (
+    EVIDENCE_WAIT,
+    FIRST_POLL,
+    MIN_EVIDENCE_WAIT,
+    SettleModel,
+    Verifier,
+    Watch,
+)
+
+
+def watch(submitted_at: float = 100.0, **kw: Any) -> Watch:
+    return Watch(due=submitted_at, item_id=1, ids=("ws-1",), seen_state="AVAILABLE",
+                 submitted_at=submitted_at, **kw)  # fmt: skip
+
+
+def test_nothing_is_learned_from_an_item_done_without_evidence() -> None:
+    model = SettleModel()
+    w = watch(polls=1)
+    model.observe(w, 100.4)  # "done at the first poll", nothing seen: no lesson
+    assert model.estimate is None and model.evidence is None
+    assert model.first_delay() == FIRST_POLL
+    assert model.evidence_wait() == EVIDENCE_WAIT
+
+
+def test_evidence_and_settle_are_learned_from_real_transitions() -> None:
+    model = SettleModel()
+    w = watch(polls=2)
+    model.saw_evidence(w, 102.0)  # REBOOTING shown 2 s after the call (a lagging Describe)
+    assert w.seen and model.evidence == pytest.approx(2.0) and model.evidence_max == 2.0
+    assert model.first_delay() == pytest.approx(1.6)  # the next batch looks a little earlier
+    assert model.evidence_wait() == pytest.approx(8.0)  # 4x the longest delay seen
+    w.polls = 3
+    model.observe(w, 103.0)
+    assert model.estimate == pytest.approx(3.0) and model.window == pytest.approx(1.0)
+    assert model.grace(4.0) == pytest.approx(0.5)  # capped at half the visible window
+
+
+def test_evidence_wait_has_a_floor_once_evidence_was_seen() -> None:
+    model = SettleModel()
+    model.saw_evidence(watch(polls=1), 100.1)
+    assert model.evidence_wait() == MIN_EVIDENCE_WAIT
+
+
+def test_a_missed_transition_brings_the_first_polls_earlier() -> None:
+    model = SettleModel()
+    model.saw_evidence(watch(polls=2), 101.0)
+    before = model.first_delay()
+    model.missed()
+    assert model.first_delay() < before
+
+
+def test_an_item_called_by_an_earlier_run_teaches_nothing() -> None:
+    model = SettleModel()
+    w = watch(polls=2, called_at=40.0)
+    model.saw_evidence(w, 101.0)
+    model.observe(w, 102.0)
+    assert w.seen and model.evidence is None and model.estimate is None
+
+
+@pytest.mark.parametrize(
+    ("seen", "estimate", "now", "expected"),
+    [
+        (False, None, 104.0, 1.0),  # no evidence yet: 25 % of the time waited
+        (False, 10.0, 104.0, 1.0),  # ... even when a settle time is known
+        (True, None, 104.0, 2.0),  # proven, settle unknown: 50 % steps
+        (True, 10.0, 104.0, 6.0),  # proven: aim at the learned settle time
+        (True, 3.0, 104.0, 1.0),  # past it: 25 %
+        (False, None, 100.01, 0.05),  # never below the floor
+    ],
+)
+def test_next_poll(seen: bool, estimate: float | None, now: float, expected: float) -> None:
+    model = SettleModel()
+    model.estimate = estimate
+    assert model.next_delay(watch(seen=seen), now) == pytest.approx(expected)
+
+
+# -- the verifier against a scripted describe ---------------------------------------------------
+
+
+def item(item_id: int, ws_id: str, seen_state: str = "AVAILABLE", **kw: Any) -> ItemRecord:
+    fields: dict[str, Any] = {
+        "id": item_id,
+        "job_id": "j1",
+        "workspace_id": ws_id,
+        "region": "us-east-1",
+        "state": ItemState.SUBMITTED,
+        "attempts": 1,
+        "seen_state": seen_state,
+        "last_state": None,
+        "user_name": None,
+        "directory_id": None,
+        "bundle_id": None,
+        "reason": None,
+        "error_code": None,
+        "error_message": None,
+        "result": None,
+        "submitted_at": None,
+        "updated_at": 0.0,
+    }
+    fields.update(kw)
+    return ItemRecord(**fields)
+
+
+class LaggingDescribe:
+    """Answers DescribeWorkspaces from a script: per WorkSpace, the state shown at its first,
+    second, ... look (the last one repeats; None: not found). Deterministic: by looks, not time."""
+
+    def __init__(self, script: dict[str, list[str | None]]) -> None:
+        self.script = script
+        self.looks: dict[str, int] = dict.fromkeys(script, 0)
+        self.polls = 0
+
+    async def __call__(
+        self, operation: str, ids: Sequence[str], /, **params: Any
+    ) -> dict[str, Any]:
+        assert operation == "DescribeWorkspaces" and len(params["WorkspaceIds"]) <= 25
+        self.polls += 1
+        shown = []
+        for ws_id in params["WorkspaceIds"]:
+            states = self.script[ws_id]
+            state = states[min(self.looks[ws_id], len(states) - 1)]
+            self.looks[ws_id] += 1
+            if state is not None:
+                shown.append({"WorkspaceId": ws_id, "State": state})
+        return {"Workspaces": shown}
+
+
+async def verify(
+    action: str, items: list[ItemRecord], script: LaggingDescribe, timeout: float
+) -> dict[int, ItemUpdate]:
+    committed: dict[int, ItemUpdate] = {}
+
+    async def commit(updates: Sequence[ItemUpdate]) -> None:
+        for update in updates:
+            for item_id in update.ids:
+                committed[item_id] = update
+
+    def on_credentials(exc: CredentialsError) -> None:
+        raise AssertionError(exc)
+
+    verifier = Verifier(
+        action=get_action(action),
+        params={},
+        verify_timeout=timeout,
+        call=script,
+        commit=commit,
+        concurrency=2,
+        on_credentials=on_credentials,
+    )
+    verifier.watch_new(items, {})
+    verifier.done_feeding()
+    with anyio.fail_after(timeout + 5):
+        await verifier.run()
+    return committed
+
+
+async def test_reboot_under_lag_waits_for_the_transition_and_flags_the_unproven() -> None:
+    script = LaggingDescribe(
+        {
+            # the old state at the first two looks, then the reboot shows, then its end
+            "ws-late": ["AVAILABLE", "AVAILABLE", "REBOOTING", "AVAILABLE"],
+            # never shows a transition: nothing proves the reboot happened
+            "ws-never": ["AVAILABLE"],
+            # went wrong
+            "ws-broke": ["AVAILABLE", "REBOOTING", "UNHEALTHY"],
+        }
+    )
+    items = [item(1, "ws-late"), item(2, "ws-never"), item(3, "ws-broke")]
+    committed = await verify("reboot", items, script, timeout=1.5)
+    late, never, broke = committed[1], committed[2], committed[3]
+    assert (late.state, late.error_code, late.last_state) == (
+        ItemState.SUCCEEDED,
+        None,
+        "AVAILABLE",
+    )
+    assert (never.state, never.error_code) == (ItemState.SUCCEEDED, UNVERIFIED)
+    assert never.error_message is not None and "no sign of the reboot" in never.error_message
+    assert (broke.state, broke.error_code) == (ItemState.FAILED, "VerificationFailed")
+    assert script.looks["ws-late"] == 4  # kept polling past the stale AVAILABLE
+    assert script.looks["ws-never"] > 4  # ... until the wait for evidence ran out
+
+
+async def test_created_workspace_not_found_at_first_is_waited_for() -> None:
+    script = LaggingDescribe({"ws-new": [None, None, "PENDING", "AVAILABLE"]})
+    rec = item(1, "new:d-1234567890/u1", seen_state=None, result="ws-new")
+    committed = await verify("create", [rec], script, timeout=3.0)
+    assert (committed[1].state, committed[1].error_code) == (ItemState.SUCCEEDED, None)
+
+
+async def test_evidence_seen_by_an_earlier_run_counts_on_resume() -> None:
+    """An item submitted by a run that stopped after seeing REBOOTING (kept in last_state):
+    AVAILABLE now is the end of that reboot, not a sign it has not started."""
+    script = LaggingDescribe({"ws-1": ["AVAILABLE"]})
+    rec = item(1, "ws-1", last_state="REBOOTING", submitted_at=time.time() - 30)
+    committed = await verify("reboot", [rec], script, timeout=2.0)
+    assert (committed[1].state, committed[1].error_code) == (ItemState.SUCCEEDED, None)
