@@ -13,7 +13,6 @@ await the operator; 130 interrupted (resumable).
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Annotated
 
@@ -67,16 +66,12 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def configure_logging(verbose: int, quiet: bool) -> None:
-    """fleetops's own logs on stderr; never the libraries' DEBUG (botocore logs whole requests
-    there, signing headers and session tokens included)."""
-    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for library in ("botocore", "aiobotocore", "urllib3", "aiohttp", "sqlalchemy", "asyncio"):
-        logging.getLogger(library).setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.ERROR)
+def configure_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
+    """Logs on stderr (see fleetops.logs): -v fleetops's decisions, -vv library debug too, but
+    never botocore's (it logs whole requests there, signing headers and session tokens)."""
+    from fleetops.logs import configure
+
+    configure(verbose, fmt, quiet=quiet)
 
 
 @app.callback()
@@ -89,7 +84,15 @@ def _root(
             show_default=False,
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="Debug logs.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v", "--verbose", count=True, help="-v fleetops's decisions; -vv library debug too."
+        ),
+    ] = 0,
+    log_format: Annotated[
+        str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
+    ] = "text",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -99,7 +102,7 @@ def _root(
     state.db = db
     state.verbose = verbose
     state.quiet = quiet
-    configure_logging(verbose, quiet)
+    configure_logging(verbose, quiet, log_format.strip().lower())
 
 
 def main() -> None:

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
 
 #: ``jobs`` subcommands kept in other modules (``module:attribute``, loaded when they run).
-JOBS_COMMANDS: dict[str, Lazy] = {}
+JOBS_COMMANDS: dict[str, Lazy] = {
+    "report": Lazy("fleetops.cli_report:report_job", "Draw a job as one HTML file (-o FILE)."),
+}
 
 
 class JobsGroup(LazyGroup):
@@ -140,6 +142,9 @@ def list_jobs(
         typer.Option("--since", help="Created since: a duration ago (2h, 7d) or an ISO time."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most N jobs.")] = 20,
+    by: Annotated[
+        str | None, typer.Option("--by", metavar="USER", help="Only jobs this OS user started.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Jobs, newest first."""
@@ -157,6 +162,7 @@ def list_jobs(
             action=action.strip().lower() if action else None,
             since=created_since,
             limit=limit,
+            started_by=by.strip() if by else None,
         )
         counts = await store.counts_for([job.id for job in found])
         if as_json:

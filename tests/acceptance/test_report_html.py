@@ -7,12 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from fleetops_harness import Cli, Db
-
-from fleetops.report_html import write_report
-from fleetops.store import Store
 
 
 class _Page(HTMLParser):
@@ -48,17 +44,6 @@ class _Page(HTMLParser):
         ]
 
 
-def _report(db_path: Path, job_id: str, out: Path) -> None:
-    async def main() -> None:
-        store = await Store.open(db_path, create=False)
-        try:
-            await write_report(store, job_id, out)
-        finally:
-            await store.close()
-
-    anyio.run(main)
-
-
 @pytest.fixture
 def finished_job(cli: Cli, db: Db, sim_process: Any) -> str:
     sim = sim_process(
@@ -75,7 +60,9 @@ def test_report_is_self_contained_and_matches_the_job(
     cli: Cli, db: Db, finished_job: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "report.html"
-    _report(cli.db, finished_job, out)
+    result = cli.run("jobs", "report", finished_job[:12], "-o", str(out))
+    assert result.code == 0, result.stderr
+    assert result.stderr.strip() == f"report of job {finished_job} written to {out}"
     page = _Page()
     page.feed(out.read_text(encoding="utf-8"))
 
@@ -111,3 +98,15 @@ def test_report_is_self_contained_and_matches_the_job(
     )
     assert reason in text and f"{skipped:,}" in text
     assert "us-east-1" in text and "RebootWorkspaces" in text
+
+
+def test_report_bad_input_is_one_line_and_writes_nothing(
+    cli: Cli, finished_job: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.html"
+    unknown = cli.run("jobs", "report", "jnosuchjob", "-o", str(out))
+    assert unknown.code == 2 and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
+    assert "jnosuchjob" in unknown.stderr
+    nowhere = cli.run("jobs", "report", finished_job, "-o", str(tmp_path / "no" / "r.html"))
+    assert nowhere.code == 2 and "no directory" in nowhere.stderr, nowhere.stderr
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
