@@ -31,16 +31,17 @@ import math
 import random
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetops.sim._history import GONE_STATE, History
+from fleetops.sim._rules import BATCH_RULES, STUCK_REBOOT_SECONDS, failure
 from fleetops.sim._validate import ApiError
+from fleetops.sim._workspace import WorkSpace
 
-__all__ = ["Fleet", "FleetConfig", "WorkSpace"]
+__all__ = ["STUCK_REBOOT_SECONDS", "Fleet", "FleetConfig", "WorkSpace"]
 
 ACCOUNT_ID = "123456789012"
-STUCK_REBOOT_SECONDS = 20 * 60
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _HEX = "0123456789abcdef"
 _TEAMS = ("finance", "support", "engineering", "sales", "hr", "legal")
@@ -67,67 +68,6 @@ class FleetConfig:
     transition_seconds: float = 2.0
     #: Seconds DescribeWorkspaces lags behind the truth (see ``_history``); 0: none.
     describe_lag: float = 0.0
-
-
-@dataclass(slots=True)
-class WorkSpace:
-    id: str
-    directory_id: str
-    user_name: str
-    bundle_id: str
-    workspace_name: str
-    computer_name: str
-    ip_address: str
-    subnet_id: str
-    state: str
-    running_mode: str
-    auto_stop_timeout: int | None
-    compute_type: str
-    root_gib: int
-    user_gib: int
-    protocols: list[str]
-    connection_state: str
-    last_connection: float | None
-    snapshot_time: float
-    tags: dict[str, str] = field(default_factory=dict)
-    end_state: str | None = None  # the state the running transition ends in ("" = vanish)
-    deadline: float = 0.0
-    started: float = 0.0
-    on_done: dict[str, Any] | None = None  # properties applied when the transition ends
-
-    def describe(self) -> dict[str, Any]:
-        props: dict[str, Any] = {
-            "RunningMode": self.running_mode,
-            "RootVolumeSizeGib": self.root_gib,
-            "UserVolumeSizeGib": self.user_gib,
-            "ComputeTypeName": self.compute_type,
-            "Protocols": list(self.protocols),
-            "OperatingSystemName": "WINDOWS_SERVER_2022",
-        }
-        if self.auto_stop_timeout is not None:
-            props["RunningModeAutoStopTimeoutInMinutes"] = self.auto_stop_timeout
-        out: dict[str, Any] = {
-            "WorkspaceId": self.id,
-            "DirectoryId": self.directory_id,
-            "UserName": self.user_name,
-            "IpAddress": self.ip_address,
-            "State": self.state,
-            "BundleId": self.bundle_id,
-            "SubnetId": self.subnet_id,
-            "ComputerName": self.computer_name,
-            "UserVolumeEncryptionEnabled": False,
-            "RootVolumeEncryptionEnabled": False,
-            "WorkspaceName": self.workspace_name,
-            "WorkspaceProperties": props,
-        }
-        if self.state == "UPDATING" and self.on_done:
-            out["ModificationStates"] = [
-                {
-                    "Resource": "COMPUTE_TYPE" if "compute_type" in self.on_done else "ROOT_VOLUME",
-                    "State": "UPDATE_IN_PROGRESS",
-                }
-            ]
-        return out
 
 
 def _token(after: str) -> str:
@@ -369,11 +309,11 @@ class Fleet:
     def change(self, operation: str, ids: list[str]) -> list[dict[str, str]]:
         """Reboot/Start/Stop/Rebuild/Terminate: the FailedRequests list for these ids."""
         failed: list[dict[str, str]] = []
-        rule = _BATCH_RULES[operation]
+        rule = BATCH_RULES[operation]
         for ws_id in ids:
             ws = self.get(ws_id)
             if ws is None:
-                failed.append(_failure(ws_id, "ResourceNotFoundException", _MSG_NOT_FOUND))
+                failed.append(failure(ws_id, "ResourceNotFoundException", _MSG_NOT_FOUND))
                 continue
             code = rule(self, ws)
             if code is None and self._transient():
@@ -385,7 +325,7 @@ class Fleet:
                     "OperationNotSupportedException": _MSG_UNSUPPORTED,
                     "InternalFailure": _MSG_TRANSIENT,
                 }[code]
-                failed.append(_failure(ws_id, code, message))
+                failed.append(failure(ws_id, code, message))
                 continue
             self._accept(operation, ws)
         return failed
@@ -627,45 +567,3 @@ class Fleet:
                 continue
             pos += 1
             yield ws
-
-
-def _failure(ws_id: str, code: str, message: str) -> dict[str, str]:
-    return {"WorkspaceId": ws_id, "ErrorCode": code, "ErrorMessage": message}
-
-
-def _reboot_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    if ws.state in {"AVAILABLE", "UNHEALTHY"}:
-        return None
-    if ws.state == "REBOOTING" and fleet.clock() - ws.started > STUCK_REBOOT_SECONDS:
-        return None
-    return "InvalidResourceStateException"
-
-
-def _start_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    if ws.state != "STOPPED":
-        return "InvalidResourceStateException"
-    return "OperationNotSupportedException" if ws.running_mode == "ALWAYS_ON" else None
-
-
-def _stop_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    if ws.state not in {"AVAILABLE", "IMPAIRED", "UNHEALTHY", "ERROR"}:
-        return "InvalidResourceStateException"
-    return "OperationNotSupportedException" if ws.running_mode == "ALWAYS_ON" else None
-
-
-def _rebuild_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    ok = ws.state in {"AVAILABLE", "ERROR", "UNHEALTHY", "STOPPED", "REBOOTING"}
-    return None if ok else "InvalidResourceStateException"
-
-
-def _terminate_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    return "InvalidResourceStateException" if ws.state == "SUSPENDED" else None
-
-
-_BATCH_RULES: dict[str, Callable[[Fleet, WorkSpace], str | None]] = {
-    "RebootWorkspaces": _reboot_rule,
-    "StartWorkspaces": _start_rule,
-    "StopWorkspaces": _stop_rule,
-    "RebuildWorkspaces": _rebuild_rule,
-    "TerminateWorkspaces": _terminate_rule,
-}
