@@ -40,6 +40,7 @@ __all__ = [
     "Where",
     "build_spec",
     "cancel_job",
+    "check_configuration",
     "create_job",
     "dry_run",
     "failed_workspaces",
@@ -75,6 +76,16 @@ async def open_client(
     )
     async with client:
         yield client
+
+
+async def check_configuration(spec: JobSpec) -> None:
+    """Make sure every connection of ``spec`` has what it needs to be called (a known profile,
+    credentials) before anything is written: a :class:`ConfigurationError` (exit 2) otherwise.
+    No AWS API is called."""
+    from fleetops.aws import caller_session
+
+    for conn in spec.connections:
+        await caller_session(conn)
 
 
 async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = None) -> JobRecord:

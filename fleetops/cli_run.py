@@ -232,6 +232,10 @@ def run_request(
         except UsageError as exc:
             fail(str(exc))
 
+    from fleetops.api import check_configuration
+
+    run_async(lambda: check_configuration(spec))  # no credentials: one line, nothing written
+
     async def use(store: Store) -> int:
         return await _run_spec(
             store, spec, plan_only=plan_only, confirm_first=confirm_first, as_json=as_json
