@@ -45,7 +45,8 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb}
 table{border-collapse:collapse;margin:6px 0}td,th{padding:3px 12px 3px 0;text-align:left}
 th{color:#6b7280;font-weight:600;border-bottom:1px solid #e5e7eb}td.n,th.n{text-align:right}
 .status-succeeded{color:#16a34a}.status-failed,.status-aborted{color:#dc2626}
-svg{display:block;margin:4px 0 14px;max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#4b5563}
+svg{display:block;margin:4px 0 14px;max-width:100%;height:auto}
+svg text{font:11px system-ui,sans-serif;fill:#4b5563}
 .none{color:#6b7280}.facts td{padding-right:28px}
 """
 
