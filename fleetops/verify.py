@@ -51,7 +51,7 @@ FIRST_POLL = 0.05
 #: this long while no evidence at all has been seen in this job (a lagging Describe can hide a
 #: transition for seconds); once some has, after four times the longest delay to evidence seen,
 #: and at least :data:`MIN_EVIDENCE_WAIT`.
-EVIDENCE_WAIT = 20.0
+EVIDENCE_WAIT = 10.0
 MIN_EVIDENCE_WAIT = 2.0
 #: A new WorkSpace (create, migrate) not found is looked for this long, or four times the
 #: longest delay to evidence, before the item fails.
