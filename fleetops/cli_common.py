@@ -109,9 +109,12 @@ def run_async(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None) -> T:
+    """Open the store, ``use`` it, close it. ``db`` given (from ``existing_db()``): a database
+    that must exist already — never created, nor its schema; None: ``--db`` / ``FLEETOPS_DB``,
+    created on first use."""
     from fleetops.store import Store
 
-    store = await Store.open(resolve_db(db))
+    store = await Store.open(resolve_db(db), create=db is None)
     try:
         return await use(store)
     finally:

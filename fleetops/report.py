@@ -106,6 +106,9 @@ def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
         "regions": [
             {"region": region, "endpoint_url": job.endpoints.get(region)} for region in job.regions
         ],
+        "started_by": job.started_by,
+        "started_host": job.started_host,
+        "caller_arn": job.caller_arn,
     }
 
 
@@ -354,6 +357,11 @@ def render_job(console: Console, history: JobHistory) -> None:
     if job.params:
         facts.add_row("params", escape(_summary(job.params)))
     facts.add_row("created", _when(job.created_at))
+    if job.started_by or job.started_host:
+        who = "@".join(part for part in (job.started_by, job.started_host) if part)
+        facts.add_row("started by", escape(who))
+    if job.caller_arn:
+        facts.add_row("caller", escape(job.caller_arn))
     if job.started_at is not None:
         facts.add_row("started", _when(job.started_at))
     if job.finished_at is not None:
