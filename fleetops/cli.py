@@ -37,6 +37,9 @@ COMMANDS: dict[str, Lazy] = {
         "Jobs: list, show, items, export; start, resume, retry, cancel.",
     ),
     "db": Lazy("fleetops.cli_db:db_app", "The job database: create or upgrade its schema."),
+    "worker": Lazy(
+        "fleetops.cli_worker:worker", "Run queued jobs from a shared PostgreSQL store."
+    ),
     "sim": Lazy("fleetops.sim.cli:sim_app", "The local WorkSpaces simulator."),
     "bench": Lazy("fleetops.bench.cli:bench_app", "The benchmark suite."),
     "demo": Lazy(
@@ -52,6 +55,9 @@ class RootGroup(LazyGroup):
 
 app = typer.Typer(
     cls=RootGroup,
+    # Plain help here: typer's rich help imports a markdown renderer and more, which would
+    # cost `fleetops --help` several times the rest of its start-up. Subcommands keep rich help.
+    rich_markup_mode=None,
     no_args_is_help=True,
     add_completion=False,
     help="Async fleet operations for Amazon WorkSpaces: planned, batched, rate-limited, "
@@ -120,6 +126,9 @@ def main() -> None:
         err_console.print(f"error: {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `fleetops` alone: the help, as is
+            sys.stderr.write(exc.format_message() + "\n")
+            sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False)

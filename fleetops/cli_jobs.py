@@ -63,13 +63,17 @@ JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a uniqu
 
 def existing_db() -> str:
     """The database to read, which must already exist (reading never creates one)."""
-    from fleetops.store.engine import database_url
+    from fleetops.store.readonly import sqlite_file
 
     where = resolve_db()
-    try:
-        _, path = database_url(where)
-    except FleetOpsError as exc:  # not an SQLite URL
-        fail(str(exc), exc.exit_code)
+    path = sqlite_file(where)
+    if path is None:  # a URL: the store's parser says what it names, or what is wrong with it
+        from fleetops.store.engine import database_url
+
+        try:
+            _, path = database_url(where)
+        except FleetOpsError as exc:
+            fail(str(exc), exc.exit_code)
     if path is not None and not path.exists():
         fail(f"no fleetops database at {path} (no job has run yet; see --db / FLEETOPS_DB)")
     return where
@@ -155,22 +159,31 @@ def list_jobs(
     where = existing_db()
 
     from fleetops.report import job_json, render_job_list
+    from fleetops.store.readonly import open_reader
 
-    async def use(store: Store) -> None:
-        found = await store.list_jobs(
-            status=wanted_status,
-            action=action.strip().lower() if action else None,
-            since=created_since,
-            limit=limit,
-            started_by=by.strip() if by else None,
-        )
-        counts = await store.counts_for([job.id for job in found])
-        if as_json:
-            print_json([job_json(job, counts[job.id]) for job in found])
-        else:
-            render_job_list(out_console, found, counts)
+    filters: dict[str, Any] = {
+        "status": wanted_status,
+        "action": action.strip().lower() if action else None,
+        "since": created_since,
+        "limit": limit,
+        "started_by": by.strip() if by else None,
+    }
+    reader = open_reader(where)  # a SQLite file: read with sqlite3 alone (fast start)
+    if reader is not None:
+        with reader:
+            found = reader.list_jobs(**filters)
+            counts = reader.counts_for([job.id for job in found])
+    else:
 
-    run_async(lambda: with_store(use, where))
+        async def use(store: Store) -> tuple[list[JobRecord], dict[str, dict[str, int]]]:
+            jobs = await store.list_jobs(**filters)
+            return jobs, await store.counts_for([job.id for job in jobs])
+
+        found, counts = run_async(lambda: with_store(use, where))
+    if as_json:
+        print_json([job_json(job, counts[job.id]) for job in found])
+    else:
+        render_job_list(out_console, found, counts)
 
 
 @jobs_app.command("show")
@@ -200,18 +213,26 @@ def list_items(
         typer.Option("--state", help="Only items in this state (repeatable, or comma-separated)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most N items; 0 for all.")] = 100,
+    account: Annotated[
+        str | None, typer.Option("--account", metavar="ID", help="Only this account's items.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """A job's items (one per WorkSpace), in the order they were planned."""
     states = _check(parse_states, state)
     if limit < 0:
         fail(f"--limit must be 0 (all) or more, not {limit}")
+    if account is not None and not re.fullmatch(r"\d{12}", account):
+        fail(f"--account {account!r} is not an AWS account id (12 digits)")
     from fleetops.report import export_items, item_json, render_items
 
     where = existing_db()
 
     async def use(store: Store) -> None:
         record = await store.get_job(job)
+        if account is not None:
+            await _account_items(store, record.id, account, states, limit, as_json)
+            return
         if as_json and limit == 0:
             await export_items(store, record.id, "json", sys.stdout, states=states)
             sys.stdout.flush()
@@ -228,6 +249,28 @@ def list_items(
         render_items(out_console, found, matching=sum(counts[s] for s in wanted))
 
     run_async(lambda: with_store(use, where))
+
+
+async def _account_items(
+    store: Store, job_id: str, account: str, states: Any, limit: int, as_json: bool
+) -> None:
+    """``jobs items --account``: one account's items, in plan order."""
+    from fleetops.report import item_json, render_items
+    from fleetops.store.history import scope_summaries
+
+    found: list[Any] = []
+    async for page in store.iter_items(job_id, states=states):
+        found.extend(item for item in page if item.account == account)
+        if limit and len(found) >= limit:
+            found = found[:limit]
+            break
+    if as_json:
+        print_json([item_json(item) for item in found])
+        return
+    scopes = [s for s in await scope_summaries(store, job_id) if s.account == account]
+    wanted = [s.value for s in states] if states else None
+    matching = sum(n for s in scopes for st, n in s.counts.items() if not wanted or st in wanted)
+    render_items(out_console, found, matching=matching)
 
 
 @jobs_app.command("export")

@@ -1,6 +1,6 @@
 """Job history → JSON documents, rich tables, and CSV/JSON exports.
 
-``job_json`` is the contract of shared/DESIGN.md (``jobs show --json`` and the final line of
+``job_json`` is the documented contract of ``jobs show --json`` (and of the final line of
 ``run --json`` / ``jobs resume --json``): the documented keys come first and exactly as written;
 a few extra keys follow. Renderers take a rich ``Console`` so the CLI decides where output goes.
 Exports stream a job's items page by page: memory stays bounded however big the job.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from rich import box
 from rich.console import Console
@@ -21,8 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import ItemRecord, JobRecord, Store, iso
-from fleetops.store.history import JobHistory
+from fleetops.store.records import ItemRecord, JobRecord, iso
+
+if TYPE_CHECKING:
+    from fleetops.store import Store
+    from fleetops.store.history import JobHistory
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -40,6 +44,7 @@ __all__ = [
 #: The columns of an item in exports (``jobs export``) and in ``jobs items --json``.
 ITEM_FIELDS: tuple[str, ...] = (
     "workspace_id",
+    "account",
     "region",
     "state",
     "attempts",
@@ -82,7 +87,7 @@ STATE_STYLE: dict[str, str] = {
 
 
 def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
-    """The job as documented in shared/DESIGN.md, then ``parent_id``, ``profile``, ``message``,
+    """The job as ``jobs show --json`` documents it, then ``parent_id``, ``profile``, ``message``,
     ``options``, ``planned_at`` and ``regions`` (every region of the job, with its endpoint)."""
     full = {state.value: int(counts.get(state.value, 0)) for state in ItemState}
     return {
@@ -109,6 +114,8 @@ def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
         "started_by": job.started_by,
         "started_host": job.started_host,
         "caller_arn": job.caller_arn,
+        "accounts": list(job.accounts) if job.accounts else None,
+        "assume": job.assume,
     }
 
 
@@ -147,6 +154,17 @@ def history_json(history: JobHistory) -> dict[str, Any]:
         for ex in (unverified.examples if unverified is not None else ())
     ]
     data["in_doubt"] = [item_json(item) for item in history.in_doubt]
+    if history.scopes:  # a job over several accounts or regions: each one's counts and errors
+        data["scopes"] = [
+            {
+                "scope": scope.key,
+                "account": scope.account,
+                "region": scope.region,
+                "counts": scope.counts,
+                "errors": scope.errors,
+            }
+            for scope in history.scopes
+        ]
     data["api_calls"] = {
         "total": history.api_calls,
         "retries": history.retries,
@@ -309,14 +327,27 @@ def render_job_list(
                 _count(c.get(ItemState.IN_DOUBT, 0), "bold magenta"),
                 _when(job.created_at)[:-4],  # to the minute
                 format_duration(ran),
+                held_by(job) or "",
             ]
         )
     headers = ["JOB", "ACTION", "STATUS", "ITEMS", "OK", "FAIL", "SKIP", "DOUBT", "CREATED UTC"]
     console.print(
         _table(
-            console, [*headers, "RAN"], rows, right=["ITEMS", "OK", "FAIL", "SKIP", "DOUBT", "RAN"]
+            console,
+            [*headers, "RAN", "HELD BY"],
+            rows,
+            right=["ITEMS", "OK", "FAIL", "SKIP", "DOUBT", "RAN"],
         )
     )
+
+
+def held_by(job: JobRecord, now: float | None = None) -> str | None:
+    """``host:pid`` of the process running the job (a worker or a CLI run), while its lease
+    lives; None otherwise."""
+    if job.lease_owner is None or (job.lease_expires_at or 0.0) <= (now or time.time()):
+        return None
+    host, _, rest = job.lease_owner.partition(":")
+    return f"{host}:{rest.partition(':')[0]}"
 
 
 def _counts_line(counts: Mapping[str, int], unverified: int = 0) -> Text:
@@ -362,6 +393,10 @@ def render_job(console: Console, history: JobHistory) -> None:
         facts.add_row("started by", escape(who))
     if job.caller_arn:
         facts.add_row("caller", escape(job.caller_arn))
+    if job.accounts:
+        role = job.assume or {}
+        how = role.get("role_arn_template") or f"role {role.get('role_name')}"
+        facts.add_row("accounts", escape(f"{', '.join(job.accounts)} ({how})"))
     if job.started_at is not None:
         facts.add_row("started", _when(job.started_at))
     if job.finished_at is not None:
@@ -385,6 +420,7 @@ def render_job(console: Console, history: JobHistory) -> None:
     unverified = history.unverified
     facts.add_row("items", _counts_line(history.counts, unverified.count if unverified else 0))
     console.print(facts)
+    _render_scopes(console, history)
 
     if unverified is not None:
         lines = [f"{ex.workspace_id}: {ex.message}" for ex in unverified.examples]
@@ -465,6 +501,37 @@ def render_job(console: Console, history: JobHistory) -> None:
                 right=["CALLS", "RETRIES", "ERRORS", "AVG MS"],
             )
         )
+
+
+def _render_scopes(console: Console, history: JobHistory) -> None:
+    """A job over several accounts or regions: counts and errors of each."""
+    if not history.scopes:
+        return
+    rows: list[list[Cell]] = []
+    for scope in history.scopes:
+        c = scope.counts
+        errors = ", ".join(f"{code} {n}" for code, n in sorted(scope.errors.items()))
+        rows.append(
+            [
+                scope.account or "(own)",
+                scope.region,
+                str(sum(c.values())),
+                _count(c.get(ItemState.SUCCEEDED, 0), "green"),
+                _count(c.get(ItemState.FAILED, 0), "red"),
+                _count(c.get(ItemState.SKIPPED, 0), "yellow"),
+                escape(errors),
+            ]
+        )
+    console.print(
+        _table(
+            console,
+            ["ACCOUNT", "REGION", "ITEMS", "OK", "FAIL", "SKIP", "ERRORS"],
+            rows,
+            title="by account and region",
+            right=["ITEMS", "OK", "FAIL", "SKIP"],
+            flex="ERRORS",
+        )
+    )
 
 
 def _detail(item: ItemRecord) -> str:
