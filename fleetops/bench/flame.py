@@ -86,6 +86,13 @@ def _phase(frames: list[str]) -> str:
         for name, fragments in PHASES:
             if any(f in frame for f in fragments):
                 return name
+    # Work no fleetops frame leads to: the SQLite thread, or the event loop's own I/O.
+    if any("aiosqlite/" in frame for frame in frames):
+        return "SQLite thread (statements of every phase)"
+    if any("sqlalchemy/" in frame for frame in frames):  # SQLAlchemy's greenlets
+        return "SQLAlchemy greenlets (statements of every phase)"
+    if any("asyncio/" in frame or "anyio/" in frame for frame in frames):
+        return "event loop (I/O callbacks, scheduling)"
     return "other"
 
 
