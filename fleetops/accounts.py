@@ -30,7 +30,7 @@ import aiohttp
 import anyio
 import botocore.exceptions
 from aiobotocore.config import AioConfig
-from aiobotocore.credentials import AioCredentialResolver, AioDeferredRefreshableCredentials
+from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredentials
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
@@ -38,6 +38,7 @@ from fleetops.aws import ClientStats, Connection, WorkSpacesClient, caller_sessi
 from fleetops.errors import (
     AssumeRoleError,
     CredentialsError,
+    FleetOpsError,
     TransientAwsError,
     UsageError,
 )
@@ -252,17 +253,41 @@ async def caller_arn(
     return str(arn) if arn else None
 
 
+def refresh_windows(lifetime: float) -> tuple[float, float]:
+    """How long before expiry to refresh (advisory, mandatory): botocore's 15 and 10 minutes
+    for credentials of an hour or more; the same proportion of a shorter life."""
+    if lifetime >= ROLE_SESSION_SECONDS:
+        return 15 * 60.0, 10 * 60.0
+    return max(1.0, lifetime / 4), max(0.5, lifetime / 6)
+
+
+class _OneLine(logging.Filter):
+    """botocore logs a failed credential refresh with its traceback; ours carry a clear
+    message (the role, the account, the reason): one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, FleetOpsError):
+            record.msg = f"{record.getMessage()} {error}"
+            record.args = ()
+            record.exc_info = None
+        return True
+
+
+_ONE_LINE = _OneLine()
+
+
 class _Provider(CredentialProvider):  # type: ignore[misc]
     """Hands botocore one set of (refreshable) credentials."""
 
     METHOD = "fleetops-assume-role"
     CANONICAL_NAME = "fleetops-assume-role"
 
-    def __init__(self, credentials: AioDeferredRefreshableCredentials) -> None:
+    def __init__(self, credentials: AioRefreshableCredentials) -> None:
         super().__init__()
         self._credentials = credentials
 
-    async def load(self) -> AioDeferredRefreshableCredentials:
+    async def load(self) -> AioRefreshableCredentials:
         return self._credentials
 
 
@@ -286,6 +311,9 @@ class AssumedRole:
         read_timeout: float = 30.0,
         duration: int = ROLE_SESSION_SECONDS,
     ) -> None:
+        logger = logging.getLogger("aiobotocore.credentials")
+        if _ONE_LINE not in logger.filters:
+            logger.addFilter(_ONE_LINE)
         self.caller = caller
         self.account = account
         self.role_arn = spec.role_arn(account)
@@ -295,7 +323,8 @@ class AssumedRole:
         self._config = _sts_config(connect_timeout, read_timeout)
         self._generation = 0
         self._session: AioSession | None = None
-        self._credentials: AioDeferredRefreshableCredentials | None = None
+        self._credentials: AioRefreshableCredentials | None = None
+        self._lifetime = float(duration)
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -308,10 +337,15 @@ class AssumedRole:
     async def session(self) -> AioSession:
         async with self._lock:
             if self._session is None:
-                credentials = AioDeferredRefreshableCredentials(
-                    refresh_using=self._assume, method=_Provider.METHOD
+                metadata = await self._assume()  # assume now: a denial is raised here
+                advisory, mandatory = refresh_windows(self._lifetime)
+                credentials = AioRefreshableCredentials.create_from_metadata(
+                    metadata,
+                    refresh_using=self._assume,
+                    method=_Provider.METHOD,
+                    advisory_timeout=advisory,
+                    mandatory_timeout=mandatory,
                 )
-                await credentials.get_frozen_credentials()  # assume now: a denial shows here
                 session = AioSession(profile=self.caller.profile)
                 session.register_component(
                     "credential_provider", AioCredentialResolver([_Provider(credentials)])
@@ -352,7 +386,7 @@ class AssumedRole:
             raise error from exc
         credentials = answer["Credentials"]
         expiration: datetime = credentials["Expiration"]
-        self._set_refresh_windows((expiration - datetime.now(UTC)).total_seconds())
+        self._lifetime = (expiration - datetime.now(UTC)).total_seconds()
         self._generation += 1
         log.info(
             "assumed role %s in account %s (session %s, valid until %s)",
@@ -367,15 +401,6 @@ class AssumedRole:
             "token": credentials["SessionToken"],
             "expiry_time": expiration.isoformat(),
         }
-
-    def _set_refresh_windows(self, lifetime: float) -> None:
-        """botocore refreshes 15 min (advisory) / 10 min (mandatory) before expiry; credentials
-        shorter-lived than an hour are refreshed in the same proportion of their life."""
-        credentials = self._credentials
-        if credentials is None or lifetime >= ROLE_SESSION_SECONDS:
-            return
-        credentials._advisory_refresh_timeout = max(1.0, lifetime / 4)
-        credentials._mandatory_refresh_timeout = max(0.5, lifetime / 6)
 
     def _refused(self, exc: botocore.exceptions.ClientError) -> Exception:
         error = exc.response.get("Error") or {}

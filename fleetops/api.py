@@ -15,7 +15,7 @@ records a new job over another's failed items; ``cancel_job``, ``get_job``, ``li
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ import anyio
 
 from fleetops.actions import get_action
 from fleetops.aws import Connection, WorkSpacesClient
+from fleetops.errors import AssumeRoleError
 from fleetops.options import JobOptions
 from fleetops.planner import PlanSummary, plan
 from fleetops.ratelimit import QUOTAS
@@ -104,6 +105,8 @@ async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = Non
             regions=[
                 {"region": c.region, "endpoint_url": c.endpoint_url} for c in spec.connections
             ],
+            accounts=list(spec.accounts) if spec.accounts else None,
+            assume=spec.assume.as_dict() if spec.accounts and spec.assume else None,
         )
     )
 
@@ -122,16 +125,46 @@ async def open_clients(
     options: JobOptions,
     *,
     credentials: tuple[str, str] | None = None,
-) -> AsyncIterator[dict[str, WorkSpacesClient]]:
-    """One client per region (each region spends its own bucket)."""
-    async with AsyncExitStack() as stack:
-        clients = {
-            conn.region: await stack.enter_async_context(
-                open_client(conn, options, credentials=credentials)
-            )
-            for conn in connections
-        }
+    accounts: Sequence[str] | None = None,
+    assume: Mapping[str, Any] | None = None,
+    job_id: str = "adhoc",
+) -> AsyncIterator[dict[str, Any]]:
+    """One client per scope: per region, or per account x region when the job reaches other
+    accounts through an assumed role (each scope spends its own bucket)."""
+    from fleetops.accounts import AssumeSpec, open_scope_clients
+
+    spec = AssumeSpec.from_dict(assume) if accounts and assume else None
+    async with open_scope_clients(
+        connections,
+        options,
+        accounts=accounts,
+        assume=spec,
+        job_id=job_id,
+        credentials=credentials,
+    ) as clients:
         yield clients
+
+
+async def _open_job_clients(
+    stack: AsyncExitStack, store: Store, job: JobRecord, options: JobOptions, credentials: Any
+) -> dict[str, Any]:
+    """The clients of a recorded job's scopes (its roles assumed again), after recording the
+    caller's identity on the job."""
+    from fleetops.accounts import record_caller
+
+    connections = job_connections(job)
+    if credentials is None:
+        await record_caller(store, job.id, connections[0], options)
+    return await stack.enter_async_context(
+        open_clients(
+            connections,
+            options,
+            credentials=credentials,
+            accounts=job.accounts,
+            assume=job.assume,
+            job_id=job.id,
+        )
+    )
 
 
 async def run_job(
@@ -150,7 +183,8 @@ async def run_job(
         # exit 0 may have been killed just after the job's end was recorded).
         return job
     options = JobOptions.from_dict(job.options)
-    async with open_clients(job_connections(job), options, credentials=credentials) as clients:
+    async with AsyncExitStack() as stack:
+        clients = await _open_job_clients(stack, store, job, options, credentials)
         runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
         if on_start is not None:
             on_start(runner)
@@ -169,7 +203,8 @@ async def plan_job(
     job stays ``planned``, and :func:`start_job` runs exactly that plan."""
     job = await store.get_job(job_id)
     options = JobOptions.from_dict(job.options)
-    async with open_clients(job_connections(job), options, credentials=credentials) as clients:
+    async with AsyncExitStack() as stack:
+        clients = await _open_job_clients(stack, store, job, options, credentials)
         runner = JobRunner(store, clients, job, stop=stop)
         if on_start is not None:
             on_start(runner)
@@ -182,13 +217,23 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
     action = get_action(spec.action)
     summaries: list[PlanSummary] = []
     conns = list(spec.connections)
-    async with open_clients(conns, spec.options, credentials=credentials) as clients:
+    assume = spec.assume.as_dict() if spec.accounts and spec.assume else None
+    async with open_clients(
+        conns,
+        spec.options,
+        credentials=credentials,
+        accounts=spec.accounts,
+        assume=assume,
+        job_id="dry-run",
+    ) as clients:
 
-        async def plan_region(conn: Connection) -> None:
-            client = clients[conn.region]
+        async def plan_scope(key: str) -> None:
+            client = clients[key]
+            region = key.rpartition("/")[2]
 
             async def call(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
-                return (await client.call(operation, **params)).response
+                response: Mapping[str, Any] = (await client.call(operation, **params)).response
+                return response
 
             summaries.append(
                 await plan(
@@ -197,15 +242,31 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
                     options=spec.options,
                     call=call,
                     job_id="dry-run",
-                    region=conn.region,
+                    region=region,
                     sink=None,
                     params=spec.params,
                 )
             )
+            summaries[-1].scope = key
+
+        async def plan_or_unreachable(key: str) -> None:
+            try:
+                await plan_scope(key)
+            except AssumeRoleError as exc:  # this account cannot be reached: the others can
+                reason = f"{exc.code}: {exc.message}"
+                summaries.append(
+                    PlanSummary(
+                        action=spec.action,
+                        rate=spec.options.rate,
+                        burst=spec.options.burst,
+                        scope=key,
+                        unreachable={key: reason},
+                    )
+                )
 
         async with anyio.create_task_group() as tg:
-            for conn in conns:
-                tg.start_soon(plan_region, conn)
+            for key in clients:
+                tg.start_soon(plan_or_unreachable, key)
     return merge_summaries(summaries)
 
 
@@ -353,7 +414,17 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
     failed = await failed_workspaces(store, parent.id)
     if not failed:
         raise UsageError(f"job {parent.id} has no failed items")
+    from fleetops.accounts import AssumeSpec
+
     connections = job_connections(parent)
+    accounts = None
+    if parent.accounts:  # each failed item's account (no other)
+        from fleetops.states import ItemState
+
+        seen: dict[str, None] = {}
+        async for page in store.iter_items(parent.id, states=[ItemState.FAILED]):
+            seen.update(dict.fromkeys(i.account for i in page if i.account))
+        accounts = tuple(seen) or parent.accounts
     spec = JobSpec(
         action=parent.action,
         targets=Targets(workspace_ids=tuple(failed)),
@@ -361,5 +432,7 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
         more_regions=tuple(connections[1:]),
         options=JobOptions.from_dict(parent.options),
         params=parent.params,
+        accounts=accounts,
+        assume=AssumeSpec.from_dict(parent.assume) if accounts and parent.assume else None,
     )
     return await create_job(store, spec, parent_id=parent.id)

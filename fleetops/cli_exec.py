@@ -110,6 +110,18 @@ def print_plan(summary: PlanSummary, *, job_id: str | None = None, as_json: bool
         f"to verify (~{summary.seconds_at_quota:.0f} s at {summary.rate or 'unlimited'} calls/s)",
         highlight=False,
     )
+    if summary.by_scope:
+        out.print("  by account and region (each on its own quota, in parallel):", highlight=False)
+        for row in summary.scope_rows():
+            where = f"{row['account']} {row['region']}" if row["account"] else row["region"]
+            if "unreachable" in row:
+                out.print(f"    {where}: not reachable: {row['unreachable']}", highlight=False)
+                continue
+            out.print(
+                f"    {where}: {row['eligible']} to act on, {row['skipped']} skipped, "
+                f"{row['calls_needed']} calls (~{row['seconds_at_quota']:.0f} s)",
+                highlight=False,
+            )
     if job_id is not None:
         out.print(
             f"  run it with `fleetops jobs start {job_id}` (it acts on exactly these WorkSpaces)",

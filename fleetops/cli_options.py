@@ -27,6 +27,53 @@ def _option(name: str, annotation: Any) -> inspect.Parameter:
     )
 
 
+_ACCOUNTS_PANEL = "Accounts"
+
+
+def _account_option(
+    name: str, annotation: Any, flag: str, metavar: str, help: str
+) -> inspect.Parameter:
+    option = typer.Option(
+        flag, metavar=metavar, help=help, rich_help_panel=_ACCOUNTS_PANEL, show_default=False
+    )
+    return _option(name, Annotated[annotation, option])
+
+
+#: Other accounts (each account x region is a scope), and the role assumed in each.
+ACCOUNT_OPTIONS: list[inspect.Parameter] = [
+    _account_option(
+        "account",
+        list[str] | None,
+        "--account",
+        "ID",
+        help="An AWS account to act in (repeatable), by assuming --role-name in it.",
+    ),
+    _account_option(
+        "accounts_file",
+        str | None,
+        "--accounts-file",
+        "FILE",
+        help="A file of account ids, one a line, # comments.",
+    ),
+    _account_option(
+        "role_name", str | None, "--role-name", "NAME", "The IAM role to assume in each account."
+    ),
+    _account_option(
+        "role_arn_template",
+        str | None,
+        "--role-arn-template",
+        "TEMPLATE",
+        help="The role's ARN with {account}, e.g. 'arn:aws:iam::{account}:role/ops/FleetOps'.",
+    ),
+    _account_option(
+        "external_id",
+        str | None,
+        "--external-id",
+        "ID",
+        help="The external id the roles' trust policy asks for.",
+    ),
+]
+
 #: The connection flags, in the order ``--help`` shows them; each name is a field of ``Where``.
 CONNECTION_OPTIONS: list[inspect.Parameter] = [
     _option(
@@ -67,6 +114,7 @@ CONNECTION_OPTIONS: list[inspect.Parameter] = [
             ),
         ],
     ),
+    *ACCOUNT_OPTIONS,
 ]
 
 

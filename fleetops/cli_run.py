@@ -165,6 +165,9 @@ def run(
     read_timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for an API answer (default 30).")
     ] = None,
+    connect_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a connection (default 5).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
     params: dict[str, Any] | None = None,
     where: Where | None = None,
@@ -198,6 +201,7 @@ def run(
             "max_snapshot_age": max_snapshot_age,
             "ignore_snapshot_age": ignore_snapshot_age or None,
             "read_timeout": read_timeout,
+            "connect_timeout": connect_timeout,
         },
         where=where or Where(),
     )

@@ -196,6 +196,16 @@ TagPairs = Annotated[list[TagPair], BeforeValidator(_key_values)]
 Region = Annotated[str, AfterValidator(_region)]
 
 
+def _account(value: object) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{12}", text):
+        raise ValueError(f"{text!r} is not an AWS account id (12 digits; quote it in YAML)")
+    return text
+
+
+Account = Annotated[str, BeforeValidator(_account)]
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -276,6 +286,11 @@ class JobFile(_Spec):
     region: Annotated[list[Region], BeforeValidator(_listify)] = []
     profile: str | None = None
     endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
+    accounts: Annotated[list[Account], BeforeValidator(_listify)] = []
+    accounts_file: str | None = None
+    role_name: str | None = None
+    role_arn_template: str | None = None
+    external_id: str | None = None
 
     _path: Path = PrivateAttr(default=Path("job.yaml"))
     _root: yaml.Node | None = PrivateAttr(default=None)

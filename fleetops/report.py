@@ -44,7 +44,6 @@ __all__ = [
 #: The columns of an item in exports (``jobs export``) and in ``jobs items --json``.
 ITEM_FIELDS: tuple[str, ...] = (
     "workspace_id",
-    "account",
     "region",
     "state",
     "attempts",
@@ -59,6 +58,7 @@ ITEM_FIELDS: tuple[str, ...] = (
     "result",
     "submitted_at",
     "updated_at",
+    "account",  # the account reached by an assumed role (empty: the caller's own)
 )
 EXPORT_FORMATS = ("csv", "json")
 

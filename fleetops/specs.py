@@ -47,6 +47,23 @@ class Where:
     region: tuple[str, ...] = ()
     profile: str | None = None
     endpoint_url: tuple[str, ...] = ()
+    account: tuple[str, ...] = ()  # other accounts, reached by assuming a role in each
+    accounts_file: str | None = None
+    role_name: str | None = None
+    role_arn_template: str | None = None
+    external_id: str | None = None
+
+    def accounts(self) -> tuple[tuple[str, ...] | None, Any]:
+        """The accounts given (None: the caller's own) and the role to assume in them."""
+        from fleetops.accounts import accounts_from_flags
+
+        return accounts_from_flags(
+            self.account,
+            self.accounts_file,
+            self.role_name,
+            self.role_arn_template,
+            self.external_id,
+        )
 
     def connections(self) -> list[Connection]:
         """One connection per region; one endpoint serves all, or there is one per region."""
@@ -73,10 +90,16 @@ class Where:
 
     def over(self, job: JobFile) -> Where:
         """These flags, with the job file's fields where a flag was not given."""
+        accounts_file = job.accounts_file and str(job.resolve_path(job.accounts_file))
         return Where(
             region=self.region or tuple(job.regions()),
             profile=self.profile or job.profile,
             endpoint_url=self.endpoint_url or ((job.endpoint_url,) if job.endpoint_url else ()),
+            account=self.account or tuple(job.accounts),
+            accounts_file=self.accounts_file or accounts_file or None,
+            role_name=self.role_name or job.role_name,
+            role_arn_template=self.role_arn_template or job.role_arn_template,
+            external_id=self.external_id or job.external_id,
         )
 
 
@@ -90,6 +113,8 @@ class JobSpec:
     options: JobOptions = field(default_factory=JobOptions)
     params: Mapping[str, Any] = field(default_factory=dict)
     more_regions: tuple[Connection, ...] = ()  # a job spanning regions: the others
+    accounts: tuple[str, ...] | None = None  # other accounts (None: the caller's own)
+    assume: Any = None  # fleetops.accounts.AssumeSpec: the role to assume in each account
 
     @property
     def connections(self) -> tuple[Connection, ...]:
@@ -184,6 +209,7 @@ def build_spec(request: RunRequest) -> JobSpec:
         job_options = JobOptions(**options)
         where = request.where
     connections = where.connections()
+    accounts, assume = where.accounts()
     return JobSpec(
         action=action.name,
         targets=targets,
@@ -191,4 +217,6 @@ def build_spec(request: RunRequest) -> JobSpec:
         more_regions=tuple(connections[1:]),
         options=job_options,
         params=params,
+        accounts=accounts,
+        assume=assume,
     )

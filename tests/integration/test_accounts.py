@@ -7,7 +7,15 @@ simulator's dummy keys (the default account) and assumes a role in each target a
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +176,15 @@ async def test_a_role_denied_on_resume_fails_that_accounts_items_with_the_reason
     ) as clients:
         runners.append(JobRunner(store, clients, job))
         await runners[0].plan_only()
+    # The plan shows its spread: counts, calls and quota time of each account and region.
+    summary = runners[0].plan_summary
+    assert summary is not None
+    rows = summary.as_dict()["scopes"]
+    assert [r["scope"] for r in rows] == sorted(f"{a}/{r}" for a in ACCOUNTS for r in regions)
+    assert sum(r["eligible"] for r in rows) == summary.eligible
+    assert summary.seconds_at_quota == max(s.seconds_at_quota for s in summary.by_scope.values())
+    # (each scope on its own quota: not the time of all the calls on one quota)
+    assert summary.seconds_at_quota < (summary.calls_needed - summary.burst) / (summary.rate or 1)
     denied = ACCOUNTS[2]
     for sim in regions.values():
         sim.configure_account(denied, deny_assume_role=True)
@@ -262,3 +279,150 @@ async def test_resume_assumes_the_roles_again_and_acts_once(
     for sim in regions.values():
         for account in ACCOUNTS:
             assert set(rebooted(sim, account).values()) == {1}
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def fleetops(db: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "fleetops", "--db", str(db), *args]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def account_args(sims: dict[str, Simulator], accounts: tuple[str, ...] = ACCOUNTS) -> list[str]:
+    args: list[str] = []
+    for region, sim in sims.items():
+        args += ["--region", region, "--endpoint-url", sim.endpoint_url]
+    for account in accounts:
+        args += ["--account", account]
+    return [*args, "--role-name", "FleetOps", "--external-id", "fleet-ext"]
+
+
+@contextmanager
+def threaded_regions(**knobs: Any) -> Iterator[dict[str, Simulator]]:
+    common: dict[str, Any] = {
+        "workspaces": PER_ACCOUNT,
+        "rate": 20,
+        "burst": 5,
+        "accounts": ACCOUNTS,
+        "connected_fraction": 0.0,
+        **knobs,
+    }
+    with (
+        Simulator(seed=1, region=EAST, **common).run_in_thread() as east,
+        Simulator(seed=2, region=WEST, **common).run_in_thread() as west,
+    ):
+        for sim in (east, west):
+            for account in ACCOUNTS:
+                sim.configure_account(account, external_id="fleet-ext")
+        yield {EAST: east, WEST: west}
+
+
+def test_cli_one_account_denied_exits_1_and_shows_it_by_account(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    denied = ACCOUNTS[0]
+    with threaded_regions(transition_seconds=0.2) as sims:
+        for sim in sims.values():
+            sim.configure_account(denied, deny_assume_role=True)
+        done = subprocess.run(
+            fleetops(db, "run", "reboot", "--yes", "--json", *account_args(sims)),
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            timeout=300,
+        )
+        assert done.returncode == 1, done.stderr
+        job = json.loads(done.stdout.strip().splitlines()[-1])
+        assert job["status"] == "failed"
+        assert f"arn:aws:iam::{denied}:role/FleetOps" in job["message"]
+        assert "AccessDenied" in job["message"]
+        assert job["counts"]["failed"] == 0 and job["counts"]["succeeded"] > 0
+        for sim in sims.values():
+            assert sim.stats(denied).calls_by_operation == {}
+            for account in ACCOUNTS[1:]:
+                assert set(rebooted(sim, account).values()) == {1}
+    assert job["caller_arn"] == "arn:aws:iam::123456789012:user/fleetops-sim"
+    shown = subprocess.run(
+        fleetops(db, "jobs", "show", job["id"], "--json"),
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    scopes = {s["scope"]: s for s in json.loads(shown.stdout)["scopes"]}
+    assert set(scopes) == {f"{a}/{r}" for a in ACCOUNTS[1:] for r in (EAST, WEST)}
+    listed = subprocess.run(
+        fleetops(db, "jobs", "items", job["id"], "--account", ACCOUNTS[1], "--json"),
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows and {row["account"] for row in rows} == {ACCOUNTS[1]}
+
+
+def test_cli_sigkill_then_resume_across_accounts(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    with threaded_regions(transition_seconds=3.0, rate=4) as sims:
+        proc = subprocess.Popen(
+            fleetops(db, "-q", "run", "reboot", "--yes", "--rate", "4", *account_args(sims)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=cli_env(tmp_path),
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            sent = sum(len(rebooted(s, a)) for s in sims.values() for a in ACCOUNTS)
+            if sent >= 40:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert 0 < sent < 3 * 2 * PER_ACCOUNT
+        with sqlite3.connect(db) as conn:  # what the kill left in flight (may be sent again)
+            in_flight = set(
+                conn.execute(
+                    "SELECT account, region, workspace_id FROM items WHERE state = 'in_flight'"
+                ).fetchall()
+            )
+        listed = subprocess.run(
+            fleetops(db, "jobs", "list", "--json"),
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            timeout=120,
+        )
+        job_id = json.loads(listed.stdout)[0]["id"]
+        resumed = subprocess.run(
+            fleetops(db, "jobs", "resume", job_id, "--json"),
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            timeout=300,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        job = json.loads(resumed.stdout.strip().splitlines()[-1])
+        assert job["status"] == "succeeded"
+        for region, sim in sims.items():
+            for account in ACCOUNTS:
+                counts = rebooted(sim, account)
+                assert counts
+                # Only what was in flight at the kill (and showed no sign of rebooting by the
+                # time the resume looked) may have been sent twice.
+                twice = {(account, region, ws) for ws, n in counts.items() if n > 1}
+                assert twice <= in_flight
+                assert max(counts.values()) <= 2
+        # The roles were assumed again by the resume (no credentials were stored).
+        assert [sims[EAST].stats(a).sessions_issued for a in ACCOUNTS] == [2, 2, 2]

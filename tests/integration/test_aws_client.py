@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +188,7 @@ async def test_throttles_then_success_are_retried_and_slow_the_bucket(
 
 async def test_every_attempt_takes_a_token(fake: FakeWorkSpaces) -> None:
     fake.script = [error(500, "InternalFailure"), Reply()]
-    bucket = TokenBucket(1, 5)  # refill during the test is negligible
+    bucket = TokenBucket(0.01, 5)  # refill during the test is negligible, even on a busy machine
     async with client_for(fake.url, bucket) as client:
         await client.call("DescribeWorkspaces")
     assert bucket.tokens == pytest.approx(3, abs=0.2)
@@ -454,3 +458,68 @@ def test_resolve_refuses_with_one_line(
         Connection.resolve(region, profile, endpoint)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+# --- the command line: configuration errors are one line, exit 2 -------------------------
+
+
+def _fleetops(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key != "FLEETOPS_DB"
+    }
+    environment.update(
+        AWS_CONFIG_FILE=str(tmp_path / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "fleetops", "--db", str(tmp_path / "jobs.db"), *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_nothing_aws_happens_at_import(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text("[profile broken\nthis is not ini")
+    modules = "fleetops, fleetops.api, fleetops.runner, fleetops.accounts, fleetops.cli"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {modules}; print('imported')"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_PROFILE": "nope", "AWS_CONFIG_FILE": str(tmp_path / "config")},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "imported"
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_missing_profile_is_one_line_and_exit_2(tmp_path: Path, dry_run: bool) -> None:
+    args = ["run", "reboot", "--workspace-id", "ws-abcdefghij", "--region", "us-east-1"]
+    args += ["--endpoint-url", f"http://127.0.0.1:{closed_port()}", "--yes"]
+    done = _fleetops(tmp_path, *args, *(["--dry-run"] if dry_run else []), AWS_PROFILE="nope")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "AWS profile 'nope' not found" in lines[0]
+    assert "Traceback" not in done.stderr
+    db = tmp_path / "jobs.db"
+    if db.exists():  # nothing written: no job recorded
+        with sqlite3.connect(db) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if "jobs" in tables:
+                assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+
+
+def test_no_credentials_against_aws_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    args = ["run", "reboot", "--workspace-id", "ws-abcdefghij", "--region", "us-east-1", "--yes"]
+    done = _fleetops(tmp_path, *args, "--dry-run")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        line for line in done.stderr.strip().splitlines() if "no AWS credentials found" in line
+    ]
