@@ -227,7 +227,8 @@ async def test_export_csv_streams_every_item(store: Store) -> None:
     assert rows[0] == list(ITEM_FIELDS)
     assert len(rows) == 11
     assert len({row[0] for row in rows[1:]}) == 10  # no page repeated or lost
-    failed = [dict(zip(rows[0], row, strict=True)) for row in rows[1:] if row[2] == "failed"]
+    records = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    failed = [record for record in records if record["state"] == "failed"]
     assert failed[0]["error_code"] == "InvalidResourceStateException"
     assert failed[0]["result"] == ""  # None → empty cell
 
