@@ -4,7 +4,9 @@
 stack (``frame;frame;… count``). ``python -m fleetops.bench.flame run.txt`` prints the share of
 samples by the layer of the innermost frame that belongs to a known layer (the botocore work of
 building, signing and parsing a request, SQL, the HTTP transport, fleetops's own code…) and, by
-the fleetops function the stack passes through, which part of the job paid for it.
+the fleetops function the stack passes through, which part of the job paid for it. Run it with
+the interpreter that ran the profile: it reads aiosqlite's source to tell its thread waiting on
+its queue from the same thread at work.
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ __all__ = ["LAYERS", "PHASES", "breakdown", "main"]
 
 #: (layer, path fragments): the innermost frame matching a fragment names the layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("botocore: serialise + validate", ("botocore/serialize.py", "botocore/validate.py")),
+    (
+        "botocore: serialise + validate",
+        ("botocore/serialize.py", "botocore/validate.py", "botocore/useragent.py"),
+    ),
     ("botocore: sign", ("botocore/auth.py", "botocore/signers.py", "botocore/credentials.py")),
-    ("botocore: parse", ("botocore/parsers.py", "aiobotocore/parsers.py", "botocore/response.py")),
+    (
+        "botocore: parse",
+        (
+            "botocore/parsers.py",
+            "aiobotocore/parsers.py",
+            "botocore/response.py",
+            "_parse_timestamp",  # botocore/utils.py: every timestamp of a response
+        ),
+    ),
+    ("HTTP (aiohttp, yarl, multidict)", ("aiohttp/", "yarl/", "multidict/", "httpsession.py")),
     ("botocore: hooks, endpoint, model", ("botocore/", "aiobotocore/")),
-    ("HTTP (aiohttp, yarl, multidict)", ("aiohttp/", "yarl/", "multidict/")),
     ("SQLite (aiosqlite thread)", ("aiosqlite/", "sqlite3/")),
     ("SQLAlchemy (compile, execute, rows)", ("sqlalchemy/",)),
     ("JSON", ("json/",)),
