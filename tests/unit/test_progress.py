@@ -210,3 +210,19 @@ def test_off_a_terminal_it_prints_plain_lines() -> None:
     assert "in flight 2, verified 2, failed 0" in lines[0]
     assert "\x1b[" not in out.getvalue()  # no terminal control codes
     assert len(set(lines)) == len(lines)  # a line only when something changed
+
+
+def test_snapshot_reads_the_engines_run_stats() -> None:
+    from fleetops.engine_types import RunStats
+
+    stats = RunStats()
+    stats.reset_counts(
+        {"pending": 30, "in_flight": 25, "submitted": 50, "succeeded": 880, "failed": 7,
+         "skipped": 8, "in_doubt": 0}
+    )  # fmt: skip
+    stats.phase, stats.plan_pages, stats.plan_found = "running", 40, 1000
+    stats.calls.record("RebootWorkspaces", 2, None)
+    stats.throttle_sources.append(lambda: 3)
+    snap = snapshot(_Runner(stats))
+    assert (snap.total, snap.pending, snap.in_flight, snap.done) == (1000, 30, 75, 895)
+    assert (snap.calls, snap.throttles, snap.plan_pages, snap.plan_found) == (1, 3, 40, 1000)
