@@ -164,7 +164,9 @@ def create_engine(
         return create_async_engine(
             parsed.url,
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "fleetops"},
-            pool_pre_ping=False,
+            # a long-running worker outlives server restarts and fail-overs: a pooled connection
+            # is checked before use (one round trip) instead of failing the next write
+            pool_pre_ping=True,
         )
     if parsed.path is not None:
         if not create and not parsed.path.exists():

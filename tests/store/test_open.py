@@ -232,3 +232,25 @@ def test_cli_unreachable_server(postgres_url: str) -> None:
     url = sa.make_url(postgres_url).set(host="127.0.0.1", port=free_port())
     line = one_line(run_cli("--db", url.render_as_string(hide_password=False), "jobs", "list"))
     assert "cannot connect" in line
+
+
+async def test_a_connection_dropped_by_the_server_is_replaced(postgres_db: str) -> None:
+    """A server restart or fail-over closes pooled connections: the next use reconnects."""
+    store = await Store.open(postgres_db)
+    try:
+        job = await store.create_job(
+            NewJob(action="reboot", params={}, targets={}, options={}, region="us-east-1")
+        )
+        engine = sync_engine(postgres_db)
+        with engine.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        engine.dispose()
+        assert killed and killed >= 1
+        assert (await store.get_job(job.id)).id == job.id
+    finally:
+        await store.close()
