@@ -22,15 +22,12 @@ masked in every line, whatever the format.
 from __future__ import annotations
 
 import atexit
-import datetime as dt
 import io
-import json
 import logging
 import os
 import re
 import sys
 import time
-import traceback
 from typing import Any, TextIO
 
 from fleetops.errors import UsageError
@@ -119,9 +116,16 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _dumps(record: dict[str, Any]) -> str:
+    import json  # only JSON mode pays for it (every command configures logging at start)
+
+    return json.dumps(record, ensure_ascii=False)
+
+
 def _iso(timestamp: float) -> str:
     return (
-        dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp))
+        + f".{int(timestamp % 1 * 1000):03d}Z"
     )
 
 
@@ -138,8 +142,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in _extras(record).items():
             line.setdefault(key, _jsonable(value))
         if record.exc_info:
-            line["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return redact(json.dumps(line, ensure_ascii=False))
+            line["exc"] = self.formatException(record.exc_info).rstrip()
+        return redact(_dumps(line))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -183,12 +187,12 @@ class _JsonLines(io.TextIOBase):
 
     def _emit(self, line: str) -> None:
         record = {
-            "ts": _iso(dt.datetime.now(dt.UTC).timestamp()),
+            "ts": _iso(time.time()),
             "level": "INFO",
             "logger": "fleetops.cli",
             "message": line.rstrip(),
         }
-        self._raw.write(redact(json.dumps(record, ensure_ascii=False)) + "\n")
+        self._raw.write(redact(_dumps(record)) + "\n")
         self._raw.flush()
 
     def flush(self) -> None:
