@@ -164,6 +164,9 @@ def _second_resume(cli: Cli, db: Db, sim: Simulator) -> tuple[Proc, str, Any]:
     """A job killed mid-submit; one resume running (holding the lease); a second one tried."""
     proc, job_id = _start(cli, sim)
     _kill_when(proc, db, job_id, "submit")
+    # A slow quota keeps the first resume busy for longer than a second one takes to start,
+    # however loaded the machine.
+    sim.configure(rate=1, burst=1)
     first = cli.spawn("jobs", "resume", job_id, "--json")
     wait_until(
         lambda: f":{first.pid}:" in str((db.job(job_id) or {}).get("lease_owner")),
@@ -172,6 +175,7 @@ def _second_resume(cli: Cli, db: Db, sim: Simulator) -> tuple[Proc, str, Any]:
     )
     second = cli.run("jobs", "resume", job_id, "--json", timeout=60)
     assert first.popen.poll() is None, "the first resume was disturbed"
+    sim.configure(rate=10, burst=5)
     return first, job_id, second
 
 
