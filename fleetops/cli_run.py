@@ -145,6 +145,9 @@ def run(
             "--plan-only", help="Plan and store the job (planned); print the plan and its id."
         ),
     ] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Plan and store the job queued for a worker.")
+    ] = False,
     yes: YesOpt = False,
     rate: Annotated[float | None, typer.Option(help=f"Calls/s (default {DEFAULT_RATE}).")] = None,
     burst: Annotated[int | None, typer.Option(help=f"Burst (default {DEFAULT_BURST}).")] = None,
@@ -207,13 +210,27 @@ def run(
     )
     if dry_run_ and plan_only:
         fail("--dry-run writes nothing and --plan-only stores the plan: give one of them")
+    if queue:  # a worker runs it: PostgreSQL only, checked before anything is written
+        from fleetops.cli_worker import require_queue_store
+
+        if dry_run_ or plan_only:
+            fail("--queue stores the job for a worker: not with --dry-run or --plan-only")
+        require_queue_store()
     raise typer.Exit(
-        run_request(request, dry_run=dry_run_, plan_only=plan_only, yes=yes, as_json=as_json)
+        run_request(
+            request, dry_run=dry_run_, plan_only=plan_only, yes=yes, as_json=as_json, queue=queue
+        )
     )
 
 
 def run_request(
-    request: RunRequest, *, dry_run: bool, plan_only: bool, yes: bool, as_json: bool
+    request: RunRequest,
+    *,
+    dry_run: bool,
+    plan_only: bool,
+    yes: bool,
+    as_json: bool,
+    queue: bool = False,
 ) -> int:
     """Build, check and run (or plan) a request; returns the exit code."""
     from fleetops.api import build_spec
@@ -242,7 +259,12 @@ def run_request(
 
     async def use(store: Store) -> int:
         return await _run_spec(
-            store, spec, plan_only=plan_only, confirm_first=confirm_first, as_json=as_json
+            store,
+            spec,
+            plan_only=plan_only,
+            confirm_first=confirm_first,
+            as_json=as_json,
+            queue=queue,
         )
 
     return run_async(lambda: with_store(use))
@@ -258,7 +280,13 @@ def _check_guards(spec: JobSpec, *, yes: bool) -> None:
 
 
 async def _run_spec(
-    store: Store, spec: JobSpec, *, plan_only: bool, confirm_first: bool, as_json: bool
+    store: Store,
+    spec: JobSpec,
+    *,
+    plan_only: bool,
+    confirm_first: bool,
+    as_json: bool,
+    queue: bool = False,
 ) -> int:
     """Record the job; plan it first when it is to be shown (plan-only, or a confirmation),
     then run the stored plan, or plan and run in one go."""
@@ -267,7 +295,7 @@ async def _run_spec(
 
     job = await create_job(store, spec)
     regions = ", ".join(c.region for c in spec.connections)
-    if not (plan_only or confirm_first):
+    if not (plan_only or confirm_first or queue):
         err_console.print(
             f"job {job.id}: {spec.action} in {regions} (resume with "
             f"`fleetops jobs resume {job.id}`)",
@@ -281,7 +309,11 @@ async def _run_spec(
             fail(f"planning of job {job.id} was stopped: nothing was run", 130)
         return await finish(store, job, as_json)  # planning failed: the job says why
     summary = await stored_plan(store, job.id)
-    print_plan(summary, job_id=job.id, as_json=as_json and plan_only)
+    print_plan(summary, job_id=job.id, as_json=as_json and (plan_only or queue))
+    if queue:
+        from fleetops.cli_worker import queue_planned
+
+        return await queue_planned(store, job.id, summary.eligible, confirm_first=confirm_first)
     if plan_only:
         return 0
     confirm(

@@ -44,6 +44,8 @@ QUIET_WINDOW = 10.0
 #: calls that were in flight together all come back throttled, and halving once per answer
 #: would collapse the rate to the floor for a single overshoot.
 DECREASE_COOLDOWN = 1.0
+#: Runners sharing a quota spend this fraction of it between them (see ``set_share``).
+SHARED_HEADROOM = 0.95
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
 
@@ -169,17 +171,28 @@ class TokenBucket:
         self._last_decrease = None
 
     def set_share(self, holders: int) -> None:
-        """Spend ``1 / holders`` of the quota: that many runners share this account and region.
+        """Spend ``1 / holders`` of the quota (less :data:`SHARED_HEADROOM`): that many runners
+        share this account and region. Alone, a bucket keeps step with the server's; runners
+        sending independently at exactly the quota would keep the server's bucket empty, and
+        the slightest jitter between them would be throttled.
 
         The adaptive state (effective rate after throttles) is kept; only the part of it this
         process spends changes, so back-off and recovery go on across a re-balance.
         """
-        share = 1.0 / max(1, holders)
+        share = 1.0 if holders <= 1 else SHARED_HEADROOM / holders
         if share == self.share:
             return
         self._refill()
         self.share = share
         self._tokens = min(self._tokens, self.capacity)
+
+    def drain(self, seconds: float = 0.0) -> None:
+        """Spend what the bucket holds, and ``seconds`` of refill beyond it: a runner joining
+        others starts without a burst (they may just have spent it) and waits until they have
+        seen it join and slowed down."""
+        self._refill()
+        fill = (self.effective_rate or 0.0) * self.share
+        self._tokens = -seconds * fill
 
     @property
     def capacity(self) -> float:
@@ -242,9 +255,11 @@ class QuotaHolders(Protocol):
 
 
 #: How often a runner renews its holder rows (and learns how many share the quota).
-SHARE_INTERVAL = 1.0
+SHARE_INTERVAL = 0.5
+#: How long past the others' next renewal a joining runner waits before its first call.
+JOIN_MARGIN = 0.5
 #: A holder not renewed for this long is gone (a killed runner): the others take its share.
-SHARE_TTL = 4.0
+SHARE_TTL = 3.0
 
 
 class QuotaShares:
@@ -272,9 +287,15 @@ class QuotaShares:
     ) -> AsyncIterator[None]:
         """Hold each scope of ``buckets`` (scope key → bucket) for the body's duration."""
         buckets = {scope: b for scope, b in buckets.items() if b.rate is not None}
+        joining = [scope for scope in buckets if not self._refs[scope]]
         self._refs.update(buckets.keys())
         try:
             await self._renew(holders, buckets, ttl)  # registered before the first call
+            for scope in joining:
+                if buckets[scope].share < 1.0:
+                    # The others may just have spent the burst, and learn of this runner only
+                    # at their next renewal: start after it.
+                    buckets[scope].drain(interval + JOIN_MARGIN)
             async with anyio.create_task_group() as tg:
 
                 async def renew_forever() -> None:
@@ -300,8 +321,9 @@ class QuotaShares:
             except Exception as exc:  # the database is away: keep the share we had
                 log.warning("quota %s: cannot renew this runner's share (%s)", scope, exc)
                 continue
-            if bucket.share != 1.0 / max(1, count):
-                bucket.set_share(count)
+            before = bucket.share
+            bucket.set_share(count)
+            if bucket.share != before:
                 log.info(
                     "quota %s shared by %d runner(s): %.3g calls/s here",
                     scope,

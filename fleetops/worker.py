@@ -231,6 +231,8 @@ async def serve(store: Store, config: WorkerConfig) -> WorkerRuntime:
     """Run a worker until it is stopped by a signal (or, with ``once``, the queue is empty)."""
     require_postgresql(store)
     _set_lease_ttl(config.lease_seconds)
+    # procrastinate's listener is cancelled on shutdown; psycopg warns about that, needlessly.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     dsn = conninfo(store)
     await ensure_schema(dsn)
     app = build_app(dsn, pool_size=config.concurrency + 4)

@@ -231,6 +231,14 @@ def _s7_phase(
         "throttled": throttled,
         "throttled_share": _ratio(throttled, calls + throttled) or 0.0,
         "acted_twice": twice,
+        # each job: seconds from the first start to its start, and its run time
+        "jobs_start_run_s": sorted(
+            (
+                round(r["started_at"] - start, 2),
+                round((r["finished_at"] or end) - r["started_at"], 2),
+            )
+            for r in rows.values()
+        ),
     }
 
 
@@ -241,7 +249,8 @@ def run_s7(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         "rate": rate,
         "burst": burst,
         "latency_ms": sizes.latency_ms,
-        "transition_seconds": sizes.transition_s,
+        # Transitions long enough to be observed between polls (verified, not "unverified").
+        "transition_seconds": max(1.0, sizes.transition_s),
     }
     options = {"rate": rate, "burst": burst}
     sims = [SimProcess(**knobs, region=r, seed=i) for i, r in enumerate(REGIONS)]
@@ -284,7 +293,7 @@ def run_s8(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         "rate": rate,
         "burst": burst,
         "latency_ms": sizes.latency_ms,
-        "transition_seconds": sizes.transition_s,
+        "transition_seconds": max(1.0, sizes.transition_s),
     }
     lease = S8_LEASE
     with SimProcess(**knobs) as sim, postgres_server() as server, fresh_database(server) as url:

@@ -158,6 +158,10 @@ async def renew_quota_holder(
     """
     now = time.time() if now is None else now
     async with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # Runners registering at the same instant see each other (SQLite: the DELETE below
+            # takes the write lock first).
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(scope))))
         await conn.execute(
             quota_holders.delete().where(
                 quota_holders.c.scope == scope, quota_holders.c.expires_at <= now

@@ -245,11 +245,11 @@ async def test_real_time_rate_is_respected() -> None:
 async def test_a_share_spends_its_part_of_the_rate_and_burst() -> None:
     fake = FakeTime()
     bucket = fake.bucket(4, 6)
-    bucket.set_share(2)  # two runners: 2 calls/s and a burst of 3 here
+    bucket.set_share(2)  # two runners: 1.9 calls/s here (95 % of half) and a burst of 2.85
     start = fake.now
-    for _ in range(3 + 20):
+    for _ in range(2 + 19):
         await bucket.acquire()
-    assert fake.now - start == pytest.approx(20 / 2)
+    assert fake.now - start == pytest.approx((19 - 0.85) / 1.9)
     bucket.set_share(1)  # the other runner left: the whole quota again
     start = fake.now
     for _ in range(20):
@@ -269,7 +269,7 @@ async def test_a_share_keeps_the_adaptive_back_off() -> None:
     start = fake.now
     for _ in range(10):
         await bucket.acquire()
-    assert fake.now - start == pytest.approx(10 / (2 * 0.5), abs=1.0)
+    assert fake.now - start == pytest.approx(10 / (2 * 0.475), abs=1.0)
 
 
 class FakeHolders:
@@ -295,7 +295,7 @@ async def test_runners_of_one_scope_split_its_quota_and_rebalance() -> None:
     mine = TokenBucket(2, 5)
     shares = QuotaShares("this-host:2:bb")
     async with shares.sharing(holders, {"us-east-1": mine}, interval=0.01):
-        assert mine.share == pytest.approx(0.5)  # registered (and halved) before any call
+        assert mine.share == pytest.approx(0.475)  # registered (and halved) before any call
         assert "this-host:2:bb" in holders.rows["us-east-1"]
         del holders.rows["us-east-1"]["other-host:1:aa"]  # the other runner's row expired
         with anyio.fail_after(5):
@@ -303,6 +303,25 @@ async def test_runners_of_one_scope_split_its_quota_and_rebalance() -> None:
                 await anyio.sleep(0.01)
     assert holders.released == [("us-east-1", "this-host:2:bb")]
     assert holders.rows["us-east-1"] == {}
+
+
+async def test_a_runner_joining_others_starts_without_a_burst() -> None:
+    fake = FakeTime()
+    holders = FakeHolders()
+    holders.rows["us-east-1"] = {"other-host:1:aa": 1}
+    bucket = fake.bucket(2, 5)
+    async with QuotaShares("this-host:2:bb").sharing(
+        holders, {"us-east-1": bucket}, interval=0.5
+    ):
+        # No burst (the other runner may just have spent it), and no call before the other
+        # runner's next renewal has shown it this one: a second at 0.95 call/s here.
+        assert bucket.tokens == pytest.approx(-0.95)
+        start = fake.now
+        await bucket.acquire()
+        assert fake.now - start == pytest.approx(1.95 / 0.95)
+    alone = fake.bucket(2, 5)
+    async with QuotaShares("h:3:cc").sharing(FakeHolders(), {"us-east-1": alone}):
+        assert alone.tokens == 5
 
 
 async def test_jobs_of_one_process_are_one_holder() -> None:
