@@ -198,6 +198,16 @@ def _known_revisions() -> set[str]:
     return {rev.revision for rev in script.walk_revisions()}
 
 
+def _table_names(connection: sa.Connection) -> set[str]:
+    """The tables where fleetops's would be (PostgreSQL: the first schema of the search path).
+    One plain query: the reflection machinery costs a history command's start-up time."""
+    if connection.dialect.name == "postgresql":
+        query = "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    return {str(name) for name in connection.exec_driver_sql(query).scalars()}
+
+
 def _foreign(connection: sa.Connection, tables: set[str]) -> bool:
     """Tables that are not a fleetops schema. A SQLite file is ours alone; a PostgreSQL database
     may hold other applications' tables (a job queue's, say) next to ours."""
@@ -213,7 +223,7 @@ def _check_and_upgrade(connection: sa.Connection, where: str, create: bool) -> N
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
     # Nothing is written before the database is known to be ours (or empty): another program's
     # database is refused untouched (a SQLite file not even switched to WAL).
-    tables = set(sa.inspect(connection).get_table_names())
+    tables = _table_names(connection)
     if _foreign(connection, tables):
         raise StoreError(f"{where} is not a fleetops database (it has other tables)")
     fresh = "jobs" not in tables
