@@ -86,7 +86,8 @@ def _root(
         str | None,
         typer.Option(
             "--db",
-            help="Database file or sqlite URL (default: $FLEETOPS_DB, else the user data dir).",
+            help="Database: a file, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+            "(default: $FLEETOPS_DB, else a file in the user data dir).",
             show_default=False,
         ),
     ] = None,
