@@ -18,6 +18,7 @@ answers both).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -65,6 +66,12 @@ _ROLE_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 _ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]")
+_STS_ENDPOINT_ENV = (
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_CONFIG_FILE",
+)
 
 #: How long the assumed role's credentials are asked to last (the default MaxSessionDuration).
 ROLE_SESSION_SECONDS = 3600
@@ -202,20 +209,32 @@ def _sts_config(connect_timeout: float, read_timeout: float) -> AioConfig:
     )
 
 
+#: Where STS was found for a connection and configuration (None: botocore's own endpoint).
+_STS_ENDPOINTS: dict[tuple[str | None, ...], str | None] = {}
+
+
 @asynccontextmanager
 async def _sts_client(
     session: AioSession, conn: Connection, config: AioConfig
 ) -> AsyncIterator[Any]:
     """An STS client where botocore would send it, or at a loopback WorkSpaces endpoint when
     no STS endpoint is configured (the simulator serves both)."""
-    async with session.create_client("sts", region_name=conn.region, config=config) as client:
-        configured = not str(client.meta.endpoint_url).endswith(".amazonaws.com")
-        if configured or not is_loopback(conn.endpoint_url):
-            yield client
-            return
-    async with session.create_client(
-        "sts", region_name=conn.region, endpoint_url=conn.endpoint_url, config=config
-    ) as client:
+    key = (
+        conn.profile,
+        conn.region,
+        conn.endpoint_url,
+        *(os.environ.get(name) for name in _STS_ENDPOINT_ENV),
+    )
+    if key not in _STS_ENDPOINTS:
+        async with session.create_client("sts", region_name=conn.region, config=config) as probe:
+            configured = not str(probe.meta.endpoint_url).endswith(".amazonaws.com")
+        use_workspaces = not configured and is_loopback(conn.endpoint_url)
+        _STS_ENDPOINTS[key] = conn.endpoint_url if use_workspaces else None
+    endpoint = _STS_ENDPOINTS[key]
+    kwargs: dict[str, Any] = {"region_name": conn.region, "config": config}
+    if endpoint is not None:
+        kwargs["endpoint_url"] = endpoint
+    async with session.create_client("sts", **kwargs) as client:
         yield client
 
 
@@ -488,8 +507,8 @@ async def open_scope_clients(
         if assume is None:
             raise UsageError("accounts need --role-name NAME or --role-arn-template")
         caller = connections[0]
-        for account in accounts:
-            role = AssumedRole(
+        roles = {
+            account: AssumedRole(
                 caller,
                 account,
                 assume,
@@ -497,17 +516,30 @@ async def open_scope_clients(
                 connect_timeout=getattr(options, "connect_timeout", 5.0),
                 read_timeout=options.read_timeout,
             )
+            for account in accounts
+        }
+        refused: dict[str, AssumeRoleError] = {}
+
+        async def assume_role(account: str) -> None:
             try:
-                await role.session()
+                await roles[account].session()
             except AssumeRoleError as exc:
                 log.info("account %s unreachable: %s", account, exc.message)
-                for conn in connections:
-                    scoped = conn.for_account(account)
-                    clients[scoped.scope_key] = UnreachableAccount(scoped, exc)
-                continue
+                refused[account] = exc
+
+        async with anyio.create_task_group() as tg:  # one AssumeRole per account, together
+            for account in accounts:
+                tg.start_soon(assume_role, account)
+        for account in accounts:
             for conn in connections:
                 scoped = conn.for_account(account)
-                clients[scoped.scope_key] = await stack.enter_async_context(client(scoped, role))
+                if account in refused:
+                    clients[scoped.scope_key] = UnreachableAccount(scoped, refused[account])
+                else:
+                    role = roles[account]
+                    clients[scoped.scope_key] = await stack.enter_async_context(
+                        client(scoped, role)
+                    )
         yield clients
 
 

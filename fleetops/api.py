@@ -16,7 +16,7 @@ records a new job over another's failed items; ``cancel_job``, ``get_job``, ``li
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -167,6 +167,13 @@ async def _open_job_clients(
     )
 
 
+def _sharing_quota(store: Any, clients: Mapping[str, Any]) -> AbstractAsyncContextManager[Any]:
+    """Each account-region's quota shared with the other live runners of the database."""
+    from fleetops.store.coord import sharing_quota
+
+    return sharing_quota(store, clients)
+
+
 async def run_job(
     store: Store,
     job_id: str,
@@ -185,6 +192,7 @@ async def run_job(
     options = JobOptions.from_dict(job.options)
     async with AsyncExitStack() as stack:
         clients = await _open_job_clients(stack, store, job, options, credentials)
+        await stack.enter_async_context(_sharing_quota(store, clients))
         runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
         if on_start is not None:
             on_start(runner)
@@ -205,6 +213,7 @@ async def plan_job(
     options = JobOptions.from_dict(job.options)
     async with AsyncExitStack() as stack:
         clients = await _open_job_clients(stack, store, job, options, credentials)
+        await stack.enter_async_context(_sharing_quota(store, clients))
         runner = JobRunner(store, clients, job, stop=stop)
         if on_start is not None:
             on_start(runner)
@@ -250,10 +259,11 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
             summaries[-1].scope = key
 
         async def plan_or_unreachable(key: str) -> None:
-            try:
+            error = getattr(clients[key], "error", None)
+            if not isinstance(error, AssumeRoleError):
                 await plan_scope(key)
-            except AssumeRoleError as exc:  # this account cannot be reached: the others can
-                reason = f"{exc.code}: {exc.message}"
+            else:  # this account cannot be reached: the others can
+                reason = f"{error.code}: {error.message}"
                 summaries.append(
                     PlanSummary(
                         action=spec.action,
@@ -321,10 +331,28 @@ async def stored_plan(store: Store, job_id: str) -> PlanSummary:
     summary.submit_calls = batches(summary.eligible, action.max_batch) * action.calls_per_batch(
         job.params
     )
-    if not options.no_wait and action.verifies:
-        watched = len(action.watch_ids("ws-x", "ws-y"))
+    watched = len(action.watch_ids("ws-x", "ws-y"))
+    verifies = not options.no_wait and action.verifies
+    if verifies:
         summary.verify_calls = batches(summary.eligible * watched, DESCRIBE_MAX)
     summary.calls_needed = summary.submit_calls + summary.verify_calls
+    if job.accounts or len(job.regions) > 1:  # the spread: each scope on its own quota
+        from fleetops.store.history import scope_summaries
+
+        for scope in await scope_summaries(store, job.id):
+            part = PlanSummary(
+                action=job.action, rate=options.rate, burst=options.burst, scope=scope.key
+            )
+            skipped = scope.counts[ItemState.SKIPPED] + scope.counts[ItemState.CANCELLED]
+            part.eligible = sum(scope.counts.values()) - skipped
+            part.skipped["skipped"] = scope.counts[ItemState.SKIPPED]
+            part.submit_calls = batches(part.eligible, action.max_batch) * (
+                action.calls_per_batch(job.params)
+            )
+            if verifies:
+                part.verify_calls = batches(part.eligible * watched, DESCRIBE_MAX)
+            part.calls_needed = part.submit_calls + part.verify_calls
+            summary.by_scope[scope.key] = part
     return summary
 
 

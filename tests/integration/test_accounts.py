@@ -333,6 +333,23 @@ def test_cli_one_account_denied_exits_1_and_shows_it_by_account(tmp_path: Path) 
     with threaded_regions(transition_seconds=0.2) as sims:
         for sim in sims.values():
             sim.configure_account(denied, deny_assume_role=True)
+        planned = subprocess.run(
+            fleetops(db, "run", "reboot", "--dry-run", "--json", *account_args(sims)),
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            timeout=300,
+        )
+        assert planned.returncode == 0, planned.stderr
+        spread = {row["scope"]: row for row in json.loads(planned.stdout)["scopes"]}
+        assert set(spread) == {f"{a}/{r}" for a in ACCOUNTS for r in (EAST, WEST)}
+        assert "AccessDenied" in spread[f"{denied}/{EAST}"]["unreachable"]
+        assert all(spread[f"{ACCOUNTS[1]}/{r}"]["eligible"] > 0 for r in (EAST, WEST))
+        assert all(
+            sim.stats(a).calls_by_operation.get("RebootWorkspaces") is None
+            for sim in sims.values()
+            for a in ACCOUNTS
+        )  # a dry run acts on nothing
         done = subprocess.run(
             fleetops(db, "run", "reboot", "--yes", "--json", *account_args(sims)),
             capture_output=True,
@@ -426,3 +443,18 @@ def test_cli_sigkill_then_resume_across_accounts(tmp_path: Path) -> None:
                 assert max(counts.values()) <= 2
         # The roles were assumed again by the resume (no credentials were stored).
         assert [sims[EAST].stats(a).sessions_issued for a in ACCOUNTS] == [2, 2, 2]
+
+
+async def test_a_stored_plan_shows_its_spread_and_the_caller(
+    regions: dict[str, Simulator], store: Store
+) -> None:
+    from fleetops.api import plan_job, stored_plan
+
+    job = await plan_job(store, (await new_job(store, regions)).id)
+    assert job.caller_arn == f"arn:aws:iam::{regions[EAST].default_account}:user/fleetops-sim"
+    assert job.accounts == ACCOUNTS and job.assume == SPEC.as_dict()
+    summary = await stored_plan(store, job.id)
+    rows = summary.scope_rows()
+    assert [row["scope"] for row in rows] == sorted(f"{a}/{r}" for a in ACCOUNTS for r in regions)
+    assert sum(row["eligible"] for row in rows) == summary.eligible > 0
+    assert summary.seconds_at_quota == max(s.seconds_at_quota for s in summary.by_scope.values())
