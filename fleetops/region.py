@@ -56,7 +56,6 @@ class ScopeWorker:
         self.ctx = ctx
         self.scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
         self.region = self.scope.region
-        self._api = call
         self.policy = policy or RetryPolicy()
         self.action = ctx.action
         self.params = ctx.params
@@ -542,6 +541,13 @@ class ScopeWorker:
             )
             if outcome.state is ItemState.PENDING:
                 self._retry_later(item)
+                log.info(
+                    "%s refused in %s (%s): sent again in %.1f s",
+                    item.workspace_id,
+                    self.scope,
+                    code,
+                    item_backoff(item.attempts),
+                )
             if outcome.state is ItemState.SKIPPED:
                 log.info("%s skipped in %s: %s", item.workspace_id, self.scope, outcome.reason)
                 updates.append(
