@@ -17,7 +17,7 @@ are translated at the edge with ``raise ... from exc``.
     │   ├── CredentialsError  credentials missing, expired or rejected: the job pauses, resumable
     │   ├── AssumeRoleError   an account's role cannot be assumed: that account's items fail
     │   └── TransientAwsError throttling, 5xx, timeouts, connection errors: retried
-    └── Interrupted           Ctrl-C / SIGTERM: the job is recorded interrupted (exit 130)
+    └── Interrupted           Ctrl-C / SIGTERM before anything was recorded (exit 130)
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class AssumeRoleError(AwsError):
 
 
 class Interrupted(FleetOpsError):
-    """The run was asked to stop (Ctrl-C, SIGTERM)."""
+    """Asked to stop (Ctrl-C, SIGTERM) before there was anything to record: a plan-only run
+    stopped half-way (a run that stops is recorded ``interrupted`` instead)."""
 
     exit_code = 130

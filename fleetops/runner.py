@@ -29,7 +29,13 @@ from fleetops.aws import ClientStats
 from fleetops.commit import Committer
 from fleetops.context import JobContext
 from fleetops.engine_types import ApiClient, RunStats, Scope, StopSignal
-from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, LeaseHeldError
+from fleetops.errors import (
+    AssumeRoleError,
+    AwsError,
+    CredentialsError,
+    Interrupted,
+    LeaseHeldError,
+)
 from fleetops.options import JobOptions, error_budget
 from fleetops.planner import PlanSummary
 from fleetops.region import ScopeWorker
@@ -160,7 +166,8 @@ class JobRunner:
 
     async def plan_only(self) -> JobRecord:
         """Plan the job (record every item) without running it; a planned job is left as is.
-        A plan the API refused leaves the job ``failed``, with the operation and error."""
+        A plan the API refused leaves the job ``failed``, with the operation and error; a plan
+        stopped half-way (Ctrl-C) raises :class:`Interrupted`, the job left unplanned."""
         async with self._leased(), self._services():
             if self.job.planned_at is None:
                 await self._plan()
@@ -172,6 +179,10 @@ class JobRunner:
                 finished_at=time.time(),
             )
             self.job = await self.store.get_job(self.job.id)
+        elif self.job.planned_at is None and self.stop.is_set:
+            raise Interrupted(
+                f"{self.stop.reason} while planning job {self.job.id}: nothing was planned"
+            )
         return self.job
 
     @asynccontextmanager

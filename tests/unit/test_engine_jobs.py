@@ -10,8 +10,9 @@ import anyio
 import pytest
 from fake_api import FakeApi, fleet
 
+from fleetops.errors import Interrupted
 from fleetops.options import JobOptions
-from fleetops.runner import JobRunner
+from fleetops.runner import JobRunner, StopSignal
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, JobRecord, NewJob
 from fleetops.store.memory import MemoryStore
@@ -259,3 +260,23 @@ async def test_throttled_calls_are_counted_once_for_the_display_and_the_record()
     assert shown.retries >= 6  # three throttled attempts of each operation were retried
     assert shown.retries == sum(max(0, e["attempts"] - 1) for e in events)
     assert api.requests == sum(e["attempts"] for e in events)
+
+
+async def test_a_plan_only_run_stopped_half_way_is_interrupted_and_plans_nothing() -> None:
+    store, states = MemoryStore(), fleet(10)
+    api = FakeApi(states, block={"DescribeWorkspaces": 1})
+    job = await new_job(store, "reboot", sorted(states))
+    stop = StopSignal()
+    runner = JobRunner(store, {REGION: api}, job, stop=stop)
+
+    async def stop_when_blocked() -> None:
+        await api.blocked.wait()
+        stop.set("interrupted")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_when_blocked)
+        with pytest.raises(Interrupted, match="while planning"):
+            await runner.plan_only()
+    job = await store.get_job(job.id)
+    assert job.planned_at is None and job.status is JobStatus.PLANNED
+    assert await items(store, job.id) == {}
