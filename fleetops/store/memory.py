@@ -65,6 +65,11 @@ class MemoryStore:
             endpoint_url=job.endpoint_url,
             created_at=time.time(),
         )
+        for name in ("started_by", "started_host", "caller_arn", "assume"):
+            if name in row and getattr(job, name, None) is not None:
+                row[name] = getattr(job, name)
+        if "accounts" in row and getattr(job, "accounts", None) is not None:
+            row["accounts"] = list(job.accounts or ())
         self.jobs[job.id] = row
         return await self.get_job(job.id)
 

@@ -80,11 +80,8 @@ class FakeApi:
             self._throttled[operation] += 1
             raise TransientAwsError("ThrottlingException", "Rate exceeded")
         if operation == "DescribeWorkspaces":
-            return {
-                "Workspaces": [
-                    self._describe(ws) for ws in params["WorkspaceIds"] if ws in self.states
-                ]
-            }
+            wanted = params.get("WorkspaceIds") or sorted(self.states)  # no filter: the fleet
+            return {"Workspaces": [self._describe(ws) for ws in wanted if ws in self.states]}
         if operation in TRANSITION:
             return self._act(
                 operation, [r["WorkspaceId"] for r in params[REQUEST_MEMBER[operation]]]

@@ -280,3 +280,28 @@ async def test_a_plan_only_run_stopped_half_way_is_interrupted_and_plans_nothing
     job = await store.get_job(job.id)
     assert job.planned_at is None and job.status is JobStatus.PLANNED
     assert await items(store, job.id) == {}
+
+
+async def test_one_worker_per_scope_each_with_its_own_client() -> None:
+    store = MemoryStore()
+    a = FakeApi({f"ws-a{i:07d}": "AVAILABLE" for i in range(30)})
+    b = FakeApi({f"ws-b{i:07d}": "AVAILABLE" for i in range(10)})
+    job = await store.create_job(
+        NewJob(
+            action="reboot",
+            params={},
+            targets=Targets().as_dict(),
+            options=JobOptions(rate=None, include_connected=True, no_wait=True).as_dict(),
+            region=REGION,
+        )
+    )
+    scopes = {f"111111111111/{REGION}": a, f"222222222222/{REGION}": b}
+    job = await JobRunner(store, scopes, job).run()
+    got = await items(store, job.id)
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    assert set(a.acted) == {w for w in got if w.startswith("ws-a")} and len(a.acted) == 30
+    assert set(b.acted) == {w for w in got if w.startswith("ws-b")} and len(b.acted) == 10
+    assert {got[w].account for w in a.acted} == {"111111111111"}
+    assert {got[w].account for w in b.acted} == {"222222222222"}
+    regions = {e["region"] for e in await store.events_for(job.id)}
+    assert regions == set(scopes)
