@@ -90,15 +90,18 @@ class Where:
 
     def over(self, job: JobFile) -> Where:
         """These flags, with the job file's fields where a flag was not given."""
+        # Accounts given as flags replace the file's (list and file alike); so does a role.
+        accounts_flag = bool(self.account or self.accounts_file)
+        role_flag = bool(self.role_name or self.role_arn_template)
         accounts_file = job.accounts_file and str(job.resolve_path(job.accounts_file))
         return Where(
             region=self.region or tuple(job.regions()),
             profile=self.profile or job.profile,
             endpoint_url=self.endpoint_url or ((job.endpoint_url,) if job.endpoint_url else ()),
-            account=self.account or tuple(job.accounts),
-            accounts_file=self.accounts_file or accounts_file or None,
-            role_name=self.role_name or job.role_name,
-            role_arn_template=self.role_arn_template or job.role_arn_template,
+            account=self.account if accounts_flag else tuple(job.accounts),
+            accounts_file=self.accounts_file if accounts_flag else accounts_file or None,
+            role_name=self.role_name if role_flag else job.role_name,
+            role_arn_template=self.role_arn_template if role_flag else job.role_arn_template,
             external_id=self.external_id or job.external_id,
         )
 

@@ -201,6 +201,12 @@ async def test_a_role_denied_on_resume_fails_that_accounts_items_with_the_reason
     )
     others = [i for i in items if i.account != denied]
     assert {i.state for i in others} == {ItemState.SUCCEEDED, ItemState.SKIPPED}
+    # A retry keeps each failed item's account: only the denied one, with the same role.
+    from fleetops.api import retry_job
+
+    child = await retry_job(store, job.id)
+    assert child.accounts == (denied,) and child.assume == SPEC.as_dict()
+    assert set(child.targets["workspace_ids"]) == {i.workspace_id for i in failed}
     # History groups counts and errors by account and region.
     scopes = {s.key: s for s in (await job_history(store, job)).scopes}
     assert set(scopes) == {f"{a}/{r}" for a in ACCOUNTS for r in regions}

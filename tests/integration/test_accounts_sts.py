@@ -203,3 +203,27 @@ async def test_every_account_and_region_has_its_own_client_and_bucket(sim: Simul
         with pytest.raises(AssumeRoleError, match=f"in account {DENIED}"):
             await denied.call("DescribeWorkspaces")
     assert sim.stats().sts_calls == {"AssumeRole": 3}  # one per account, whatever the regions
+
+
+def test_job_files_and_flags_name_accounts(tmp_path: Path) -> None:
+    from fleetops.api import RunRequest, Where, build_spec
+
+    listing = tmp_path / "accounts.txt"
+    listing.write_text("333333333333\n")
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "action: reboot\ntargets: {states: [UNHEALTHY]}\nregion: [us-east-1]\n"
+        "accounts: ['111111111111', 222222222222]\naccounts_file: accounts.txt\n"
+        "role_name: FleetOps\nexternal_id: ext-1234\n"
+    )
+    spec = build_spec(RunRequest(str(job)))
+    assert spec.accounts == ("111111111111", "222222222222", "333333333333")
+    assert spec.assume == AssumeSpec(role_name="FleetOps", external_id="ext-1234")
+    # Flags override the file's fields.
+    flags = Where(account=("444444444444",), role_arn_template="arn:aws:iam::{account}:role/X")
+    spec = build_spec(RunRequest(str(job), where=flags))
+    assert spec.accounts == ("444444444444",)  # the flag's accounts replace the file's
+    assert spec.assume.role_arn("444444444444") == "arn:aws:iam::444444444444:role/X"
+    job.write_text("action: reboot\ntargets: {states: [UNHEALTHY]}\naccounts: ['1234']\n")
+    with pytest.raises(UsageError, match="not an AWS account id"):
+        build_spec(RunRequest(str(job)))
