@@ -36,9 +36,11 @@ class Ledger:
         self.states: dict[int, str] = {}
 
     def note(self, items: Iterable[ItemRecord]) -> None:
-        """Items just read from the store: their state as stored."""
+        """Items just read from the store: their state as stored, for those not known yet (an
+        item this run has committed is known better than by a read that may have begun before
+        the commit)."""
         for item in items:
-            self.states[item.id] = str(item.state)
+            self.states.setdefault(item.id, str(item.state))
 
     def apply(self, updates: Sequence[ItemUpdate]) -> None:
         counts = self.stats.counts

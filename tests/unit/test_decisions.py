@@ -318,3 +318,51 @@ def test_credentials_stop_says_to_renew_them() -> None:
 )
 def test_exit_code(status: JobStatus, given: dict[str, int], code: int) -> None:
     assert exit_code_for(status, given) == code
+
+
+# -- the ledger: figures derived from the updates committed --------------------------------
+
+
+def test_ledger_moves_items_between_counts_and_ignores_stale_reads() -> None:
+    from fleetops.commit import Ledger
+    from fleetops.engine_types import RunStats
+    from fleetops.store import ItemRecord, ItemUpdate
+
+    def record(item_id: int, state: ItemState) -> ItemRecord:
+        return ItemRecord(
+            id=item_id,
+            job_id="j",
+            workspace_id=f"ws-{item_id}",
+            region="us-east-1",
+            state=state,
+            attempts=0,
+            seen_state=None,
+            last_state=None,
+            user_name=None,
+            directory_id=None,
+            bundle_id=None,
+            reason=None,
+            error_code=None,
+            error_message=None,
+            result=None,
+            submitted_at=None,
+            updated_at=0.0,
+        )
+
+    stats = RunStats()
+    stats.reset_counts({"pending": 3, "skipped": 1})
+    ledger = Ledger(stats)
+    ledger.note([record(1, ItemState.PENDING), record(2, ItemState.PENDING)])
+    ledger.apply([ItemUpdate(ids=[1, 2], state=ItemState.IN_FLIGHT, attempts_inc=1)])
+    assert (stats.pending, stats.in_flight) == (1, 2)
+    ledger.apply(
+        [
+            ItemUpdate(ids=[1], state=ItemState.PENDING, error_code="InternalFailure"),
+            ItemUpdate(ids=[2], state=ItemState.FAILED, error_code="ResourceNotFound"),
+        ]
+    )
+    assert (stats.pending, stats.in_flight, stats.failed, stats.retried_items) == (2, 0, 1, 1)
+    ledger.note([record(2, ItemState.IN_FLIGHT)])  # a read begun before the last commit
+    ledger.apply([ItemUpdate(ids=[2], state=ItemState.PENDING)])
+    assert (stats.pending, stats.in_flight, stats.failed) == (3, 0, 0)
+    assert stats.total == 4 and stats.eligible == 3
