@@ -68,6 +68,10 @@ def existing_db() -> str:
     where = resolve_db()
     path = sqlite_file(where)
     if path is None:  # a URL: the store's parser says what it names, or what is wrong with it
+        from fleetops.store.pgreader import conninfo
+
+        if conninfo(where) is not None:  # PostgreSQL: the reader, else the store, says
+            return where
         from fleetops.store.engine import database_url
 
         try:

@@ -15,10 +15,14 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetops.errors import NotFoundError
 from fleetops.states import ItemState
 from fleetops.store.records import ItemRecord, JobRecord
+
+if TYPE_CHECKING:
+    from fleetops.store.pgreader import PostgresReader
 
 __all__ = ["Reader", "open_reader", "sqlite_file"]
 
@@ -48,8 +52,12 @@ def _head_revision() -> str | None:
     return None
 
 
-def open_reader(where: str) -> Reader | None:
+def open_reader(where: str) -> Reader | PostgresReader | None:
     """A reader for ``where`` when it is a SQLite file at this fleetops's schema, else None."""
+    if "://" in where and not where.startswith("sqlite"):  # PostgreSQL: psycopg alone
+        from fleetops.store import pgreader
+
+        return pgreader.open_reader(where, _head_revision())
     path = sqlite_file(where)
     if path is None or not path.is_file():
         return None
