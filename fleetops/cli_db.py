@@ -18,12 +18,13 @@ def db_upgrade() -> None:
     """Create the database or bring its schema up to date."""
     from fleetops.store import Store
 
-    async def go() -> None:
+    async def go() -> str:
         store = await Store.open(resolve_db())
         await store.close()
+        return store.where  # a URL's password left out
 
-    run_async(go)
-    err_console.print(f"database {resolve_db()} is up to date", highlight=False)
+    where = run_async(go)
+    err_console.print(f"database {where} is up to date", highlight=False)
 
 
 @db_app.command("copy")
