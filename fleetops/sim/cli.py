@@ -76,6 +76,9 @@ def serve(
     """Serve a simulated WorkSpaces endpoint and print its URL."""
     from fleetops.sim._server import Simulator
 
+    for account_id in (*(account or ()), *(deny_assume_role or ())):
+        if not (len(account_id) == 12 and account_id.isdigit()):
+            raise typer.BadParameter(f"{account_id!r} is not a 12-digit AWS account id")
     sim = Simulator(
         workspaces=workspaces,
         seed=seed,
