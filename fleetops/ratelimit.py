@@ -296,18 +296,25 @@ class QuotaShares:
                     # The others may just have spent the burst, and learn of this runner only
                     # at their next renewal: start after it.
                     buckets[scope].drain(interval + JOIN_MARGIN)
-            async with anyio.create_task_group() as tg:
+            try:
+                async with anyio.create_task_group() as tg:
 
-                async def renew_forever() -> None:
-                    while True:
-                        await anyio.sleep(interval)
-                        await self._renew(holders, buckets, ttl)
+                    async def renew_forever() -> None:
+                        while True:
+                            await anyio.sleep(interval)
+                            await self._renew(holders, buckets, ttl)
 
-                tg.start_soon(renew_forever)
-                try:
-                    yield
-                finally:
-                    tg.cancel_scope.cancel()
+                    tg.start_soon(renew_forever)
+                    try:
+                        yield
+                    finally:
+                        tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                # The body's own error, not wrapped by this helper's task group: callers catch
+                # it by its type (a lease held elsewhere, an API error).
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
         finally:
             with anyio.CancelScope(shield=True):
                 await self._leave(holders, buckets)

@@ -341,3 +341,9 @@ async def test_unlimited_buckets_register_nothing() -> None:
     async with QuotaShares("h").sharing(holders, {"us-east-1": TokenBucket(None, 1)}):
         pass
     assert holders.rows == {}
+
+
+async def test_the_bodys_error_comes_out_unwrapped() -> None:
+    with pytest.raises(KeyError):
+        async with QuotaShares("h").sharing(FakeHolders(), {"us-east-1": TokenBucket(2, 5)}):
+            raise KeyError("the job's own error")
