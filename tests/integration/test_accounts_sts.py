@@ -227,3 +227,34 @@ def test_job_files_and_flags_name_accounts(tmp_path: Path) -> None:
     job.write_text("action: reboot\ntargets: {states: [UNHEALTHY]}\naccounts: ['1234']\n")
     with pytest.raises(UsageError, match="not an AWS account id"):
         build_spec(RunRequest(str(job)))
+
+
+def test_the_readme_role_policy_names_exactly_the_operations_fleetops_calls() -> None:
+    """The IAM policy in README allows every WorkSpaces operation fleetops's code calls (the
+    catalogue, planning, verification) and nothing more."""
+    import json
+    import re
+
+    from fleetops.model import service_model
+
+    root = Path(__file__).resolve().parents[2]
+    operations = set(service_model().operation_names)
+    called: set[str] = set()
+    for source in (root / "fleetops").rglob("*.py"):
+        if {"sim", "bench"} & set(source.relative_to(root / "fleetops").parts):
+            continue  # the simulator serves operations, the benchmark's peer calls its own
+        called |= set(re.findall(r'"([A-Z][A-Za-z]+)"', source.read_text())) & operations
+    readme = (root / "README.md").read_text()
+    policies = [
+        json.loads(block)
+        for block in re.findall(r"```json\n(.*?)```", readme, re.S)
+        if "FleetOpsRead" in block
+    ]
+    assert len(policies) == 1
+    allowed = {
+        action.removeprefix("workspaces:")
+        for statement in policies[0]["Statement"]
+        for action in statement["Action"]
+    }
+    assert allowed == called
+    assert {"RebootWorkspaces", "DescribeWorkspaces"} <= called  # the scan found the code
