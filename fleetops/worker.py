@@ -25,7 +25,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -33,7 +33,6 @@ import procrastinate
 
 from fleetops import api
 from fleetops.errors import FleetOpsError, LeaseHeldError
-from fleetops.options import JobOptions
 from fleetops.queue import (
     QUEUE,
     TASK,
@@ -44,11 +43,9 @@ from fleetops.queue import (
     require_postgresql,
     waiting_job_ids,
 )
-from fleetops.ratelimit import QUOTAS, SHARES, QuotaHolders, TokenBucket
 from fleetops.runner import StopSignal
 from fleetops.states import JobStatus
-from fleetops.store import JobRecord, Store, lease_owner_id
-from fleetops.store.coord import StoreQuotaHolders
+from fleetops.store import Store, lease_owner_id
 
 __all__ = ["DRAIN_REASON", "WorkerConfig", "WorkerRuntime", "serve"]
 
@@ -71,26 +68,6 @@ class WorkerConfig:
     lease_seconds: float = 30.0  # a dead worker's jobs are taken over after this long
 
 
-def job_buckets(job: JobRecord) -> dict[str, TokenBucket]:
-    """Scope key → the process-wide bucket the job's clients will spend."""
-    options = JobOptions.from_dict(job.options)
-    accounts: tuple[str | None, ...] = tuple(job.accounts or ()) or (None,)
-    return {
-        conn.scope_key: QUOTAS.bucket(conn.quota_key(), options.rate, options.burst)
-        for base in api.job_connections(job)
-        for conn in (base.for_account(account) for account in accounts)
-    }
-
-
-async def run_sharing_quota(
-    store: Store, holders: QuotaHolders, job_id: str, stop: StopSignal
-) -> JobRecord:
-    """Run (or resume) a job, spending its share of each account-region's quota."""
-    job = await store.get_job(job_id)
-    async with SHARES.sharing(holders, job_buckets(job)):
-        return await api.run_job(store, job_id, stop=stop)
-
-
 class WorkerRuntime:
     """What the queue's task runs with, one per worker process."""
 
@@ -98,7 +75,6 @@ class WorkerRuntime:
         self.store = store
         self.app = app
         self.config = config
-        self.holders = StoreQuotaHolders(store)
         self.draining = False
         self.hard = False
         self._stops: set[StopSignal] = set()
@@ -132,7 +108,8 @@ class WorkerRuntime:
             self._stops.add(stop)
             try:
                 log.info("job %s: claimed (was %s)", job.id, job.status.value)
-                job = await run_sharing_quota(self.store, self.holders, job.id, stop)
+                # run_job shares each account-region's quota with the other runners
+                job = await api.run_job(self.store, job.id, stop=stop)
             except LeaseHeldError:
                 held = await self.store.get_job(job_id)
                 if time.monotonic() > give_up:
@@ -297,11 +274,3 @@ def _set_lease_ttl(seconds: float) -> None:
     import fleetops.runner
 
     fleetops.runner.LEASE_TTL = seconds
-
-
-def options_summary(config: WorkerConfig) -> Mapping[str, object]:
-    return {
-        "concurrency": config.concurrency,
-        "once": config.once,
-        "lease_seconds": config.lease_seconds,
-    }

@@ -29,13 +29,19 @@ Runner = Callable[["Sizes", Path], dict[str, Any]]
 
 #: The scenarios, in the order they run. Their code is imported only when the benchmark runs:
 #: ``fleetops bench`` is registered on every CLI start.
-ALL_SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S9")
+ALL_SCENARIOS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9")
 
 
 def _lazy_s9(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     from fleetops.bench.accounts import run_s9  # S9: accounts (4 accounts x 2 regions)
 
     return run_s9(sizes, workdir)
+
+
+def _team() -> Any:
+    from fleetops.bench import team
+
+    return team
 
 
 def scenario_runners() -> dict[str, Runner]:
@@ -49,6 +55,8 @@ def scenario_runners() -> dict[str, Runner]:
         "S4": run_s4,
         "S5": lambda sizes, wd: run_s5(sizes.s5_jobs, sizes.s5_items_per_job, wd),
         "S6": run_s6,
+        "S7": lambda sizes, wd: _team().run_s7(sizes, wd),  # workers on PostgreSQL
+        "S8": lambda sizes, wd: _team().run_s8(sizes, wd),
         "S9": _lazy_s9,
     }
 
