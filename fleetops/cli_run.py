@@ -1,27 +1,23 @@
 """``fleetops run ACTION|JOBFILE``: parse the flags, build the job with the API, plan, confirm,
 run, render.
 
-The action names and their parameter flags come from the catalogue (:mod:`fleetops.actions`):
-each parameter of an action is a flag here (or the word after the action, as ``maintenance
-on``), added by :func:`catalogue_options`.
+The flags are declared as data in :mod:`fleetops.cli_run_options` (selectors, job options, and
+a flag per parameter of the catalogue in :mod:`fleetops.actions`; the word after the action is
+``maintenance on``'s); ``run`` itself names only its own switches.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleetops.actions import ACTIONS, Param, all_params, get_action
+from fleetops.actions import ACTIONS, get_action
 from fleetops.cli_common import err_console, fail, run_async, with_store
 from fleetops.cli_exec import confirm, execute, finish, need_terminal, print_plan
 from fleetops.cli_options import YesOpt, connection_options
+from fleetops.cli_run_options import OPTION_FLAGS, SELECTOR_FLAGS, catalogue_flags, option_group
 from fleetops.errors import UsageError
-from fleetops.options import DEFAULT_BURST, DEFAULT_RATE
 from fleetops.specs import RunRequest, Where
 
 if TYPE_CHECKING:
@@ -30,8 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["USERS_CSV_HELP", "run", "run_app"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 USERS_CSV_HELP = (
     "The users CSV of create --from: a header row, then one WorkSpace a row. Columns: "
     "directory_id, user_name, bundle_id (required), running_mode (optional: AUTO_STOP, "
@@ -39,49 +33,6 @@ USERS_CSV_HELP = (
     "directory_id,user_name,bundle_id,running_mode,tags / "
     "d-0123456789,alice,wsb-0123456789,AUTO_STOP,team=finance;cost=42"
 )
-
-#: Selector flags that are also a parameter of some action (``--running-mode``): one flag.
-_SELECTOR_FLAGS = {"--running-mode", "--compute-type"}
-_KIND_TYPES: dict[str, Any] = {"int": int, "pairs": list[str], "keys": list[str], "path": Path}
-_PARAMS_PANEL = "Action parameters"
-
-
-def _takers(param: Param) -> str:
-    return ", ".join(name for name, spec in ACTIONS.items() if spec.param(param.key) is not None)
-
-
-def _flag_parameter(param: Param) -> inspect.Parameter:
-    kind = _KIND_TYPES.get(param.kind, str)
-    repeat = " (repeatable)" if param.kind in ("pairs", "keys") else ""
-    option = typer.Option(
-        param.flag,
-        help=f"{_takers(param)}: {param.what} ({param.hint}){repeat}.",
-        rich_help_panel=_PARAMS_PANEL,
-        show_default=False,
-    )
-    return inspect.Parameter(
-        f"param_{param.key}",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
-        annotation=Annotated[kind | None, option],
-    )
-
-
-def catalogue_options(fn: F) -> F:
-    """Give ``run`` a flag per parameter of the catalogue; it receives their values as one
-    ``params`` keyword argument (keyed by parameter, None when not given)."""
-    signature = inspect.signature(fn, eval_str=True)
-    flagged = [p for p in all_params() if not p.positional and p.flag not in _SELECTOR_FLAGS]
-    extra = [_flag_parameter(p) for p in flagged]
-
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        params = {p.key: kwargs.pop(f"param_{p.key}", None) for p in flagged}
-        return fn(*args, params=params, **kwargs)
-
-    own = [p for p in signature.parameters.values() if p.name != "params"]
-    command.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
-    return command  # type: ignore[return-value]
 
 
 def _actions_help() -> str:
@@ -104,37 +55,13 @@ run_app = typer.Typer(add_completion=False)
     help=_actions_help(),
 )
 @connection_options
-@catalogue_options
+@option_group("params", catalogue_flags(), prefix="param_")
+@option_group("options", OPTION_FLAGS)
+@option_group("selectors", SELECTOR_FLAGS)
 def run(
     action: Annotated[str, typer.Argument(help="An action, or a job file (jobs/FILE.yaml).")],
     arg: Annotated[
         str | None, typer.Argument(help="maintenance: on|off.", show_default=False)
-    ] = None,
-    workspace_id: Annotated[
-        list[str] | None, typer.Option("--workspace-id", help="A WorkSpace id (repeatable).")
-    ] = None,
-    ids_file: Annotated[
-        Path | None, typer.Option(help="A file of WorkSpace ids, one a line, # comments.")
-    ] = None,
-    directory_id: Annotated[str | None, typer.Option(help="Select a directory.")] = None,
-    bundle_id: Annotated[str | None, typer.Option(help="Select a bundle.")] = None,
-    state_: Annotated[
-        list[str] | None, typer.Option("--state", help="Select a state (repeatable).")
-    ] = None,
-    running_mode: Annotated[
-        str | None,
-        typer.Option(help="Select a running mode (for modify: the new running mode)."),
-    ] = None,
-    compute_type: Annotated[
-        str | None, typer.Option(help="Select a compute type (for modify: the new one).")
-    ] = None,
-    user: Annotated[str | None, typer.Option(help="Select users by glob.")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Select by tag K=V.")] = None,
-    exclude_tag: Annotated[
-        list[str] | None, typer.Option("--exclude-tag", help="Leave out tag K=V (opt-out).")
-    ] = None,
-    idle_days: Annotated[
-        float | None, typer.Option(help="Select WorkSpaces unused for N days.")
     ] = None,
     dry_run_: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
@@ -149,63 +76,20 @@ def run(
         bool, typer.Option("--queue", help="Plan and store the job queued for a worker.")
     ] = False,
     yes: YesOpt = False,
-    rate: Annotated[float | None, typer.Option(help=f"Calls/s (default {DEFAULT_RATE}).")] = None,
-    burst: Annotated[int | None, typer.Option(help=f"Burst (default {DEFAULT_BURST}).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Calls in flight at most.")] = None,
-    max_errors: Annotated[str | None, typer.Option(help="Abort past N or P% failures.")] = None,
-    waves: Annotated[str | None, typer.Option(help="Wave sizes, e.g. 5,50,all.")] = None,
-    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not verify.")] = False,
-    verify_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait for each WorkSpace to settle.")
-    ] = None,
-    include_connected: Annotated[
-        bool, typer.Option("--include-connected", help="Act on WorkSpaces in use too.")
-    ] = False,
-    max_snapshot_age: Annotated[
-        float | None, typer.Option(help="Hours (rebuild/restore/migrate guardrail).")
-    ] = None,
-    ignore_snapshot_age: Annotated[bool, typer.Option("--ignore-snapshot-age")] = False,
-    read_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait for an API answer (default 30).")
-    ] = None,
-    connect_timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait for a connection (default 5).")
-    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
+    selectors: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
     params: dict[str, Any] | None = None,
     where: Where | None = None,
 ) -> None:
+    selectors = selectors or {}
+    shared = {key: selectors.get(key) for key in ("running_mode", "compute_type")}
     request = RunRequest(
         action=action,
         argument=arg,
-        selectors={
-            "workspace_ids": tuple(workspace_id or ()),
-            "ids_file": str(ids_file) if ids_file else None,
-            "directory_id": directory_id,
-            "bundle_id": bundle_id,
-            "states": tuple(state_ or ()),
-            "running_mode": running_mode,
-            "compute_type": compute_type,
-            "user": user,
-            "tags": tuple(tag or ()),
-            "exclude_tags": tuple(exclude_tag or ()),
-            "idle_days": idle_days,
-        },
-        params={**(params or {}), "running_mode": running_mode, "compute_type": compute_type},
-        options={
-            "rate": rate,
-            "burst": burst,
-            "concurrency": concurrency,
-            "max_errors": max_errors,
-            "waves": waves,
-            "no_wait": no_wait or None,
-            "verify_timeout": verify_timeout,
-            "include_connected": include_connected or None,
-            "max_snapshot_age": max_snapshot_age,
-            "ignore_snapshot_age": ignore_snapshot_age or None,
-            "read_timeout": read_timeout,
-            "connect_timeout": connect_timeout,
-        },
+        selectors=selectors,
+        params={**(params or {}), **shared},  # the action decides what a shared flag means
+        options=options or {},
         where=where or Where(),
     )
     if dry_run_ and plan_only:

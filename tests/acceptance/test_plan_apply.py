@@ -240,3 +240,15 @@ def test_configuration_errors_are_one_line_exit_2_nothing_written(
     assert needle in one_line(result)
     assert result.stdout == ""
     assert not (tmp_path / "f.db").exists()
+
+
+def test_a_dry_run_writes_nothing(tmp_path: Path, sim: Simulator) -> None:
+    sim.reset_stats()
+    result = fleetops(
+        tmp_path, "run", "reboot", "--state", "AVAILABLE", "--dry-run", "--json", *at(sim)
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["dry_run"] is True and plan["eligible"] > 0 and "job_id" not in plan
+    assert sim.stats().calls_by_operation["DescribeWorkspaces"] >= 1  # it did plan
+    assert not (tmp_path / "f.db").exists()

@@ -84,9 +84,10 @@ def test_no_secret_in_verbose_logs(planted: Cli, sim: Simulator) -> None:
 
 
 def test_no_secret_key_in_verbose_logs(planted: Cli, sim: Simulator) -> None:
-    """The secret key itself is never logged, even at -v (it only ever signs)."""
-    _, outputs = _run_a_job_and_read_it_back(planted, sim, "-v")
-    assert any("DEBUG" in text for text in outputs), "-v produced no debug logs"
+    """The secret key itself is never logged, even at -vv (libraries' debug logs on; it only
+    ever signs)."""
+    _, outputs = _run_a_job_and_read_it_back(planted, sim, "-vv")
+    assert any("DEBUG" in text for text in outputs), "-vv produced no debug logs"
     for text in outputs:
         assert SECRET not in text
 
