@@ -104,7 +104,10 @@ def _simple_runtime(annotation: Any) -> Any:
     item = typing.get_args(annotation)[0] if origin is list else annotation
     if item not in _SIMPLE_TYPES or (origin is not None and origin is not list):
         return None
-    return _simple_runtime_class()
+    try:
+        return _simple_runtime_class()
+    except ImportError:  # a typer without this contract: its own conversion stays
+        return None
 
 
 def lighten(command: Any) -> Any:
