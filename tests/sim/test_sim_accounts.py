@@ -231,3 +231,33 @@ async def test_another_region_serves_an_issued_key_from_its_account(sim: Simulat
         assert ids == set(other.workspace_ids(ACCOUNT_B))
         assert other.stats(ACCOUNT_B).calls_by_operation == {"DescribeWorkspaces": 1}
         assert other.stats().calls_by_operation == {}
+
+
+async def test_http_knobs_and_stats_per_account(sim: Simulator) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(
+            f"{sim.endpoint_url}/_sim/account",
+            json={"account": ACCOUNT_A, "deny_assume_role": True},
+        )
+        assert answer.status == 200
+        with pytest.raises(botocore.exceptions.ClientError):
+            await assume(sim, ACCOUNT_A)
+        await http.post(
+            f"{sim.endpoint_url}/_sim/account",
+            json={"account": ACCOUNT_A, "deny_assume_role": False},
+        )
+        creds = (await assume(sim, ACCOUNT_A))["Credentials"]
+        await ids_seen(sim, creds)
+        answer = await http.post(
+            f"{sim.endpoint_url}/_sim/account", json={"account": ACCOUNT_A, "expire_sessions": True}
+        )
+        assert await answer.json() == {"expired_sessions": 1}
+        stats = await (await http.get(f"{sim.endpoint_url}/_sim/stats?account={ACCOUNT_A}")).json()
+        assert stats["calls_by_operation"] == {"DescribeWorkspaces": 3}
+        assert stats["sessions_issued"] == 1
+        missing = await http.get(f"{sim.endpoint_url}/_sim/stats?account=999999999999")
+        assert missing.status == 404
+        bad = await http.post(f"{sim.endpoint_url}/_sim/account", json={"account": "12"})
+        assert bad.status == 400
