@@ -322,7 +322,10 @@ class JobRunner:
                 summaries.append(summary)
             except AssumeRoleError as exc:
                 # This account cannot be reached: nothing to plan there; the others go on.
-                reason = f"{exc.code}: {exc.message}"
+                reason = (
+                    f"{exc.code}: {exc.message} (not planned: once the role can be assumed, "
+                    f"run a job for account {worker.scope.account})"
+                )
                 log.info("scope %s not planned: %s", worker.scope, reason)
                 self.ctx.unreachable[worker.scope.key] = reason
                 options = self.ctx.options
