@@ -26,7 +26,7 @@ from fleetops.store.records import ItemRecord, JobRecord, iso
 
 if TYPE_CHECKING:
     from fleetops.store import Store
-    from fleetops.store.history import JobHistory
+    from fleetops.store.history_types import JobHistory
 
 __all__ = [
     "EXPORT_FORMATS",
