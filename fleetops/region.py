@@ -172,22 +172,29 @@ class ScopeWorker:
         for start in range(0, len(in_flight), DESCRIBE_MAX):
             await self._reconcile_chunk(in_flight[start : start + DESCRIBE_MAX])
 
-    async def _evidence(self, chunk: Sequence[ItemRecord]) -> dict[int, str]:
-        """Item id → the WorkSpace proving the call happened (itself, or a new one)."""
+    async def _evidence(
+        self, chunk: Sequence[ItemRecord]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """Item id → the WorkSpace proving the call happened (itself, or a new one), and item id
+        → the state that proved it (kept as last_state, so that verification counts it)."""
         if self.action.reconcile_by_user:
-            return await self._user_evidence(chunk)
+            return await self._user_evidence(chunk), {}
         ids = [item.workspace_id for item in chunk]
         response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
         by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
-        return {
-            item.id: item.workspace_id
-            for item in chunk
-            if self.action.evidence(by_id.get(item.workspace_id), self.params)
-        }
+        found: dict[int, str] = {}
+        states: dict[int, str] = {}
+        for item in chunk:
+            ws = by_id.get(item.workspace_id)
+            if self.action.evidence(ws, self.params):
+                found[item.id] = item.workspace_id
+                if ws is not None and ws.get("State"):
+                    states[item.id] = str(ws["State"])
+        return found, states
 
     async def _reconcile_chunk(self, chunk: Sequence[ItemRecord]) -> None:
         """Describe in-flight items and commit the reconcile verdict of each."""
-        found = await self._evidence(chunk)
+        found, states = await self._evidence(chunk)
         updates: list[ItemUpdate] = []
         verdicts: dict[ItemState, int] = {}
         for item in chunk:
@@ -205,6 +212,7 @@ class ScopeWorker:
                         state=verdict,
                         submitted=True,
                         result=result if result != item.workspace_id else None,
+                        last_state=states.get(item.id),
                     )
                 )
             elif verdict is ItemState.IN_DOUBT:

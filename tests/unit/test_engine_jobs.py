@@ -14,7 +14,7 @@ from fleetops.errors import Interrupted
 from fleetops.options import JobOptions
 from fleetops.runner import JobRunner, StopSignal
 from fleetops.states import ItemState, JobStatus, exit_code_for
-from fleetops.store import ItemRecord, JobRecord, NewJob
+from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.store.memory import MemoryStore
 from fleetops.targets import Targets
 
@@ -201,6 +201,29 @@ async def test_kill_in_the_middle_of_a_rebuild_holds_it_in_doubt_until_the_opera
     job, _ = await run(store, api, job, redo_in_doubt=True)
     assert job.status is JobStatus.SUCCEEDED, job.message
     assert {api.acted[w] for w in ids} == {1}
+
+
+async def test_evidence_found_on_resume_counts_for_verification() -> None:
+    """A reboot that reached the service before the kill shows REBOOTING when the resume
+    describes it: that look is the evidence, so the item succeeds verified once it settles
+    (not Unverified, and not sent again)."""
+    store, states = MemoryStore(), fleet(3)
+    ids = sorted(states)
+    api = FakeApi(states)
+    job = await new_job(store, "reboot", ids)
+    await JobRunner(store, {REGION: api}, job).plan_only()
+    planned = await items(store, job.id)
+    store.apply([ItemUpdate(ids=[planned[ids[0]].id], state=ItemState.IN_FLIGHT)], ())
+    # The call happened before the kill: the WorkSpace is rebooting; one look, then it settles.
+    api.states[ids[0]] = "REBOOTING"
+    api._pending_end[ids[0]] = "AVAILABLE"
+    with anyio.fail_after(8):
+        job, _ = await run(store, api, job)
+    got = await items(store, job.id)
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    assert got[ids[0]].state is ItemState.SUCCEEDED
+    assert got[ids[0]].error_code is None  # verified: the resume saw the reboot
+    assert api.acted[ids[0]] == 0  # not sent again
 
 
 async def test_a_permanently_broken_operation_stops_the_job_within_a_few_dozen_requests() -> None:
