@@ -129,9 +129,4 @@ async def hold_busy(worker: Any, batch: Sequence[ItemRecord]) -> list[ItemRecord
         gate = _GATES[worker] = BusyGate(
             store.busy_workspaces, worker.ctx.commit, worker.job_id, worker.region
         )
-    before = gate.skipped
-    free = await gate.admit(batch)
-    stats = getattr(worker, "stats", None)
-    if stats is not None and gate.skipped > before:
-        stats.skipped += gate.skipped - before
-    return free
+    return await gate.admit(batch)  # skips go through the run's commit path (its figures too)

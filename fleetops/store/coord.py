@@ -82,6 +82,10 @@ async def busy_workspaces(
     if not workspace_ids:
         return {}
     now = time.time() if now is None else now
+    if not await _others_live(store, job_id, now):
+        # Alone (the common case): one indexed read, nothing written. A job that becomes live
+        # now sees this one's items once their in_flight commit lands, milliseconds from now.
+        return {}
     busy: dict[str, str] = {}
     async with store.transaction() as conn:
         await _serialise(conn)
@@ -107,18 +111,24 @@ async def busy_workspaces(
     return busy
 
 
+def _live_jobs(job_id: str, now: float) -> sa.Select[tuple[str]]:
+    return sa.select(jobs.c.id).where(
+        jobs.c.status == JobStatus.RUNNING.value,
+        jobs.c.lease_expires_at > now,
+        jobs.c.id != job_id,
+    )
+
+
+async def _others_live(store: Store, job_id: str, now: float) -> bool:
+    async with store.reading() as conn:
+        row = (await conn.execute(_live_jobs(job_id, now).limit(1))).first()
+    return row is not None
+
+
 async def _busy_items(
     conn: AsyncConnection, job_id: str, region: str, chunk: list[str], now: float
 ) -> dict[str, str]:
-    live = (
-        sa.select(jobs.c.id)
-        .where(
-            jobs.c.status == JobStatus.RUNNING.value,
-            jobs.c.lease_expires_at > now,
-            jobs.c.id != job_id,
-        )
-        .scalar_subquery()
-    )
+    live = _live_jobs(job_id, now).scalar_subquery()
     rows = await conn.execute(
         sa.select(items.c.workspace_id, items.c.job_id).where(
             items.c.job_id.in_(live),
