@@ -34,6 +34,12 @@ CONNECTED_REASON = "a user is connected (use --include-connected to act anyway)"
 EXAMPLES_PER_GROUP = 5
 
 
+#: The skip reason of a named WorkSpace that one scope (account and region) does not hold.
+NOT_FOUND_REASON = "not found in this region"
+#: The skip reason of a named WorkSpace that none of a job's scopes holds.
+NOT_FOUND_ANYWHERE = "not found in any of the job's accounts and regions"
+
+
 @dataclass
 class PlanSummary:
     """What a plan found: for ``--dry-run`` output and the job's first progress line."""
@@ -118,7 +124,7 @@ def guardrail_reason(
     ws = cand.workspace
     params = params or {}
     if ws.get("State") == "NOT_FOUND":
-        return "not found in this region"
+        return NOT_FOUND_REASON
     reason = action.skip_reason(ws, params)
     if reason is not None:
         return reason
@@ -149,7 +155,7 @@ def snapshot_reason(
 IGNORE_HINT = "--ignore-snapshot-age to act anyway"
 
 
-def _row(
+def plan_row(
     job_id: str, region: str, cand: Candidate, reason: str | None, now: float
 ) -> dict[str, Any]:
     ws = cand.workspace
@@ -234,7 +240,7 @@ async def plan(
             else:
                 summary.skipped[reason] += 1
                 summary.note(f"skipped: {reason}", cand.workspace_id)
-            out.append(_row(job_id, region, cand, reason, now))
+            out.append(plan_row(job_id, region, cand, reason, now))
         return out
 
     # A connection-status call takes 25 ids: chunks hold 25 WorkSpaces that need one (when

@@ -24,7 +24,7 @@ from fleetops.decide import AfterTransient, after_transient, failed_request
 from fleetops.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine_types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
-from fleetops.planner import PlanSummary, plan
+from fleetops.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.retry import RetryPolicy, item_backoff, retry_item
 from fleetops.states import ItemState
 from fleetops.store import ItemRecord, ItemUpdate
@@ -55,6 +55,10 @@ class ScopeWorker:
     ) -> None:
         self.ctx = ctx
         self.scope = scope if isinstance(scope, Scope) else Scope.parse(scope)
+        #: Set by the runner for a job over several scopes: named WorkSpaces this scope does
+        #: not hold are collected here instead of being recorded as skipped.
+        self.collect_not_found = False
+        self.not_found: set[str] = set()
         self.region = self.scope.region
         self.policy = policy or RetryPolicy()
         self.action = ctx.action
@@ -116,6 +120,13 @@ class ScopeWorker:
         account = self.scope.account
 
         async def sink(rows: Sequence[Mapping[str, Any]]) -> None:
+            if self.collect_not_found:
+                # A job over several scopes: a named WorkSpace is held by one of them at most.
+                # The runner records those that none holds, once (see JobRunner._plan).
+                self.not_found.update(
+                    row["workspace_id"] for row in rows if row.get("reason") == NOT_FOUND_REASON
+                )
+                rows = [row for row in rows if row.get("reason") != NOT_FOUND_REASON]
             if account is not None:
                 rows = [{**row, "account": account} for row in rows]
             buffer.extend(rows)
@@ -172,9 +183,7 @@ class ScopeWorker:
         for start in range(0, len(in_flight), DESCRIBE_MAX):
             await self._reconcile_chunk(in_flight[start : start + DESCRIBE_MAX])
 
-    async def _evidence(
-        self, chunk: Sequence[ItemRecord]
-    ) -> tuple[dict[int, str], dict[int, str]]:
+    async def _evidence(self, chunk: Sequence[ItemRecord]) -> tuple[dict[int, str], dict[int, str]]:
         """Item id → the WorkSpace proving the call happened (itself, or a new one), and item id
         → the state that proved it (kept as last_state, so that verification counts it)."""
         if self.action.reconcile_by_user:

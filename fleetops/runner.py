@@ -37,13 +37,18 @@ from fleetops.errors import (
     LeaseHeldError,
 )
 from fleetops.options import JobOptions, error_budget
-from fleetops.planner import PlanSummary
+from fleetops.planner import (
+    NOT_FOUND_ANYWHERE,
+    NOT_FOUND_REASON,
+    PlanSummary,
+    plan_row,
+)
 from fleetops.region import ScopeWorker
 from fleetops.states import ItemState, JobStatus, RunEnd, final_status
 from fleetops.store import JobRecord
 from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
-from fleetops.targets import Targets
+from fleetops.targets import Candidate, Targets
 
 __all__ = ["JobRunner", "RunStats", "StopSignal", "merge_summaries"]
 
@@ -127,6 +132,8 @@ class JobRunner:
             )
             for key, client in self.clients.items()
         ]
+        for worker in self.workers:
+            worker.collect_not_found = len(self.workers) > 1
         for client in self.clients.values():
             client_stats = getattr(client, "stats", None)
             if isinstance(client_stats, ClientStats):
@@ -357,10 +364,42 @@ class JobRunner:
             if self.ctx.failure is not None:
                 await self.store.delete_items(self.job.id)
             return
+        if len(self.workers) > 1:
+            await self._record_not_found(summaries)
         self.plan_summary = merge_summaries(summaries)
         await self.store.update_job(self.job.id, planned_at=time.time())
         self.job = await self.store.get_job(self.job.id)
         self.ctx.job = self.job
+
+    async def _record_not_found(self, summaries: list[PlanSummary]) -> None:
+        """A job over several scopes: a named WorkSpace that no scope holds is recorded once,
+        skipped as not found anywhere (each scope left out the ones it does not hold)."""
+        planned = [w for w in self.workers if w.scope.key not in self.ctx.unreachable]
+        missing = sorted(set.intersection(*(w.not_found for w in planned))) if planned else []
+        for summary in summaries:
+            summary.skipped.pop(NOT_FOUND_REASON, None)
+            summary.examples.pop(f"skipped: {NOT_FOUND_REASON}", None)
+        if not missing:
+            return
+        first = planned[0]
+        now = time.time()
+        rows = []
+        for ws_id in missing:
+            row = plan_row(
+                self.job.id,
+                first.region,
+                Candidate(workspace={"WorkspaceId": ws_id}),
+                NOT_FOUND_ANYWHERE,
+                now,
+            )
+            if first.scope.account is not None:
+                row["account"] = first.scope.account
+            rows.append(row)
+        await self.store.add_items(rows)
+        target = next((s for s in summaries if s.scope == first.scope.key), summaries[0])
+        target.skipped[NOT_FOUND_ANYWHERE] += len(missing)
+        target.examples[f"skipped: {NOT_FOUND_ANYWHERE}"] = missing[:5]
+        log.info("%d named WorkSpaces found in none of the job's scopes", len(missing))
 
 
 def merge_summaries(summaries: list[PlanSummary]) -> PlanSummary:

@@ -67,6 +67,42 @@ async def test_one_job_spans_two_regions_each_with_its_own_quota(
         assert sim.stats().throttled <= 2
 
 
+async def test_named_workspaces_are_recorded_once_in_the_region_that_holds_them(
+    two_regions: tuple[Simulator, Simulator], store: Store
+) -> None:
+    """Ids named over two regions: each is one item, in the region that holds it; an id that
+    neither holds is one item skipped as not found anywhere (not one per region)."""
+    east, west = two_regions
+    named = [*east.workspace_ids()[:3], *west.workspace_ids()[:2], "ws-zzzzzzzzzz"]
+    spec = spec_for(east, west)
+    spec = JobSpec(
+        action=spec.action,
+        targets=Targets.build(workspace_ids=named),
+        connection=spec.connection,
+        more_regions=spec.more_regions,
+        options=JobOptions(rate=10, burst=5, include_connected=True, ignore_snapshot_age=True),
+    )
+    job = await run_job(store, (await create_job(store, spec)).id)
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    got: dict[str, tuple[str, ItemState, str | None]] = {}
+    async for page in store.iter_items(job.id):
+        for item in page:
+            assert item.workspace_id not in got  # one item per named WorkSpace
+            got[item.workspace_id] = (item.region, item.state, item.reason)
+    assert set(got) == set(named)
+    for ws in east.workspace_ids()[:3]:
+        assert got[ws][0] == "us-east-1"
+    for ws in west.workspace_ids()[:2]:
+        assert got[ws][0] == "eu-west-1"
+    assert got["ws-zzzzzzzzzz"][1] is ItemState.SKIPPED
+    assert "not found in any" in (got["ws-zzzzzzzzzz"][2] or "")
+    rebooted = {
+        *east.stats().calls_by_workspace["RebootWorkspaces"],
+        *west.stats().calls_by_workspace["RebootWorkspaces"],
+    }
+    assert rebooted <= set(named) - {"ws-zzzzzzzzzz"}
+
+
 async def test_resume_restores_each_region(
     two_regions: tuple[Simulator, Simulator], store: Store
 ) -> None:
