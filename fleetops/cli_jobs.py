@@ -35,6 +35,7 @@ from fleetops.states import ItemState, JobStatus
 if TYPE_CHECKING:
     from fleetops.store import JobRecord, Store
     from fleetops.store.history import CancelResult
+    from fleetops.store.history_types import JobHistory
 
 __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
 
@@ -194,19 +195,26 @@ def list_jobs(
 def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
     """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
     from fleetops.report import history_json, render_job
-    from fleetops.store.history import job_history
+    from fleetops.store.readonly import open_reader
 
     where = existing_db()
+    reader = open_reader(where)  # this fleetops's schema: the Store's queries without SQLAlchemy
+    if reader is not None:
+        from fleetops.store import history_read
 
-    async def use(store: Store) -> None:
-        record = await store.get_job(job)
-        history = await job_history(store, record)
-        if as_json:
-            print_json(history_json(history))
-        else:
-            render_job(out_console, history)
+        with reader:
+            history = history_read.job_history(reader, reader.get_job(job))
+    else:
+        from fleetops.store.history import job_history
 
-    run_async(lambda: with_store(use, where))
+        async def use(store: Store) -> JobHistory:
+            return await job_history(store, await store.get_job(job))
+
+        history = run_async(lambda: with_store(use, where))
+    if as_json:
+        print_json(history_json(history))
+    else:
+        render_job(out_console, history)
 
 
 @jobs_app.command("items")

@@ -1,0 +1,134 @@
+"""``jobs show`` without SQLAlchemy answers exactly what the Store answers: real jobs run through
+the engine against two simulated regions (failures by code, skips by reason, successes never
+verified, retried calls, per-region groups, items in doubt), their history read both ways."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fleetops.api import JobSpec, create_job, plan_job, run_job
+from fleetops.aws import Connection
+from fleetops.options import JobOptions
+from fleetops.report import history_json
+from fleetops.sim import Simulator
+from fleetops.states import ItemState
+from fleetops.store import ItemUpdate, Store, history_read
+from fleetops.store import history as store_history
+from fleetops.store.readonly import open_reader
+from fleetops.store.repo import apply_updates
+from fleetops.targets import Targets
+
+NOW = 1_900_000_000.0  # a fixed "now" for a job still running (durations run until now)
+
+
+@pytest.fixture
+async def regions() -> AsyncIterator[tuple[Simulator, Simulator]]:
+    async with (
+        Simulator(
+            workspaces=60,
+            seed=11,
+            region="us-east-1",
+            rate=None,
+            error_rate=0.05,
+            item_failure_rate=0.15,
+            transition_seconds=0.01,  # over before the first poll: unverified
+        ) as east,
+        Simulator(
+            workspaces=40,
+            seed=12,
+            region="eu-west-1",
+            rate=None,
+            stuck_reboot_rate=0.2,  # never come back in time: failed by verification
+            transition_seconds=0.2,
+        ) as west,
+    ):
+        yield east, west
+
+
+def spec(east: Simulator, west: Simulator | None, action: str = "reboot") -> JobSpec:
+    return JobSpec(
+        action=action,
+        targets=Targets(),
+        connection=Connection("us-east-1", None, east.endpoint_url),
+        more_regions=(Connection("eu-west-1", None, west.endpoint_url),) if west else (),
+        options=JobOptions(rate=None, verify_timeout=1.5),
+    )
+
+
+async def both_ways(store: Store, url: str, job_id: str) -> tuple[Any, Any]:
+    """The job's ``jobs show --json`` document from the Store and from the reader."""
+    record = await store.get_job(job_id)
+    theirs = history_json(await store_history.job_history(store, record, now=NOW))
+    reader = open_reader(url)
+    assert reader is not None, "the reader stepped aside for a database at this schema"
+    with reader:
+        mine = history_json(history_read.job_history(reader, reader.get_job(job_id), now=NOW))
+    return mine, theirs
+
+
+async def test_the_reader_shows_what_the_store_shows(
+    regions: tuple[Simulator, Simulator], db_url: str
+) -> None:
+    east, west = regions
+    store = await Store.open(db_url)
+    try:
+        wide = await run_job(store, (await create_job(store, spec(east, west))).id)
+        narrow = await run_job(store, (await create_job(store, spec(east, None, "stop"))).id)
+        doubtful = await create_job(store, spec(east, None, "start"))
+        await plan_job(store, doubtful.id)
+        pending = await store.items_page(doubtful.id, states=[ItemState.PENDING], limit=4)
+        async with store.transaction() as conn:  # as a runner that lost its answers leaves them
+            update = ItemUpdate([i.id for i in pending], ItemState.IN_DOUBT, reason="no answer")
+            await apply_updates(conn, [update], [])
+        jobs = {"wide": wide.id, "narrow": narrow.id, "doubtful": doubtful.id}
+        shown = {}
+        for name, job_id in jobs.items():
+            mine, theirs = await both_ways(store, db_url, job_id)
+            assert mine == theirs, name
+            shown[name] = mine
+    finally:
+        await store.close()
+    # The documents compared hold every part of the history, so the comparison means something.
+    data = shown["wide"]
+    assert data["counts"]["failed"] and data["errors"], "the run had failures"
+    assert {group["code"] for group in data["errors"]} >= {"VerifyTimeout"}
+    assert all(1 <= len(g["examples"]) <= 3 for g in data["errors"])
+    assert data["counts"]["skipped"] and data["skipped_reasons"], "the run skipped WorkSpaces"
+    assert data["unverified"] and len(data["unverified_examples"]) <= 3, "successes unverified"
+    assert {s["region"] for s in data["scopes"]} == {"us-east-1", "eu-west-1"}
+    assert data["api_calls"]["retries"], "the simulator's errors were retried"
+    assert data["durations"]["run_s"] is not None
+    assert shown["narrow"]["api_calls"]["total"] and "scopes" not in shown["narrow"]
+    assert len(shown["doubtful"]["in_doubt"]) == len(pending) == 4
+    assert shown["doubtful"]["durations"]["run_s"] is None
+
+
+async def test_jobs_show_prints_the_store_answer(
+    regions: tuple[Simulator, Simulator], tmp_path: Any
+) -> None:
+    """Through the command: ``jobs show --json`` of a finished job is the Store's document."""
+    east, west = regions
+    db = tmp_path / "show.db"
+    store = await Store.open(db)
+    try:
+        job = await run_job(store, (await create_job(store, spec(east, west))).id)
+        expected = history_json(await store_history.job_history(store, job))
+    finally:
+        await store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "fleetops", "--db", str(db), "jobs", "show", job.id, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == expected
+    assert expected["errors"] and expected["unverified"] and expected["scopes"]
