@@ -383,23 +383,37 @@ class JobRunner:
             return
         first = planned[0]
         now = time.time()
+        # With an account that could not be reached, a WorkSpace not found elsewhere may be
+        # one of its own: it fails with that account's reason instead of being skipped.
+        unreachable = sorted(self.ctx.unreachable.items())
         rows = []
         for ws_id in missing:
             row = plan_row(
                 self.job.id,
                 first.region,
                 Candidate(workspace={"WorkspaceId": ws_id}),
-                NOT_FOUND_ANYWHERE,
+                None if unreachable else NOT_FOUND_ANYWHERE,
                 now,
             )
             if first.scope.account is not None:
                 row["account"] = first.scope.account
+            if unreachable:
+                key, reason = unreachable[0]
+                row.update(
+                    state=ItemState.FAILED.value,
+                    error_code=reason.partition(":")[0] or "AccessDenied",
+                    error_message=(
+                        f"not found in the reachable accounts and regions; {key} could not be "
+                        f"reached: {reason}"
+                    ),
+                )
             rows.append(row)
         await self.store.add_items(rows)
         target = next((s for s in summaries if s.scope == first.scope.key), summaries[0])
-        target.skipped[NOT_FOUND_ANYWHERE] += len(missing)
-        target.examples[f"skipped: {NOT_FOUND_ANYWHERE}"] = missing[:5]
-        log.info("%d named WorkSpaces found in none of the job's scopes", len(missing))
+        if not unreachable:
+            target.skipped[NOT_FOUND_ANYWHERE] += len(missing)
+            target.examples[f"skipped: {NOT_FOUND_ANYWHERE}"] = missing[:5]
+        log.info("%d named WorkSpaces found in none of the job's reachable scopes", len(missing))
 
 
 def merge_summaries(summaries: list[PlanSummary]) -> PlanSummary:

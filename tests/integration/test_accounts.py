@@ -164,6 +164,33 @@ async def test_an_account_denying_the_role_fails_alone(
             assert set(rebooted(sim, account).values()) == {1}
 
 
+async def test_named_workspaces_over_accounts_one_denied(
+    regions: dict[str, Simulator], store: Store
+) -> None:
+    """Ids named over three accounts x two regions: each is one item where it lives; those of
+    the account whose role is denied cannot be found anywhere reachable and fail with that
+    account's reason (not skipped as if they did not exist)."""
+    denied = ACCOUNTS[1]
+    for sim in regions.values():
+        sim.configure_account(denied, deny_assume_role=True)
+    east, west = regions[EAST], regions[WEST]
+    reachable = [east.workspace_ids(ACCOUNTS[0])[0], west.workspace_ids(ACCOUNTS[2])[0]]
+    lost = east.workspace_ids(denied)[0]
+    job = await new_job(store, regions)
+    await store.update_job(
+        job.id, targets=Targets.build(workspace_ids=[*reachable, lost]).as_dict()
+    )
+    job = await run(store, job.id)
+    assert job.status is JobStatus.FAILED
+    got = {i.workspace_id: i for i in await items_of(store, job.id)}
+    assert set(got) == {*reachable, lost}  # one item each, no duplicate per scope
+    assert (got[reachable[0]].account, got[reachable[0]].region) == (ACCOUNTS[0], EAST)
+    assert (got[reachable[1]].account, got[reachable[1]].region) == (ACCOUNTS[2], WEST)
+    assert got[lost].state is ItemState.FAILED
+    assert got[lost].error_code == "AccessDenied"
+    assert denied in (got[lost].error_message or "")
+
+
 async def test_a_role_denied_on_resume_fails_that_accounts_items_with_the_reason(
     regions: dict[str, Simulator], store: Store
 ) -> None:
