@@ -70,7 +70,9 @@ def error_document(error: StsError, request_id: str) -> bytes:
 def _caller_arn(account: Account, session: Session | None, access_key: str | None) -> str:
     if session is not None:
         return session.arn
-    return f"arn:aws:iam::{account.account_id}:user/{access_key or 'anonymous'}"
+    # One IAM user per simulated account, whatever key it signs with: an ARN never carries the
+    # access key id (it would end up in job records, and AWS's never does either).
+    return f"arn:aws:iam::{account.account_id}:user/fleetops-sim"
 
 
 def _assume_role(
