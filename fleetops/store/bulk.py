@@ -14,6 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from fleetops.store.ident import quoted
+
 __all__ = ["insert_rows", "reset_sequences"]
 
 
@@ -61,7 +63,8 @@ async def reset_sequences(conn: AsyncConnection, tables: Sequence[sa.Table]) -> 
             await conn.execute(
                 sa.text(
                     "SELECT setval(pg_get_serial_sequence(:table, :column), "
-                    f'COALESCE((SELECT MAX("{column.name}") FROM "{table.name}"), 0) + 1, false)'
+                    f"COALESCE((SELECT MAX({quoted(column.name)}) FROM {quoted(table.name)}), 0) "
+                    "+ 1, false)"
                 ),
                 {"table": table.name, "column": column.name},
             )

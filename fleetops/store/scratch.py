@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from fleetops.store.engine import parse_target
+from fleetops.store.ident import quoted
 
 __all__ = ["scratch_postgresql_database"]
 
@@ -24,13 +25,13 @@ def scratch_postgresql_database(server_url: str, prefix: str = "fleetops_scratch
     admin = sa.create_engine(target.url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f"CREATE DATABASE {quoted(name)}")
         try:
             yield target.url.set(drivername="postgresql", database=name).render_as_string(
                 hide_password=False
             )
         finally:
             with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)")
     finally:
         admin.dispose()

@@ -235,7 +235,8 @@ def _is_sql_sink(name: str) -> bool:
 
 def test_sql_only_through_bound_parameters() -> None:
     """No SQL built by string interpolation: f-strings, % or .format() reaching execute()/text()
-    may only interpolate module constants (ALL_CAPS names)."""
+    may only interpolate module constants (ALL_CAPS names) or identifiers checked and quoted by
+    ``quoted()``."""
     offences = []
     for path, tree in _modules():
         for node in ast.walk(tree):
@@ -245,7 +246,12 @@ def test_sql_only_through_bound_parameters() -> None:
             if isinstance(sql, ast.JoinedStr):
                 for part in sql.values:
                     if isinstance(part, ast.FormattedValue) and not (
-                        isinstance(part.value, ast.Name) and part.value.id.isupper()
+                        (isinstance(part.value, ast.Name) and part.value.id.isupper())
+                        # an identifier checked and quoted by fleetops.store.ident.quoted
+                        or (
+                            isinstance(part.value, ast.Call)
+                            and _name(part.value.func) in {"quoted", "ident.quoted"}
+                        )
                     ):
                         offences.append(f"{path}:{node.lineno}: f-string SQL")
             elif isinstance(sql, ast.BinOp) and isinstance(sql.op, ast.Mod | ast.Add):
