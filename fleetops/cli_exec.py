@@ -74,12 +74,22 @@ async def execute(call: RunCall) -> JobRecord:
 async def finish(store: Store, job: JobRecord, as_json: bool) -> int:
     """The job's final line on stderr (or its JSON on stdout); returns the exit code."""
     from fleetops.report import job_json
+    from fleetops.store.history import unverified_items
 
     counts = await store.counts(job.id)
+    found = (
+        await unverified_items(store, job.id, examples=1) if counts[ItemState.SUCCEEDED] else None
+    )
+    unverified = found.count if found is not None else 0
     if as_json:
-        print_json(job_json(job, counts))
+        print_json(job_json(job, counts, unverified))
     else:
-        shown = ", ".join(f"{counts[s]} {s}" for s in ItemState if counts[s])
+        shown = ", ".join(
+            f"{counts[s]} {s}"
+            + (f" ({unverified} unverified)" if s is ItemState.SUCCEEDED and unverified else "")
+            for s in ItemState
+            if counts[s]
+        )
         err_console.print(f"job {job.id} {job.status}: {shown or 'no items'}", highlight=False)
         if job.message:
             err_console.print(job.message, highlight=False)

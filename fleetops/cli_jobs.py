@@ -174,19 +174,29 @@ def list_jobs(
         "started_by": by.strip() if by else None,
     }
     reader = open_reader(where)  # a SQLite file: read with sqlite3 alone (fast start)
+    unverified: dict[str, int] = {}
     if reader is not None:
+        from fleetops.store.history_read import unverified_counts
+
         with reader:
             found = reader.list_jobs(**filters)
             counts = reader.counts_for([job.id for job in found])
+            if as_json:
+                unverified = unverified_counts(reader, [job.id for job in found])
     else:
 
         async def use(store: Store) -> tuple[list[JobRecord], dict[str, dict[str, int]]]:
+            from fleetops.store.history import unverified_items
+
             jobs = await store.list_jobs(**filters)
+            for job in jobs if as_json else ():
+                group = await unverified_items(store, job.id, examples=1)
+                unverified[job.id] = group.count if group is not None else 0
             return jobs, await store.counts_for([job.id for job in jobs])
 
         found, counts = run_async(lambda: with_store(use, where))
     if as_json:
-        print_json([job_json(job, counts[job.id]) for job in found])
+        print_json([job_json(job, counts[job.id], unverified.get(job.id, 0)) for job in found])
     else:
         render_job_list(out_console, found, counts)
 
@@ -203,7 +213,10 @@ def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
         from fleetops.store import history_read
 
         with reader:
-            history = history_read.job_history(reader, reader.get_job(job))
+            try:
+                history = history_read.job_history(reader, reader.get_job(job))
+            except FleetOpsError as exc:  # no such job: one line, as the Store path says it
+                fail(str(exc), exc.exit_code)
     else:
         from fleetops.store.history import job_history
 

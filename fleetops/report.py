@@ -86,11 +86,15 @@ STATE_STYLE: dict[str, str] = {
 # -- JSON ----------------------------------------------------------------------------------------
 
 
-def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
+def job_json(
+    job: JobRecord, counts: Mapping[str, int], unverified: int | None = None
+) -> dict[str, Any]:
     """The job as ``jobs show --json`` documents it, then ``parent_id``, ``profile``, ``message``,
-    ``options``, ``planned_at`` and ``regions`` (every region of the job, with its endpoint)."""
+    ``options``, ``planned_at`` and ``regions`` (every region of the job, with its endpoint), and
+    with ``unverified`` given, ``unverified``: how many of the succeeded items were never
+    verified (as ``jobs show --json`` counts them)."""
     full = {state.value: int(counts.get(state.value, 0)) for state in ItemState}
-    return {
+    data = {
         "id": job.id,
         "action": job.action,
         "status": job.status.value,
@@ -117,6 +121,9 @@ def job_json(job: JobRecord, counts: Mapping[str, int]) -> dict[str, Any]:
         "accounts": list(job.accounts) if job.accounts else None,
         "assume": job.assume,
     }
+    if unverified is not None:
+        data["unverified"] = unverified
+    return data
 
 
 def item_json(item: ItemRecord) -> dict[str, Any]:

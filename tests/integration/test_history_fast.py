@@ -9,9 +9,11 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetops_harness import base_env
 
 from fleetops.api import JobSpec, create_job, plan_job, run_job
 from fleetops.aws import Connection
@@ -111,7 +113,7 @@ async def test_the_reader_shows_what_the_store_shows(
 
 
 async def test_jobs_show_prints_the_store_answer(
-    regions: tuple[Simulator, Simulator], tmp_path: Any
+    regions: tuple[Simulator, Simulator], tmp_path: Path
 ) -> None:
     """Through the command: ``jobs show --json`` of a finished job is the Store's document."""
     east, west = regions
@@ -132,3 +134,40 @@ async def test_jobs_show_prints_the_store_answer(
     )
     assert json.loads(done.stdout) == expected
     assert expected["errors"] and expected["unverified"] and expected["scopes"]
+
+
+def test_final_json_and_jobs_list_count_the_unverified(tmp_path: Path) -> None:
+    """``run --json`` and ``jobs start --json`` end on the job with its ``unverified`` count, the
+    one ``jobs show --json`` and ``jobs list --json`` give."""
+    db = str(tmp_path / "f.db")
+
+    def fleetops(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "fleetops", "--db", db, "--quiet", *args],
+            capture_output=True,
+            text=True,
+            env=base_env(tmp_path),
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    # Reboots over in 10 ms, before the first poll: succeeded, but never seen to happen.
+    with Simulator(
+        workspaces=24, seed=3, rate=None, transition_seconds=0.01
+    ).run_in_thread() as sim:
+        at = ["--endpoint-url", sim.endpoint_url, "--region", sim.region]
+        available = [w for w in sim.workspace_ids() if sim.workspace(w)["State"] == "AVAILABLE"]
+        common = ["reboot", "--include-connected", "--verify-timeout", "1.5", "--json", *at]
+        first, second = (
+            [arg for w in available[k : k + 6] for arg in ("--workspace-id", w)] for k in (0, 6)
+        )
+        ran = fleetops("run", *common, *first)
+        planned = fleetops("run", *common, *second, "--plan-only")
+        started = fleetops("jobs", "start", planned["job_id"], "--json")
+    listed = {job["id"]: job for job in fleetops("jobs", "list", "--json")}
+    for final in (ran, started):
+        shown = fleetops("jobs", "show", final["id"], "--json")
+        assert final["unverified"] == shown["unverified"] == listed[final["id"]]["unverified"]
+        assert 0 < final["unverified"] <= final["counts"]["succeeded"]
