@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetops.actions import UNVERIFIED
 from fleetops.states import ItemState
 from fleetops.store.history_types import (
     NO_CODE,
+    UNVERIFIED,
     ErrorExample,
     ErrorGroup,
     JobHistory,

@@ -16,6 +16,7 @@ from fleetops.store.records import ItemRecord, JobRecord
 
 __all__ = [
     "NO_CODE",
+    "UNVERIFIED",
     "Durations",
     "ErrorExample",
     "ErrorGroup",
@@ -28,6 +29,9 @@ __all__ = [
 
 #: Error code shown for a failed item that recorded none.
 NO_CODE = "(no code)"
+#: The error code of a succeeded item never verified (:data:`fleetops.actions.UNVERIFIED`, which
+#: the history readers name without importing the action catalogue).
+UNVERIFIED = "Unverified"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from fleetops_harness import base_env
 
+from fleetops import actions
 from fleetops.api import JobSpec, create_job, plan_job, run_job
 from fleetops.aws import Connection
 from fleetops.options import JobOptions
 from fleetops.report import history_json
 from fleetops.sim import Simulator
 from fleetops.states import ItemState
-from fleetops.store import ItemUpdate, Store, history_read
+from fleetops.store import ItemUpdate, Store, history_read, history_types
 from fleetops.store import history as store_history
 from fleetops.store.readonly import open_reader
 from fleetops.store.repo import apply_updates
@@ -110,6 +111,10 @@ async def test_the_reader_shows_what_the_store_shows(
     assert shown["narrow"]["api_calls"]["total"] and "scopes" not in shown["narrow"]
     assert len(shown["doubtful"]["in_doubt"]) == len(pending) == 4
     assert shown["doubtful"]["durations"]["run_s"] is None
+
+
+def test_the_readers_name_the_catalogues_unverified_code() -> None:
+    assert history_types.UNVERIFIED == actions.UNVERIFIED
 
 
 async def test_jobs_show_prints_the_store_answer(
