@@ -163,7 +163,7 @@ def list_jobs(
         fail(f"--limit must be at least 1, not {limit}")
     where = existing_db()
 
-    from fleetops.report import job_json, render_job_list
+    from fleetops.report_json import job_json  # no rich: --json prints no table
     from fleetops.store.readonly import open_reader
 
     filters: dict[str, Any] = {
@@ -198,13 +198,14 @@ def list_jobs(
     if as_json:
         print_json([job_json(job, counts[job.id], unverified.get(job.id, 0)) for job in found])
     else:
+        from fleetops.report import render_job_list
+
         render_job_list(out_console, found, counts)
 
 
 @jobs_app.command("show")
 def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
     """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
-    from fleetops.report import history_json, render_job
     from fleetops.store.readonly import open_reader
 
     where = existing_db()
@@ -225,8 +226,12 @@ def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
 
         history = run_async(lambda: with_store(use, where))
     if as_json:
+        from fleetops.report_json import history_json
+
         print_json(history_json(history))
     else:
+        from fleetops.report import render_job
+
         render_job(out_console, history)
 
 

@@ -115,6 +115,8 @@ def test_history_commands_never_load_the_engine(
     assert _heavy(modules) == []
     if argv[1] in ("list", "show"):  # read with sqlite3 alone
         assert _heavy(modules, ("sqlalchemy", "aiosqlite", "anyio")) == []
+        if "--json" in argv:  # a document, no table: no rich either
+            assert _heavy(modules, ("rich", "fleetops.report")) == []
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["jobs", "--help"]])
