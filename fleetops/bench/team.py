@@ -2,6 +2,8 @@
 
 * S7 — two workers, four jobs over four regions (a simulator process per region, each at the
   documented 2 calls/s): throughput against one job alone, WorkSpaces acted on twice, throttling.
+  Then one account-region (at a raised 10 calls/s, for speed): two jobs on two workers, both
+  told the whole quota, against one job of both sizes on one worker: time and throttling.
 * S8 — two workers, one job of rebuilds (destructive, one per call); the worker holding it is
   killed with SIGKILL mid-job: how long until the other holds the job, what was lost, what was
   repeated.
@@ -89,10 +91,16 @@ def fresh_database(server: str) -> Iterator[str]:
 
 
 def queue_jobs(
-    url: str, jobs: list[tuple[str, str, str, dict[str, Any]]], *, plan: bool = True
+    url: str,
+    jobs: list[tuple[str, str, str, dict[str, Any]]],
+    *,
+    plan: bool = True,
+    targets: list[Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Queue ``(action, region, endpoint, options)`` jobs (planned first, as ``run --queue``
-    does, or left for the worker to plan); their ids."""
+    does, or left for the worker to plan), with their targets and parameters (default: every
+    WorkSpace, none); their ids."""
     import anyio
 
     from fleetops import api
@@ -106,12 +114,13 @@ def queue_jobs(
         store = await Store.open(url)
         ids = []
         try:
-            for action, region, endpoint, options in jobs:
+            for n, (action, region, endpoint, options) in enumerate(jobs):
                 spec = api.JobSpec(
                     action=action,
-                    targets=Targets.build(),
+                    targets=targets[n] if targets else Targets.build(),
                     connection=Connection.resolve(region, None, endpoint),
                     options=JobOptions(**options),
+                    params=params[n] if params else {},
                 )
                 job = await api.create_job(store, spec)
                 if plan:
@@ -248,6 +257,61 @@ def _s7_phase(
     }
 
 
+def _ids_by_directory(sim: SimProcess) -> list[list[str]]:
+    import boto3
+
+    client = boto3.client(
+        "workspaces",
+        endpoint_url=sim.url,
+        region_name=sim.region,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    found: dict[str, list[str]] = {}
+    for page in client.get_paginator("describe_workspaces").paginate():
+        for ws in page["Workspaces"]:
+            found.setdefault(ws["DirectoryId"], []).append(ws["WorkspaceId"])
+    return [sorted(ids) for _, ids in sorted(found.items())]
+
+
+def _shared_quota_phase(server: str, knobs: dict[str, Any], split: bool) -> dict[str, Any]:
+    """Tag two directories of one account-region: one job on one worker, or a job per
+    directory on a worker each (both told the account's whole quota)."""
+    from fleetops.targets import Targets
+
+    rate = float(knobs["rate"])
+    with SimProcess(**knobs) as sim, fresh_database(server) as url:
+        groups = _ids_by_directory(sim)[:2]
+        chosen = groups if split else [groups[0] + groups[1]]
+        ids = queue_jobs(
+            url,
+            [("tag", sim.region, sim.url, {"rate": rate, "burst": knobs["burst"]})] * len(chosen),
+            plan=False,
+            targets=[Targets.build(workspace_ids=g) for g in chosen],
+            params=[{"set": {"team": f"t{n}"}} for n in range(len(chosen))],
+        )
+        sim.reset()
+        procs = [worker(url) for _ in chosen]
+        try:
+            wait_for(lambda: _ended(url, ids), RUN_TIMEOUT, 0.2)
+        finally:
+            _stop(procs)
+        rows = job_rows(url, ids)
+        stats = sim.stats()
+    start = min(r["first_call_at"] or r["started_at"] for r in rows.values())
+    end = max(r["finished_at"] or time.time() for r in rows.values())
+    calls = sum(stats["calls_by_operation"].values())
+    return {
+        "jobs": len(ids),
+        "workspaces": [len(g) for g in chosen],
+        "statuses": sorted(r["status"] for r in rows.values()),
+        "wall_s": round(end - start, 3),
+        "calls": calls,
+        "throttled": int(stats["throttled"]),
+        "throttled_share": _ratio(int(stats["throttled"]), calls + int(stats["throttled"])) or 0.0,
+    }
+
+
 def run_s7(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     rate, burst = sizes.s6_rate, 5
     knobs: dict[str, Any] = {
@@ -268,10 +332,15 @@ def run_s7(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         with postgres_server() as server:
             one = _s7_phase(server, sims[:1], workers=1, concurrency=1, options=options)
             four = _s7_phase(server, sims, workers=2, concurrency=2, options=options)
+            # One account-region shared by two runners (a raised quota, for speed).
+            quota = {**knobs, "workspaces": sizes.s6_workspaces * 2, "rate": 10.0, "burst": 5}
+            alone = _shared_quota_phase(server, quota, split=False)
+            shared = _shared_quota_phase(server, quota, split=True)
     finally:
         for sim in sims:
             sim.__exit__(None, None, None)
     scale = _ratio(four["items_per_s"], one["items_per_s"])
+    slowdown = _ratio(shared["wall_s"], alone["wall_s"])
     return {
         "id": "S7",
         "title": "workers",
@@ -282,11 +351,16 @@ def run_s7(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "one job alone": one,
             "four jobs, two workers": four,
             "throughput ratio": scale,
+            "one account-region, one job of both sizes": alone,
+            "one account-region, two jobs on two workers": shared,
+            "two runners sharing a quota / one job": slowdown,
         },
         "targets": [
             _target("4 jobs on 2 workers / 1 job alone", scale, 3.6, at_most=False),
             _target("WorkSpaces acted on twice", four["acted_twice"], 0),
             _target("throttled share", four["throttled_share"], 0.02),
+            _target("shared quota: 2 runners / 1 job of both sizes", slowdown, 1.15),
+            _target("shared quota: throttled share", shared["throttled_share"], 0.02),
         ],
     }
 
