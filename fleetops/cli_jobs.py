@@ -9,12 +9,11 @@ subcommand that lives in another module is one line in :data:`JOBS_COMMANDS`.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -55,6 +54,8 @@ jobs_app = typer.Typer(
     add_completion=False,
     help="Jobs: list, show, items, export; start a stored plan, resume, retry, cancel.",
 )
+
+T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -130,6 +131,15 @@ def _parse_status(value: str | None) -> str | None:
     except ValueError:
         known = ", ".join(s.value for s in JobStatus)
         raise UsageError(f"unknown job status {value!r} (one of {known})") from None
+
+
+def _read(call: Callable[[], T]) -> T:
+    """A read through a history reader: a fleetops error (no such job) is one line and its
+    exit code, as through the Store."""
+    try:
+        return call()
+    except FleetOpsError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 def _check(fn: Any, *args: Any) -> Any:
@@ -214,10 +224,7 @@ def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
         from fleetops.store import history_read
 
         with reader:
-            try:
-                history = history_read.job_history(reader, reader.get_job(job))
-            except FleetOpsError as exc:  # no such job: one line, as the Store path says it
-                fail(str(exc), exc.exit_code)
+            history = _read(lambda: history_read.job_history(reader, reader.get_job(job)))
     else:
         from fleetops.store.history import job_history
 
@@ -254,9 +261,17 @@ def list_items(
         fail(f"--limit must be 0 (all) or more, not {limit}")
     if account is not None and not re.fullmatch(r"\d{12}", account):
         fail(f"--account {account!r} is not an AWS account id (12 digits)")
-    from fleetops.report import export_items, item_json, render_items
+    from fleetops.store.readonly import open_reader
 
     where = existing_db()
+    reader = open_reader(where)  # this fleetops's schema: read without SQLAlchemy
+    if reader is not None:
+        from fleetops import cli_jobs_read
+
+        with reader:
+            _read(lambda: cli_jobs_read.list_items(reader, job, states, limit, account, as_json))
+        return
+    from fleetops.report import export_items, item_json, render_items
 
     async def use(store: Store) -> None:
         record = await store.get_job(job)
@@ -312,7 +327,10 @@ def export_job(
     ] = None,
 ) -> None:
     """Every item of a job, as CSV (a header row) or JSON (one array), streamed."""
-    from fleetops.report import EXPORT_FORMATS, export_items
+    from fleetops.cli_jobs_read import export_job as read_export
+    from fleetops.cli_jobs_read import partial_file
+    from fleetops.report_json import EXPORT_FORMATS
+    from fleetops.store.readonly import open_reader
 
     fmt = fmt.strip().lower()
     if fmt not in EXPORT_FORMATS:
@@ -322,26 +340,23 @@ def export_job(
     to_file = output is not None and output != "-"
 
     async def use(store: Store) -> tuple[int, str]:
+        from fleetops.report import export_items
+
         record = await store.get_job(job)
         if not to_file:
             count = await export_items(store, record.id, fmt, sys.stdout)
             sys.stdout.flush()
             return count, record.id
-        target = Path(str(output))
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with partial.open("w", encoding="utf-8", newline="") as stream:
-                count = await export_items(store, record.id, fmt, stream)
-            os.replace(partial, target)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with partial_file(str(output)) as stream:
+            count = await export_items(store, record.id, fmt, stream)
         return count, record.id
 
-    count, job_id = run_async(lambda: with_store(use, where))
+    reader = open_reader(where)  # this fleetops's schema: read without SQLAlchemy
+    if reader is not None:
+        with reader:
+            count, job_id = _read(lambda: read_export(reader, job, fmt, output))
+    else:
+        count, job_id = run_async(lambda: with_store(use, where))
     if to_file:
         err_console.print(f"exported {count} items of job {job_id} to {output}")
 

@@ -8,8 +8,6 @@ Exports stream a job's items page by page: memory stays bounded however big the 
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,7 +19,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from fleetops.report_json import EXPORT_FORMATS, ITEM_FIELDS, history_json, item_json, job_json
+from fleetops.report_json import (
+    EXPORT_FORMATS,
+    ITEM_FIELDS,
+    ItemWriter,
+    history_json,
+    item_json,
+    job_json,
+)
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.records import ItemRecord, JobRecord
 
@@ -456,10 +461,6 @@ def render_items(
 # -- exports -------------------------------------------------------------------------------------
 
 
-def _csv_value(value: Any) -> Any:
-    return "" if value is None else value
-
-
 async def export_items(
     store: Store,
     job_id: str,
@@ -471,23 +472,7 @@ async def export_items(
 ) -> int:
     """Write a job's items to ``out`` as CSV (a header row, then one row per item) or JSON (one
     array), a page at a time. Returns how many items were written."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}")
-    written = 0
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(ITEM_FIELDS)
-        async for batch in store.iter_items(job_id, states=states, page=page):
-            for item in batch:
-                data = item.as_dict()
-                writer.writerow([_csv_value(data[name]) for name in ITEM_FIELDS])
-            written += len(batch)
-        return written
-    out.write("[")
+    writer = ItemWriter(fmt, out)
     async for batch in store.iter_items(job_id, states=states, page=page):
-        for item in batch:
-            out.write(",\n" if written else "\n")
-            out.write(json.dumps(item_json(item)))
-            written += 1
-    out.write("\n]\n" if written else "]\n")
-    return written
+        writer.write(batch)
+    return writer.close()

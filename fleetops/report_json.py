@@ -1,4 +1,5 @@
-"""Job history as JSON documents, without rich: what ``--json`` prints.
+"""Job history as JSON documents and item exports (CSV or JSON), without rich: what ``--json``
+and ``jobs export`` print.
 
 ``job_json`` is the documented contract of ``jobs show --json`` (and of the final line of
 ``run --json`` / ``jobs resume --json``): the documented keys come first and exactly as written;
@@ -7,8 +8,10 @@ a few extra keys follow. :mod:`fleetops.report` re-exports everything here next 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import csv
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TextIO
 
 from fleetops.states import ItemState
 from fleetops.store.records import ItemRecord, JobRecord, iso
@@ -16,7 +19,15 @@ from fleetops.store.records import ItemRecord, JobRecord, iso
 if TYPE_CHECKING:
     from fleetops.store.history_types import JobHistory
 
-__all__ = ["EXPORT_FORMATS", "ITEM_FIELDS", "history_json", "item_json", "job_json"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "ITEM_FIELDS",
+    "ItemWriter",
+    "history_json",
+    "item_json",
+    "job_json",
+    "write_items",
+]
 
 #: The columns of an item in exports (``jobs export``) and in ``jobs items --json``.
 ITEM_FIELDS: tuple[str, ...] = (
@@ -150,3 +161,48 @@ def history_json(history: JobHistory) -> dict[str, Any]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+class ItemWriter:
+    """Items to ``out`` as CSV (a header row, then one row per item) or JSON (one array), a batch
+    at a time: memory stays bounded however big the job. :meth:`close` ends the document."""
+
+    def __init__(self, fmt: str, out: TextIO) -> None:
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}")
+        self.fmt = fmt
+        self.out = out
+        self.written = 0
+        self._csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None:
+            self._csv.writerow(ITEM_FIELDS)
+        else:
+            out.write("[")
+
+    def write(self, batch: Iterable[ItemRecord]) -> None:
+        for item in batch:
+            if self._csv is not None:
+                data = item.as_dict()
+                self._csv.writerow([_csv_value(data[name]) for name in ITEM_FIELDS])
+            else:
+                self.out.write(",\n" if self.written else "\n")
+                self.out.write(json.dumps(item_json(item)))
+            self.written += 1
+
+    def close(self) -> int:
+        """End the document; returns how many items were written."""
+        if self._csv is None:
+            self.out.write("\n]\n" if self.written else "]\n")
+        return self.written
+
+
+def write_items(pages: Iterable[Iterable[ItemRecord]], fmt: str, out: TextIO) -> int:
+    """Every page of items to ``out`` (see :class:`ItemWriter`); returns how many were written."""
+    writer = ItemWriter(fmt, out)
+    for page in pages:
+        writer.write(page)
+    return writer.close()

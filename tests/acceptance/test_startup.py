@@ -113,7 +113,7 @@ def test_history_commands_never_load_the_engine(
     modules = loaded(tmp_path, *[job_id if a == "JOB" else a for a in argv], db=db)
     assert "fleetops.cli_jobs" in modules  # the command did run
     assert _heavy(modules) == []
-    if argv[1] in ("list", "show"):  # read with sqlite3 alone
+    if argv[1] in ("list", "show", "items", "export"):  # read with sqlite3 alone
         assert _heavy(modules, ("sqlalchemy", "aiosqlite", "anyio")) == []
         if "--json" in argv:  # a document, no table: no rich either
             assert _heavy(modules, ("rich", "fleetops.report")) == []

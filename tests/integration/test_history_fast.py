@@ -4,6 +4,8 @@ verified, retried calls, per-region groups, items in doubt), their history read 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -12,17 +14,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import typer
 from fleetops_harness import base_env
+from typer.testing import CliRunner
 
 from fleetops import actions
 from fleetops.api import JobSpec, create_job, plan_job, run_job
 from fleetops.aws import Connection
+from fleetops.cli_jobs import jobs_app
 from fleetops.options import JobOptions
 from fleetops.report import history_json
 from fleetops.sim import Simulator
 from fleetops.states import ItemState
-from fleetops.store import ItemUpdate, Store, history_read, history_types
+from fleetops.store import ItemUpdate, Store, history_read, history_types, readonly
 from fleetops.store import history as store_history
 from fleetops.store.readonly import open_reader
 from fleetops.store.repo import apply_updates
@@ -176,3 +182,56 @@ def test_final_json_and_jobs_list_count_the_unverified(tmp_path: Path) -> None:
         shown = fleetops("jobs", "show", final["id"], "--json")
         assert final["unverified"] == shown["unverified"] == listed[final["id"]]["unverified"]
         assert 0 < final["unverified"] <= final["counts"]["succeeded"]
+
+
+async def test_every_history_command_prints_what_the_store_path_prints(
+    regions: tuple[Simulator, Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """show, items and export (tables, JSON, CSV, a file) read through the reader print exactly
+    what they print when the Store answers (as it does for an older schema)."""
+    east, west = regions
+    db = tmp_path / "cmp.db"
+    store = await Store.open(db)
+    try:
+        job = await run_job(store, (await create_job(store, spec(east, west))).id)
+    finally:
+        await store.close()
+    app = typer.Typer()
+    app.add_typer(jobs_app, name="jobs")
+    monkeypatch.setenv("FLEETOPS_DB", str(db))
+    commands = [
+        ["show", job.id],
+        ["show", job.id[:-2], "--json"],
+        ["items", job.id],
+        ["items", job.id, "--state", "failed,skipped", "--limit", "5"],
+        ["items", job.id, "--limit", "0", "--json"],
+        ["items", job.id, "--limit", "0"],
+        ["items", job.id, "--account", "123456789012"],
+        ["items", job.id, "--account", "123456789012", "--json"],
+        ["export", job.id, "--format", "csv"],
+        ["export", job.id, "--format", "json"],
+        ["show", "jnope"],
+        ["items", "jnope"],
+        ["export", "jnope", "--format", "csv"],
+    ]
+
+    def outputs() -> list[tuple[int, str, str]]:
+        runner = CliRunner()
+        found = []
+        for argv in commands:
+            done = runner.invoke(app, ["jobs", *argv], env={"COLUMNS": "120"})
+            found.append((done.exit_code, done.stdout, done.stderr))
+        out = tmp_path / "items.csv"
+        done = runner.invoke(app, ["jobs", "export", job.id, "--format", "csv", "-o", str(out)])
+        found.append((done.exit_code, out.read_text(), done.stderr))
+        return found
+
+    # In a thread: the Store path runs its own event loop, as the command does.
+    read = await anyio.to_thread.run_sync(outputs)
+    with monkeypatch.context() as patched:  # as for a database the reader cannot read
+        patched.setattr(readonly, "open_reader", lambda where: None)
+        stored = await anyio.to_thread.run_sync(outputs)
+    assert read == stored
+    assert [code for code, _, _ in read] == [0] * 10 + [2] * 3 + [0]
+    assert len(json.loads(read[4][1])) == len(list(csv.reader(io.StringIO(read[8][1])))) - 1
+    assert "failed" in read[3][1] and "VerifyTimeout" in read[0][1]
