@@ -186,12 +186,12 @@ def list_jobs(
     reader = open_reader(where)  # a SQLite file: read with sqlite3 alone (fast start)
     unverified: dict[str, int] = {}
     if reader is not None:
-        from fleetops.store.history_read import unverified_counts
-
         with reader:
             found = reader.list_jobs(**filters)
             counts = reader.counts_for([job.id for job in found])
             if as_json:
+                from fleetops.store.history_read import unverified_counts
+
                 unverified = unverified_counts(reader, [job.id for job in found])
     else:
 
