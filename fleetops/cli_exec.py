@@ -73,7 +73,7 @@ async def execute(call: RunCall) -> JobRecord:
 
 async def finish(store: Store, job: JobRecord, as_json: bool) -> int:
     """The job's final line on stderr (or its JSON on stdout); returns the exit code."""
-    from fleetops.report import job_json
+    from fleetops.report_json import job_json
     from fleetops.store.history import unverified_items
 
     counts = await store.counts(job.id)

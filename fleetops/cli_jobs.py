@@ -367,7 +367,7 @@ def cancel(job: JobArg, as_json: JsonOpt = False) -> None:
 
     A job whose runner is alive is refused (exit 1): stop the runner first (Ctrl-C or SIGTERM).
     """
-    from fleetops.report import job_json
+    from fleetops.report_json import job_json
     from fleetops.store.history import CancelOutcome, cancel_job
 
     where = existing_db()

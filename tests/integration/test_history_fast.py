@@ -234,4 +234,6 @@ async def test_every_history_command_prints_what_the_store_path_prints(
     assert read == stored
     assert [code for code, _, _ in read] == [0] * 10 + [2] * 3 + [0]
     assert len(json.loads(read[4][1])) == len(list(csv.reader(io.StringIO(read[8][1])))) - 1
-    assert "failed" in read[3][1] and "VerifyTimeout" in read[0][1]
+    codes = [group["code"] for group in json.loads(read[1][1])["errors"]]
+    assert codes and all(code in read[0][1] for code in codes)  # the table names every code
+    assert "first 5 of" in read[3][1]  # more failed and skipped items than shown
