@@ -24,6 +24,7 @@ from fleetops.decide import AfterTransient, after_transient, failed_request
 from fleetops.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine_types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
+from fleetops.locks import hold_busy
 from fleetops.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.retry import RetryPolicy, item_backoff, retry_item
 from fleetops.states import ItemState
@@ -420,6 +421,9 @@ class ScopeWorker:
             batch = [item for item in batch if item not in missing]
             if not batch:
                 return
+        batch = await hold_busy(self, batch)  # WorkSpaces busy in another live job wait
+        if not batch:
+            return
         ids = [item.id for item in batch]
         keys = [item.workspace_id for item in batch]
         await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.IN_FLIGHT, attempts_inc=1)])
