@@ -97,7 +97,7 @@ def run_suite(
         log(f"{key} done in {result['scenario_s']} s")
         results.append(result)
     return {
-        "command": "python -m fleetops.bench run " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
+        "command": _command_line(),
         "mode": "quick" if quick else "full",
         "machine": machine,
         "total_s": round(time.perf_counter() - started, 1),
@@ -120,6 +120,13 @@ def _require_boto3() -> None:
     if not found:
         typer.echo(MISSING_BOTO3, err=True)
         raise typer.Exit(2)
+
+
+def _command_line() -> str:
+    """``fleetops bench run …`` as typed (``fleetops bench`` or ``python -m fleetops.bench``)."""
+    args = sys.argv[1:]
+    after = args[args.index("run") + 1 :] if "run" in args else args
+    return "fleetops bench run " + " ".join(shlex.quote(a) for a in after)
 
 
 def _parse(scenarios: str) -> list[str]:
