@@ -256,6 +256,8 @@ class QuotaHolders(Protocol):
 
 #: How often a runner renews its holder rows (and learns how many share the quota).
 SHARE_INTERVAL = 0.5
+#: How long a runner tries to release its holder rows on the way out.
+LEAVE_TIMEOUT = 2.0
 #: How long past the others' next renewal a joining runner waits before its first call.
 JOIN_MARGIN = 0.5
 #: A holder not renewed for this long is gone (a killed runner): the others take its share.
@@ -316,7 +318,8 @@ class QuotaShares:
                     raise group.exceptions[0] from None
                 raise
         finally:
-            with anyio.CancelScope(shield=True):
+            # Best effort and bounded: an unreleased row expires by itself within SHARE_TTL.
+            with anyio.move_on_after(LEAVE_TIMEOUT, shield=True):
                 await self._leave(holders, buckets)
 
     async def _renew(
@@ -339,12 +342,14 @@ class QuotaShares:
                 )
 
     async def _leave(self, holders: QuotaHolders, buckets: Mapping[str, TokenBucket]) -> None:
-        for scope, bucket in buckets.items():
+        gone = []
+        for scope, bucket in buckets.items():  # the bookkeeping first: it cannot be cut short
             self._refs[scope] -= 1
-            if self._refs[scope] > 0:
-                continue
-            del self._refs[scope]
-            bucket.set_share(1)
+            if self._refs[scope] <= 0:
+                del self._refs[scope]
+                bucket.set_share(1)
+                gone.append(scope)
+        for scope in gone:
             try:
                 await holders.release(scope, self.holder)
             except Exception as exc:  # it expires on its own
