@@ -359,6 +359,7 @@ class ScopeWorker:
         """Submit every pending item with id ≤ ``upper``, including those sent back to pending."""
         size = self.action.max_batch
         halted = self.ctx.halted
+        verifying = not self.options.no_wait and self.action.verifies
         while not halted():
             cursor: int | None = 0
             sent_any = False
@@ -369,6 +370,8 @@ class ScopeWorker:
                 waiting_retry = waiting_retry or waiting
                 for start in range(0, len(ready), size):
                     batch = ready[start : start + size]
+                    if verifying:
+                        await self.verifier.room(halted)  # verification keeps up
                     await self._slots.acquire()
                     if halted():  # tripped while waiting for a slot: send nothing more
                         self._slots.release()

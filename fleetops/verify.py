@@ -56,6 +56,10 @@ MIN_EVIDENCE_WAIT = 2.0
 #: A new WorkSpace (create, migrate) not found is looked for this long, or four times the
 #: longest delay to evidence, before the item fails.
 APPEAR_WAIT = 120.0
+#: Back-pressure on submission: at most this many DescribeWorkspaces polls' worth of submitted
+#: WorkSpaces per poll slot may wait for their first evidence. Beyond it the submitter waits:
+#: sending faster than verification can look makes transitions come and go unseen (Unverified).
+UNPROVEN_POLLS_PER_SLOT = 2
 
 
 @dataclass(order=True)
@@ -193,6 +197,9 @@ class Verifier:
         self._ready: deque[Watch] = deque()  # due, gathering into the next poll
         self._added = anyio.Event()
         self._slots = anyio.Semaphore(concurrency)
+        #: Watched items with no evidence seen yet, and how many may be before submission waits.
+        self.unproven = 0
+        self.unproven_limit = UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency
         self.polls_in_flight = 0
         self.feeding = True  # items may still arrive (the submitter is running)
 
@@ -211,6 +218,8 @@ class Verifier:
         if item.last_state:
             watch.seen = self.action.judge(item.last_state, item.seen_state, seen=False).evidence
         watch.grace = self.settle.grace(max(0.0, due - time.monotonic()))
+        if not watch.seen:
+            self.unproven += 1
         heapq.heappush(self._watches, watch)
         self._added.set()
 
@@ -220,6 +229,12 @@ class Verifier:
         due = now + self.settle.first_delay()
         for item in items:
             self.watch(item, now, due, results.get(item.workspace_id))
+
+    async def room(self, halted: Callable[[], bool]) -> None:
+        """Wait until verification can take more submitted items (see
+        :data:`UNPROVEN_POLLS_PER_SLOT`), or the run is halted."""
+        while self.unproven >= self.unproven_limit and not halted():
+            await anyio.sleep(0.02)
 
     def done_feeding(self) -> None:
         self.feeding = False
@@ -332,15 +347,20 @@ class Verifier:
             appear_wait=self.settle.appear_wait(),
         )
 
-    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any], sent: float) -> None:
-        now = time.monotonic()
-        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
-        ok: dict[str, list[int]] = {}
-        proven: dict[str, list[int]] = {}  # evidence seen for the first time, not done yet
-        decided: list[ItemUpdate] = []  # failed and unverified items
-        unverified = failed = 0
+    def _judge_one(
+        self,
+        w: Watch,
+        by_id: Mapping[str, Any],
+        now: float,
+        sent: float,
+        ok: dict[str, list[int]],
+        proven: dict[str, list[int]],
+        decided: list[ItemUpdate],
+    ) -> bool:
+        """Judge one watch on this look: its verdict goes into ``ok``, ``proven`` or
+        ``decided``, or it is polled again. True when the watch ended."""
 
-        def record(w: Watch, state: str, code: str, message: str | None, final: ItemState) -> None:
+        def record(state: str, code: str, message: str | None, final: ItemState) -> bool:
             decided.append(
                 ItemUpdate(
                     ids=[w.item_id],
@@ -350,41 +370,52 @@ class Verifier:
                     error_message=message,
                 )
             )
+            return True
 
+        w.polls += 1
+        was_seen = w.seen
+        observed = tuple(by_id.get(i) for i in w.ids)
+        first = observed[0]
+        state = str(first.get("State", "")) if first is not None else GONE
+        verdict = self._verdict(w, observed, now, sent)
+        waited = now - w.submitted_at
+        if verdict.done:
+            self.settle.observe(w, now)
+            if verdict.unverified:
+                self.settle.missed()
+                return record(state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)
+            if verdict.succeeded:
+                ok.setdefault(state, []).append(w.item_id)
+                return True
+            return record(state, "VerificationFailed", verdict.reason, ItemState.FAILED)
+        if waited >= self.verify_timeout:
+            reason = self.action.timeout_reason(observed, waited)
+            message = f"{reason} (--verify-timeout {self.verify_timeout:g} s)"
+            return record(state, "VerifyTimeout", message, ItemState.FAILED)
+        stuck = self._stuck_reason(w, state, now)
+        if stuck is not None:
+            return record(state, "VerificationFailed", stuck, ItemState.FAILED)
+        if w.seen and not was_seen and first is not None:
+            proven.setdefault(state, []).append(w.item_id)
+        self._reschedule(w, now)
+        return False
+
+    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any], sent: float) -> None:
+        now = time.monotonic()
+        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
+        ok: dict[str, list[int]] = {}
+        proven: dict[str, list[int]] = {}  # evidence seen for the first time, not done yet
+        decided: list[ItemUpdate] = []  # failed and unverified items
         for w in chunk:
-            w.polls += 1
             was_seen = w.seen
-            observed = tuple(by_id.get(i) for i in w.ids)
-            first = observed[0]
-            state = str(first.get("State", "")) if first is not None else GONE
-            verdict = self._verdict(w, observed, now, sent)
-            waited = now - w.submitted_at
-            if verdict.done:
-                self.settle.observe(w, now)
-                if verdict.unverified:
-                    record(w, state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)
-                    self.settle.missed()
-                    unverified += 1
-                elif verdict.succeeded:
-                    ok.setdefault(state, []).append(w.item_id)
-                else:
-                    record(w, state, "VerificationFailed", verdict.reason, ItemState.FAILED)
-                    failed += 1
-                continue
-            if waited >= self.verify_timeout:
-                reason = self.action.timeout_reason(observed, waited)
-                message = f"{reason} (--verify-timeout {self.verify_timeout:g} s)"
-                record(w, state, "VerifyTimeout", message, ItemState.FAILED)
-                failed += 1
-                continue
-            stuck = self._stuck_reason(w, state, now)
-            if stuck is not None:
-                record(w, state, "VerificationFailed", stuck, ItemState.FAILED)
-                failed += 1
-                continue
-            if w.seen and not was_seen and first is not None:
-                proven.setdefault(state, []).append(w.item_id)
-            self._reschedule(w, now)
+            ended = True
+            try:
+                ended = self._judge_one(w, by_id, now, sent, ok, proven, decided)
+            finally:
+                if not was_seen and (w.seen or ended):
+                    self.unproven -= 1
+        unverified = sum(1 for u in decided if u.error_code == UNVERIFIED)
+        failed = len(decided) - unverified
         updates = [
             ItemUpdate(ids=ids, state=ItemState.SUCCEEDED, last_state=state)
             for state, ids in ok.items()

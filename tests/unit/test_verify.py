@@ -210,3 +210,45 @@ async def test_evidence_seen_by_an_earlier_run_counts_on_resume() -> None:
     rec = item(1, "ws-1", last_state="REBOOTING", submitted_at=time.time() - 30)
     committed = await verify("reboot", [rec], script, timeout=2.0)
     assert (committed[1].state, committed[1].error_code) == (ItemState.SUCCEEDED, None)
+
+
+async def test_submission_waits_while_too_many_items_await_their_first_evidence() -> None:
+    """Back-pressure: with a poll slot's worth of items (x2) unproven, room() blocks the
+    submitter; once their evidence is seen it lets it go on."""
+    n = 2 * 25  # UNPROVEN_POLLS_PER_SLOT x DESCRIBE_MAX x one slot
+    ids = [f"ws-{i:04d}" for i in range(n)]
+    script = LaggingDescribe({ws: ["REBOOTING", "AVAILABLE"] for ws in ids})
+
+    async def commit(updates: Sequence[ItemUpdate]) -> None:
+        pass
+
+    def on_credentials(exc: CredentialsError) -> None:
+        raise AssertionError(exc)
+
+    verifier = Verifier(
+        action=get_action("reboot"),
+        params={},
+        verify_timeout=30.0,
+        call=script,
+        commit=commit,
+        concurrency=1,
+        on_credentials=on_credentials,
+    )
+    assert verifier.unproven_limit == n
+    verifier.watch_new([item(i + 1, ws) for i, ws in enumerate(ids[:-1])], {})
+    with anyio.fail_after(1):
+        await verifier.room(lambda: False)  # one short of the limit: no wait
+    verifier.watch_new([item(n, ids[-1])], {})
+    assert verifier.unproven == n
+    with anyio.move_on_after(0.3) as blocked:
+        await verifier.room(lambda: False)
+    assert blocked.cancelled_caught  # at the limit: the submitter waits
+    with anyio.fail_after(1):
+        await verifier.room(lambda: True)  # a halted run never waits
+    verifier.done_feeding()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(verifier.run)
+        with anyio.fail_after(5):
+            await verifier.room(lambda: False)  # evidence seen: room again
+        assert verifier.unproven < n
+    assert verifier.unproven == 0
