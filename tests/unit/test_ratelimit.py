@@ -310,9 +310,7 @@ async def test_a_runner_joining_others_starts_without_a_burst() -> None:
     holders = FakeHolders()
     holders.rows["us-east-1"] = {"other-host:1:aa": 1}
     bucket = fake.bucket(2, 5)
-    async with QuotaShares("this-host:2:bb").sharing(
-        holders, {"us-east-1": bucket}, interval=0.5
-    ):
+    async with QuotaShares("this-host:2:bb").sharing(holders, {"us-east-1": bucket}, interval=0.5):
         # No burst (the other runner may just have spent it), and no call before the other
         # runner's next renewal has shown it this one: a second at 0.95 call/s here.
         assert bucket.tokens == pytest.approx(-0.95)
