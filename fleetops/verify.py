@@ -135,7 +135,11 @@ class SettleModel:
         if watch.called_at is not None:
             return  # called by an earlier run: its delays say nothing of this job's pace
         took = now - watch.submitted_at
-        target = took * 0.9 if watch.polls <= 1 else took  # seen at once: it may show earlier
+        # Seen at the first look: it may have shown much earlier (the look itself may have
+        # waited for the quota). Halving keeps the first polls early: learning 0.9x of it would
+        # settle, with polls at 0.8x the estimate, at about three times the quota wait, past the
+        # end of short transitions.
+        target = took * 0.5 if watch.polls <= 1 else took
         self.evidence = target if self.evidence is None else 0.8 * self.evidence + 0.2 * target
         self.evidence_max = max(self.evidence_max, took)
 
@@ -280,14 +284,16 @@ class Verifier:
                         wake = min(wake, self._watches[0].due)
                     await self._wait(max(0.0, wake - now))
                     continue
-                chunk: list[Watch] = []
-                described = 0
-                while ready and described + len(ready[0].ids) <= DESCRIBE_MAX:
-                    watch = ready.popleft()
-                    chunk.append(watch)
-                    described += len(watch.ids)
-                ready_ids -= described
+                # The slot first, then the chunk: it is chosen at the last moment, from every
+                # watch due by then.
                 await self._slots.acquire()
+                now = time.monotonic()
+                while self._watches and self._watches[0].due <= now:
+                    watch = heapq.heappop(self._watches)
+                    ready.append(watch)
+                    ready_ids += len(watch.ids)
+                chunk = _take_chunk(ready)
+                ready_ids -= sum(len(w.ids) for w in chunk)
                 self.polls_in_flight += 1
                 polls.start_soon(self._poll, chunk)
 
@@ -442,6 +448,31 @@ class Verifier:
             )
         if updates:
             await self._commit(updates)
+
+
+def _take_chunk(ready: deque[Watch]) -> list[Watch]:
+    """The watches of the next poll, up to 25 ids: those still waiting for their first evidence
+    first (a transition not looked at in time is missed for good; a proven watch's poll only
+    ends a little later), each kind in the order it fell due."""
+    chunk: list[Watch] = []
+    described = 0
+    for urgent in (True, False):
+        if described >= DESCRIBE_MAX:
+            break
+        rest: deque[Watch] = deque()
+        while ready:
+            watch = ready.popleft()
+            if (not watch.seen) is urgent and described + len(watch.ids) <= DESCRIBE_MAX:
+                chunk.append(watch)
+                described += len(watch.ids)
+                if described >= DESCRIBE_MAX:
+                    break
+            else:
+                rest.append(watch)
+        rest.extend(ready)
+        ready.clear()
+        ready.extend(rest)
+    return chunk
 
 
 def _seconds(value: float | None) -> str:
