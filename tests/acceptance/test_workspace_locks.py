@@ -68,8 +68,10 @@ def workspace_ids(sim: Simulator) -> list[str]:
 
 
 def test_a_workspace_busy_in_another_job_waits_for_it(db_url: str, tmp_path: Path) -> None:
+    # Transitions of 8 s: the first job's WorkSpaces are still being verified when the second
+    # job (a new process) reaches them.
     with Simulator(
-        workspaces=80, seed=21, rate=20, burst=10, transition_seconds=3.0, connected_fraction=0.0
+        workspaces=80, seed=21, rate=20, burst=10, transition_seconds=8.0, connected_fraction=0.0
     ).run_in_thread() as sim:
         ids = workspace_ids(sim)[:40]
         first_ids, second_ids = ids[:30], ids[10:]
