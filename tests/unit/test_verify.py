@@ -252,3 +252,23 @@ async def test_submission_waits_while_too_many_items_await_their_first_evidence(
             await verifier.room(lambda: False)  # evidence seen: room again
         assert verifier.unproven < n
     assert verifier.unproven == 0
+
+
+def test_a_poll_takes_the_watches_awaiting_evidence_first() -> None:
+    """Unproven watches (a transition still to be caught) go before proven ones, each kind in
+    the order it fell due, up to 25 ids; what is left keeps its order."""
+    from collections import deque
+
+    from fleetops.verify import _take_chunk
+
+    def w(n: int, seen: bool) -> Watch:
+        return Watch(due=float(n), item_id=n, ids=(f"ws-{n}",), seen_state="AVAILABLE",
+                     submitted_at=0.0, seen=seen)  # fmt: skip
+
+    ready = deque([w(i, seen=i % 2 == 0) for i in range(60)])  # even: proven, odd: not yet
+    chunk = _take_chunk(ready)
+    assert [x.item_id for x in chunk] == [*range(1, 50, 2)]  # the 25 unproven, in due order
+    assert [x.item_id for x in ready] == sorted([*range(0, 60, 2), *range(51, 60, 2)])
+    chunk = _take_chunk(ready)
+    assert [x.item_id for x in chunk[:5]] == [51, 53, 55, 57, 59]  # unproven still first
+    assert [x.item_id for x in chunk[5:]] == [*range(0, 40, 2)]  # then proven, oldest first
