@@ -146,6 +146,12 @@ class TokenBucket:
             return
         self._last_decrease = now
         self.effective_rate = max(self.effective_rate * 0.5, self.rate / FLOOR_DIVISOR)
+        log.info(
+            "throttled again within %.0f s: rate lowered to %.2f calls/s (quota %g)",
+            QUIET_WINDOW,
+            self.effective_rate,
+            self.rate,
+        )
 
     def on_success(self) -> None:
         """A call succeeded: recover toward the configured rate (additive increase)."""
@@ -153,6 +159,8 @@ class TokenBucket:
             return
         self._refill()
         self.effective_rate = min(self.rate, self.effective_rate + self.rate / RECOVERY_STEPS)
+        if self.effective_rate >= self.rate:
+            log.info("rate back to the quota: %g calls/s", self.rate)
 
     def reconfigure(self, rate: float | None, burst: int) -> None:
         """Change the configured quota; the effective rate restarts at the new rate.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import anyio
@@ -154,6 +155,21 @@ async def test_repeated_throttles_halve_the_rate_empty_the_bucket_and_floor() ->
         bucket.on_throttle()
     assert bucket.effective_rate == pytest.approx(20 / 20)  # the floor
     assert bucket.throttles == 22
+
+
+async def test_rate_changes_are_logged_one_line_each(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(10, 5)
+    with caplog.at_level(logging.INFO, logger="fleetops.ratelimit"):
+        bucket.on_throttle()  # a lone throttle: no change of rate, nothing to say
+        assert not caplog.records
+        fake.now += 0.5
+        bucket.on_throttle()
+        for _ in range(1000):
+            bucket.on_success()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["throttled again within 10 s: rate lowered to 5.00 calls/s (quota 10)",
+                     "rate back to the quota: 10 calls/s"]  # fmt: skip
 
 
 async def test_throttles_answered_together_count_as_one_decrease() -> None:
