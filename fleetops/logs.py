@@ -232,8 +232,8 @@ def configure(
     if fmt not in LOG_FORMATS:
         raise UsageError(f"unknown log format {fmt!r}; choose from {', '.join(LOG_FORMATS)}")
     root = logging.getLogger()
-    old = _state["handler"]
-    if old is not None:
+    # Every handler of an earlier configuration goes, not only the last one remembered.
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(old)
     if isinstance(sys.stderr, _JsonLines):
         sys.stderr.close_pending()
