@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import procrastinate
 import psycopg
@@ -27,7 +27,6 @@ from fleetops.states import JobStatus
 
 if TYPE_CHECKING:
     from fleetops.store import JobRecord, Store
-    from fleetops.worker import WorkerRuntime
 
 __all__ = [
     "QUEUE",
@@ -66,8 +65,14 @@ def conninfo(store: Store) -> str:
     return url.render_as_string(hide_password=False)
 
 
+class JobRuntime(Protocol):
+    """What the queue's task needs of the worker that runs it (fleetops.worker.WorkerRuntime)."""
+
+    async def run(self, job_id: str) -> None: ...
+
+
 async def _run_job_task(context: procrastinate.JobContext, job_id: str) -> None:
-    runtime: WorkerRuntime = context.additional_context["fleetops"]
+    runtime: JobRuntime = context.additional_context["fleetops"]
     await runtime.run(job_id)
 
 

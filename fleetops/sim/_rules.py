@@ -4,12 +4,15 @@ per-item error code a refused WorkSpace gets in FailedRequests (None: accepted).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fleetops.sim._workspace import WorkSpace
 
-if TYPE_CHECKING:
-    from fleetops.sim._fleet import Fleet
+
+class Fleet(Protocol):
+    """What an eligibility rule reads of the fleet: its clock."""
+
+    def clock(self) -> float: ...
 
 __all__ = ["BATCH_RULES", "STUCK_REBOOT_SECONDS", "failure"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,8 +30,13 @@ from fleetops.ratelimit import SHARES, TokenBucket
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.tables import items, jobs, quota_holders
 
-if TYPE_CHECKING:
-    from fleetops.store.repo import Store
+
+class Store(Protocol):
+    """What these queries need of a store (fleetops.store.repo.Store): its connections."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 __all__ = [
     "CLAIM_TTL",
