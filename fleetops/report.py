@@ -248,12 +248,20 @@ def _counts_line(counts: Mapping[str, int], unverified: int = 0) -> Text:
 def render_job(console: Console, history: JobHistory) -> None:
     """``jobs show``: what, where, when, how far, how fast, and what went wrong."""
     job = history.job
-    spans = history.durations
     head = Text.assemble(
         ("job ", "bold"), (job.id, "bold"), "  ", (job.action, "bold"), "  ", _status(job.status)
     )
     console.print(head)
+    console.print(_job_facts(history))
+    _render_scopes(console, history)
+    _render_problems(console, history)
+    _render_operations(console, history)
 
+
+def _job_facts(history: JobHistory) -> Table:
+    """The job's facts, one a row: where, targets, who, when, how fast, how far."""
+    job = history.job
+    spans = history.durations
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column()
@@ -300,9 +308,12 @@ def render_job(console: Console, history: JobHistory) -> None:
         facts.add_row("message", escape(job.message))
     unverified = history.unverified
     facts.add_row("items", _counts_line(history.counts, unverified.count if unverified else 0))
-    console.print(facts)
-    _render_scopes(console, history)
+    return facts
 
+
+def _render_problems(console: Console, history: JobHistory) -> None:
+    """Unverified, failed, skipped and in-doubt items, each kind a table with examples."""
+    unverified = history.unverified
     if unverified is not None:
         lines = [f"{ex.workspace_id}: {ex.message}" for ex in unverified.examples]
         console.print(
@@ -362,8 +373,11 @@ def render_job(console: Console, history: JobHistory) -> None:
             _table(console, ["WORKSPACE", "LAST STATE", "REASON"], rows, title=title, flex="REASON")
         )
 
+
+def _render_operations(console: Console, history: JobHistory) -> None:
+    """API calls by operation: calls, retried attempts, errors, mean duration."""
     if history.operations:
-        rows = [
+        rows: list[list[Cell]] = [
             [
                 op.operation,
                 str(op.calls),
