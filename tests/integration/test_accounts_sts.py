@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from engine_support import isolate_aws_configuration
 
 from fleetops.accounts import (
     AssumedRole,
@@ -21,7 +22,7 @@ from fleetops.accounts import (
     read_accounts_file,
     session_name,
 )
-from fleetops.aws import Connection, WorkSpacesClient, _cached_session, _sim_session
+from fleetops.aws import Connection, WorkSpacesClient
 from fleetops.errors import AssumeRoleError, UsageError
 from fleetops.options import JobOptions
 from fleetops.ratelimit import TokenBucket
@@ -37,18 +38,8 @@ FAST = RetryPolicy(attempts=2, base=0.01, cap=0.05)
 
 @pytest.fixture(autouse=True)
 def no_aws_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_WORKSPACES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    _cached_session.cache_clear()
-    _sim_session.cache_clear()
-    yield
-    _cached_session.cache_clear()
-    _sim_session.cache_clear()
+    """No AWS configuration of the machine running the tests leaks into one."""
+    yield from isolate_aws_configuration(monkeypatch, tmp_path)
 
 
 @pytest.fixture

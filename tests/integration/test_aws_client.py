@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from engine_support import isolate_aws_configuration
 
 from fleetops.aws import (
     SIM_CREDENTIALS,
     CallResult,
     Connection,
     WorkSpacesClient,
-    _cached_session,
-    _sim_session,
 )
 from fleetops.errors import (
     AwsError,
@@ -85,28 +84,10 @@ class FakeWorkSpaces:
 
 @pytest.fixture(autouse=True)
 def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No real AWS configuration, profile, endpoint or metadata service can leak into a test."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_WORKSPACES",
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-    ):
+    """No AWS configuration of the machine running the tests leaks into one."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    _cached_session.cache_clear()  # a cached session remembers credentials from another test
-    _sim_session.cache_clear()
-    yield
-    _cached_session.cache_clear()
-    _sim_session.cache_clear()
+    yield from isolate_aws_configuration(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -51,3 +52,31 @@ def sim_client(sim: Simulator) -> AbstractAsyncContextManager[Any]:
         aws_access_key_id="x",
         aws_secret_access_key="x",
     )
+
+
+def isolate_aws_configuration(monkeypatch: Any, tmp_path: Any) -> Iterator[None]:
+    """No AWS configuration of the machine running the tests: no profile, keys or endpoints
+    from the environment, empty config and credentials files, no instance metadata, and no
+    session cached by an earlier test. For an autouse fixture: ``yield from`` it."""
+    from fleetops.aws import _cached_session, _sim_session
+
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_WORKSPACES",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _cached_session.cache_clear()  # a cached session remembers credentials from another test
+    _sim_session.cache_clear()
+    yield
+    _cached_session.cache_clear()
+    _sim_session.cache_clear()
