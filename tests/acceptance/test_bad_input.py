@@ -1,4 +1,4 @@
-"""Issue 7, bad input: each mistake gets one clear line on stderr, exit 2, no traceback, and
+"""Bad input: each mistake gets one clear line on stderr, exit 2, no traceback, and
 nothing written (the database file is not created, or is left byte for byte as it was).
 
 The fixed cases run the real command; generated job files and selector combinations go through

@@ -1,4 +1,4 @@
-"""Issue 7, security: no credentials in the database, the event log, exports or logs; the database
+"""Security: no credentials in the database, the event log, exports or logs; the database
 file is private (0600); SQL only through bound parameters; no shell anywhere; the simulator binds
 to loopback unless told otherwise."""
 
