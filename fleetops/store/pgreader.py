@@ -12,11 +12,12 @@ field by field to the Store's.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fleetops.errors import NotFoundError
 from fleetops.states import ItemState
+from fleetops.store.reader_base import ReaderBase
 from fleetops.store.records import ItemRecord, JobRecord
 
 __all__ = ["PostgresReader", "conninfo", "open_reader"]
@@ -67,21 +68,8 @@ def _display(info: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", info)
 
 
-class PostgresReader:
+class PostgresReader(ReaderBase):
     """The history's read queries over one read-only psycopg connection."""
-
-    def __init__(self, conn: Any, where: str) -> None:
-        self.conn = conn
-        self.where = where
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> PostgresReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _rows(self, query: str, params: Any) -> list[dict[str, Any]]:
         return list(self.conn.execute(query, params).fetchall())
@@ -140,9 +128,6 @@ class PostgresReader:
             result[row["job_id"]][str(row["state"])] = int(row["n"])
         return result
 
-    def counts(self, job_id: str) -> dict[str, int]:
-        return self.counts_for([job_id])[job_id]
-
     def items_page(
         self,
         job_id: str,
@@ -164,16 +149,3 @@ class PostgresReader:
                 (job_id, after_id, [state.value for state in states], limit),
             )
         return [ItemRecord.from_row(row) for row in rows]
-
-    def iter_items(
-        self, job_id: str, *, states: Iterable[ItemState] | None = None, page: int = 1000
-    ) -> Iterator[list[ItemRecord]]:
-        """Every item of a job, a page at a time."""
-        wanted = list(states) if states is not None else None
-        after = 0
-        while True:
-            found = self.items_page(job_id, states=wanted, after_id=after, limit=page)
-            if not found:
-                return
-            yield found
-            after = found[-1].id

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetops.errors import NotFoundError
 from fleetops.states import ItemState
+from fleetops.store.reader_base import ReaderBase
 from fleetops.store.records import ItemRecord, JobRecord
 
 if TYPE_CHECKING:
@@ -91,21 +92,10 @@ def _item(row: sqlite3.Row) -> ItemRecord:
     return ItemRecord.from_row({key: row[key] for key in row.keys()})
 
 
-class Reader:
+class Reader(ReaderBase):
     """The history's read queries over one read-only ``sqlite3`` connection."""
 
-    def __init__(self, conn: sqlite3.Connection, where: str) -> None:
-        self.conn = conn
-        self.where = where
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> Reader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    conn: sqlite3.Connection
 
     def get_job(self, job_id: str) -> JobRecord:
         """A job by id, or by a unique prefix of its id (as :meth:`Store.get_job`)."""
@@ -153,9 +143,6 @@ class Reader:
             result[job_id][str(state)] = int(count)
         return result
 
-    def counts(self, job_id: str) -> dict[str, int]:
-        return self.counts_for([job_id])[job_id]
-
     def items_page(
         self,
         job_id: str,
@@ -173,16 +160,3 @@ class Reader:
             {"job": job_id, "after": after_id, "states": wanted, "limit": limit},
         ).fetchall()
         return [_item(row) for row in rows]
-
-    def iter_items(
-        self, job_id: str, *, states: Iterable[ItemState] | None = None, page: int = 1000
-    ) -> Iterator[list[ItemRecord]]:
-        """Every item of a job, a page at a time."""
-        wanted = list(states) if states is not None else None
-        after = 0
-        while True:
-            found = self.items_page(job_id, states=wanted, after_id=after, limit=page)
-            if not found:
-                return
-            yield found
-            after = found[-1].id
