@@ -418,42 +418,94 @@ class Store:
         return GroupWriter(self)
 
 
-def _item_values(update: ItemUpdate, now: float) -> dict[str, Any]:
-    values: dict[str, Any] = {"state": str(update.state), "updated_at": now}
-    if update.attempts_inc:
-        values["attempts"] = items.c.attempts + update.attempts_inc
-    if update.last_state is not None:
-        values["last_state"] = update.last_state
-    if update.clear_error:
-        values["error_code"] = None
-        values["error_message"] = None
-    if update.error_code is not None:
-        values["error_code"] = update.error_code
-        values["error_message"] = update.error_message
-    if update.reason is not None:
-        values["reason"] = update.reason
-    if update.result is not None:
-        values["result"] = update.result
-    if update.submitted:
-        values["submitted_at"] = now
-    return values
+#: The columns an :class:`ItemUpdate` may set besides ``state`` and ``updated_at``, each with
+#: the test that says whether this update sets it.
+_OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[ItemUpdate], bool]], ...] = (
+    ("attempts", lambda u: bool(u.attempts_inc)),
+    ("last_state", lambda u: u.last_state is not None),
+    ("error_code", lambda u: u.clear_error or u.error_code is not None),
+    ("error_message", lambda u: u.clear_error or u.error_code is not None),
+    ("reason", lambda u: u.reason is not None),
+    ("result", lambda u: u.result is not None),
+    ("submitted_at", lambda u: u.submitted),
+)
+
+_update_statements: dict[tuple[str, ...], Any] = {}
+
+
+def _shape(update: ItemUpdate) -> tuple[str, ...]:
+    """The columns ``update`` sets: updates of one shape share one compiled statement."""
+    return tuple(name for name, sets in _OPTIONAL_COLUMNS if sets(update))
+
+
+def _update_statement(shape: tuple[str, ...]) -> Any:
+    """``UPDATE items SET state=?, updated_at=?, <shape> WHERE id=?``, with every value bound
+    per row (``attempts`` as an increment), built once per shape: run with a list of rows it is
+    one ``executemany``, one statement prepared for any number of items."""
+    statement = _update_statements.get(shape)
+    if statement is None:
+        values: dict[str, Any] = {
+            "state": sa.bindparam("p_state"),
+            "updated_at": sa.bindparam("p_now"),
+        }
+        for name in shape:
+            if name == "attempts":
+                values[name] = items.c.attempts + sa.bindparam("p_attempts_inc")
+            else:
+                values[name] = sa.bindparam(f"p_{name}")
+        statement = items.update().where(items.c.id == sa.bindparam("p_id")).values(**values)
+        _update_statements[shape] = statement
+    return statement
+
+
+def _update_row(update: ItemUpdate, shape: tuple[str, ...], now: float) -> dict[str, Any]:
+    """The bound values of ``update`` for one item (its id is added per item)."""
+    row: dict[str, Any] = {"p_state": str(update.state), "p_now": now}
+    for name in shape:
+        if name == "attempts":
+            row["p_attempts_inc"] = update.attempts_inc
+        elif name == "error_code":
+            row["p_error_code"] = update.error_code  # None when clear_error alone
+        elif name == "error_message":
+            row["p_error_message"] = update.error_message if update.error_code is not None else None
+        elif name == "submitted_at":
+            row["p_submitted_at"] = now
+        else:
+            row[f"p_{name}"] = getattr(update, name)
+    return row
 
 
 async def apply_updates(
     conn: AsyncConnection, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow]
 ) -> None:
-    """Apply item updates and append events on an open transaction."""
+    """Apply item updates and append events on an open transaction.
+
+    Updates are grouped by the columns they set, and each group is one ``executemany`` of one
+    prepared statement: a commit of a thousand verdicts is a handful of statements, not a
+    thousand compiled ones. An item updated twice in one call is updated in order (the groups
+    collected so far are written before its second update joins a group).
+    """
     now = time.time()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    touched: set[int] = set()
+
+    async def flush() -> None:
+        for shape, rows in groups.items():
+            await conn.execute(_update_statement(shape), rows)
+        groups.clear()
+        touched.clear()
+
     for update in updates:
         if not update.ids:
             continue
-        ids = list(update.ids)
-        values = _item_values(update, now)
-        # SQLite's bound-parameter limit is far above our batch sizes, but chunk to be safe.
-        for start in range(0, len(ids), 500):
-            await conn.execute(
-                items.update().where(items.c.id.in_(ids[start : start + 500])).values(**values)
-            )
+        if not touched.isdisjoint(update.ids):
+            await flush()
+        shape = _shape(update)
+        template = _update_row(update, shape, now)
+        rows = groups.setdefault(shape, [])
+        rows.extend({**template, "p_id": item_id} for item_id in update.ids)
+        touched.update(update.ids)
+    await flush()
     if event_rows:
         await conn.execute(
             events.insert(),
@@ -519,8 +571,11 @@ class GroupWriter:
             try:
                 with anyio.CancelScope(shield=True):
                     async with self.store.transaction() as conn:
-                        for updates, event_rows, _ in batch:
-                            await apply_updates(conn, updates, event_rows)
+                        await apply_updates(
+                            conn,
+                            [update for updates, _, _ in batch for update in updates],
+                            [row for _, event_rows, _ in batch for row in event_rows],
+                        )
                 self.commits += 1
             except BaseException as exc:
                 for _, _, done in batch:
