@@ -9,6 +9,7 @@ import pytest
 from fleetops.errors import StoreError
 from fleetops.states import ItemState
 from fleetops.store import EventRow, ItemUpdate, NewJob, Store
+from fleetops.store.repo import apply_updates
 
 
 async def job_with_items(store: Store, n: int) -> tuple[str, list[int]]:
@@ -81,3 +82,48 @@ async def test_writes_after_close_commit_at_once(store: Store) -> None:
     await writer.write([ItemUpdate(ids=ids, state=ItemState.IN_DOUBT, reason="lost answer")])
     (item,) = await store.items_page(job_id)
     assert item.state is ItemState.IN_DOUBT and item.reason == "lost answer"
+
+
+async def test_updates_of_every_shape_in_one_commit_apply_in_order(store: Store) -> None:
+    """One call mixes shapes (state alone, attempts, error set, error cleared, result, submitted)
+    and updates one item twice: each column takes the value of the last update that sets it."""
+    job_id, ids = await job_with_items(store, 4)
+    a, b, c, d = ids
+    updates = [
+        ItemUpdate(ids=[a, b], state=ItemState.IN_FLIGHT, attempts_inc=1, submitted=True),
+        ItemUpdate(ids=[c], state=ItemState.FAILED, error_code="Boom", error_message="it broke"),
+        ItemUpdate(ids=[d], state=ItemState.SKIPPED, reason="not eligible"),
+        # a again, after its first update: in order, attempts added twice
+        ItemUpdate(
+            ids=[a], state=ItemState.SUBMITTED, attempts_inc=1, last_state="REBOOTING", result="r"
+        ),
+        ItemUpdate(ids=[c], state=ItemState.PENDING, clear_error=True),
+    ]
+    async with store.transaction() as conn:
+        await apply_updates(conn, updates, [event(job_id, "ws-x")])
+    got = {item.id: item for item in await store.items_page(job_id)}
+    assert got[a].state is ItemState.SUBMITTED and got[a].attempts == 2
+    assert got[a].last_state == "REBOOTING" and got[a].result == "r"
+    assert got[a].submitted_at is not None
+    assert got[b].state is ItemState.IN_FLIGHT and got[b].attempts == 1
+    assert got[b].last_state is None
+    assert got[c].state is ItemState.PENDING
+    assert got[c].error_code is None and got[c].error_message is None
+    assert got[d].state is ItemState.SKIPPED and got[d].reason == "not eligible"
+    assert len(await store.events_for(job_id)) == 1
+
+
+async def test_a_later_update_of_an_item_wins_even_when_its_shape_came_first(
+    store: Store,
+) -> None:
+    job_id, ids = await job_with_items(store, 2)
+    a, b = ids
+    updates = [
+        ItemUpdate(ids=[b], state=ItemState.PENDING),  # the state-only group starts here
+        ItemUpdate(ids=[a], state=ItemState.SUBMITTED, last_state="REBOOTING"),
+        ItemUpdate(ids=[a], state=ItemState.SUCCEEDED),  # state-only again: must run last
+    ]
+    async with store.transaction() as conn:
+        await apply_updates(conn, updates, [])
+    got = {item.id: item for item in await store.items_page(job_id)}
+    assert got[a].state is ItemState.SUCCEEDED and got[a].last_state == "REBOOTING"
