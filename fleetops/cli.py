@@ -1,9 +1,12 @@
-"""The ``fleetops`` command: the root options, and where every subcommand lives.
+"""The ``fleetops`` console script.
 
-Each subcommand is a module imported only when it runs (:mod:`fleetops.cli_lazy`), so
-``fleetops --help`` and ``--version`` import almost nothing and the history commands never load
-the engine. Adding a command is one line in :data:`COMMANDS`; adding a ``jobs`` subcommand is one
-line in :data:`fleetops.cli_jobs.JOBS_COMMANDS`.
+``jobs list`` and ``jobs show`` — the commands people and scripts run most, often in a loop —
+are answered here without importing typer (a tenth of a second of start-up): their command line
+is read by :func:`fast_history`, and the same functions the typer commands call
+(:mod:`fleetops.cli_history`) do the work. Anything else, and any command line this reader is
+not sure of (``--help``, ``-v``, an unknown or repeated flag, a value that is not a number), goes
+to the typer app (:mod:`fleetops.cli_app`), which parses it and reports usage errors as always:
+the fast path changes how soon a command answers, never what it answers.
 
 Exit codes: 0 every item succeeded or was skipped; 1 some items failed, or the API failed (the
 job is then ``failed`` with a message naming the operation); 2 usage, bad input or configuration
@@ -14,123 +17,149 @@ await the operator; 130 interrupted (resumable).
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import typer
+__all__ = ["fast_history", "main"]
 
-from fleetops import __version__
-from fleetops.cli_common import err_console, state
-from fleetops.cli_lazy import Lazy, LazyGroup
-from fleetops.errors import FleetOpsError
-
-__all__ = ["COMMANDS", "app", "main"]
-
-#: Every subcommand: ``module:attribute`` (a typer app, a click command or a function) and the
-#: line ``fleetops --help`` shows for it.
-COMMANDS: dict[str, Lazy] = {
-    "run": Lazy(
-        "fleetops.cli_run:run_app",
-        "Run ACTION or a job file over the selected WorkSpaces (--plan-only: plan, store, stop).",
-    ),
-    "jobs": Lazy(
-        "fleetops.cli_jobs:jobs_app",
-        "Jobs: list, show, items, export; start, resume, retry, cancel.",
-    ),
-    "db": Lazy("fleetops.cli_db:db_app", "The job database: create or upgrade its schema."),
-    "worker": Lazy(
-        "fleetops.cli_worker:worker", "Run queued jobs from a shared PostgreSQL store."
-    ),
-    "sim": Lazy("fleetops.sim.cli:sim_app", "The local WorkSpaces simulator."),
-    "bench": Lazy("fleetops.bench.cli:bench_app", "The benchmark suite."),
-    "demo": Lazy(
-        "fleetops.cli_demo:demo_app",
-        "Run a realistic job against the built-in simulator, then show its history.",
-    ),
+#: The flags of the history commands answered here: name → takes a value.
+_LIST_FLAGS = {
+    "--status": True,
+    "--action": True,
+    "--since": True,
+    "--limit": True,
+    "--by": True,
+    "--json": False,
 }
+_SHOW_FLAGS = {"--json": False}
 
 
-class RootGroup(LazyGroup):
-    lazy = COMMANDS
+def _flags(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, Any], list[str]] | None:
+    """``--flag value``, ``--flag=value`` and switches of ``known``, and the positionals; None
+    when anything else is there (or a flag is repeated, or ``--`` ends the options)."""
+    found: dict[str, Any] = {}
+    positionals: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("-") or arg == "-":
+            positionals.append(arg)
+            i += 1
+            continue
+        name, equals, inline = arg.partition("=")
+        if name not in known or name in found:
+            return None
+        if known[name]:
+            if equals:
+                found[name] = inline
+            elif i + 1 < len(args):
+                i += 1
+                found[name] = args[i]
+            else:
+                return None
+        elif equals:
+            return None
+        else:
+            found[name] = True
+        i += 1
+    return found, positionals
 
 
-app = typer.Typer(
-    cls=RootGroup,
-    # Plain help here: typer's rich help imports a markdown renderer and more, which would
-    # cost `fleetops --help` several times the rest of its start-up. Subcommands keep rich help.
-    rich_markup_mode=None,
-    no_args_is_help=True,
-    add_completion=False,
-    help="Async fleet operations for Amazon WorkSpaces: planned, batched, rate-limited, "
-    "verified, resumable jobs.",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def fast_history(argv: Sequence[str]) -> Callable[[], None] | None:
+    """What to run for ``argv`` when it is ``[--db DB] [-q] jobs list|show …`` with flags this
+    reader knows (the root options are applied when it runs); None for anything else."""
+    from fleetops.cli_common import state
+
+    db: str | None = None
+    quiet = False
+    i = 0
+    while i < len(argv) and argv[i] != "jobs":
+        name, equals, inline = argv[i].partition("=")
+        if name == "--db" and db is None:
+            if equals:
+                db = inline
+            elif i + 1 < len(argv):
+                i += 1
+                db = argv[i]
+            else:
+                return None
+        elif argv[i] in ("-q", "--quiet") and not quiet:
+            quiet = True
+        else:
+            return None
+        i += 1
+    if i + 1 >= len(argv):
+        return None
+    command, rest = argv[i + 1], argv[i + 2 :]
+    work: Callable[[], None]
+    if command == "list":
+        parsed = _flags(rest, _LIST_FLAGS)
+        if parsed is None or parsed[1]:
+            return None
+        flags = parsed[0]
+        limit = flags.get("--limit", "20")
+        if not limit.strip().lstrip("+-").isdigit():
+            return None  # typer says what is wrong with it
+        from fleetops import cli_history
+
+        def work() -> None:
+            cli_history.list_jobs(
+                status=flags.get("--status"),
+                action=flags.get("--action"),
+                since=flags.get("--since"),
+                limit=int(limit),
+                by=flags.get("--by"),
+                as_json=bool(flags.get("--json")),
+            )
+
+    elif command == "show":
+        parsed = _flags(rest, _SHOW_FLAGS)
+        if parsed is None or len(parsed[1]) != 1:
+            return None
+        flags, (job,) = parsed
+        from fleetops import cli_history
+
+        def work() -> None:
+            cli_history.show_job(job, as_json=bool(flags.get("--json")))
+
+    else:
+        return None
+
+    def answer() -> None:
+        from fleetops.logs import configure
+
+        # What the root options do (typer's callback), with no -v and the text log format.
+        state.db, state.verbose, state.quiet = db, 0, quiet
+        configure(0, "text", quiet=quiet)
+        work()
+
+    return answer
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"fleetops {__version__}")
-        raise typer.Exit()
-
-
-def configure_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
-    """Logs on stderr (see fleetops.logs): -v fleetops's decisions, -vv library debug too, but
-    never botocore's (it logs whole requests there, signing headers and session tokens)."""
-    from fleetops.logs import configure
-
-    configure(verbose, fmt, quiet=quiet)
-
-
-@app.callback()
-def _root(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database: a file, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
-            "(default: $FLEETOPS_DB, else a file in the user data dir).",
-            show_default=False,
-        ),
-    ] = None,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "-v", "--verbose", count=True, help="-v fleetops's decisions; -vv library debug too."
-        ),
-    ] = 0,
-    log_format: Annotated[
-        str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
-    ] = "text",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """Async fleet operations for Amazon WorkSpaces."""
-    state.db = db
-    state.verbose = verbose
-    state.quiet = quiet
-    configure_logging(verbose, quiet, log_format.strip().lower())
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code of a typer/click ``Exit`` (raised by ``fail``), else None."""
+    typer = sys.modules.get("typer")
+    if typer is not None and isinstance(exc, typer.Exit):
+        return int(exc.exit_code)
+    return None
 
 
 def main() -> None:
-    """The console script: usage errors are one line (and exit 2), like every other bad input."""
+    """The console script: the history reads answered at once, everything else by typer."""
+    work = fast_history(sys.argv[1:])
+    if work is None:
+        from fleetops.cli_app import main as app_main
+
+        app_main()
+        return
     try:
-        # Without standalone mode, click returns an Exit's code instead of exiting.
-        code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted", highlight=False)
+        work()
+    except KeyboardInterrupt:
+        sys.stderr.write("\naborted\n")
         sys.exit(130)
-    except FleetOpsError as exc:  # raised while parsing (a bad value read by a callback)
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
-        sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # click's usage errors, as typer vendors them
-        if type(exc).__name__ == "NoArgsIsHelpError":  # `fleetops` alone: the help, as is
-            sys.stderr.write(exc.format_message() + "\n")
-            sys.exit(exc.exit_code)
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        err_console.print(f"error: {exc.format_message()}{hint}", highlight=False, markup=False)
-        sys.exit(exc.exit_code)
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        sys.exit(code)
+    sys.exit(0)

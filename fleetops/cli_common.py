@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-import typer
-
 from fleetops.errors import FleetOpsError
 
 if TYPE_CHECKING:
@@ -77,6 +75,7 @@ def resolve_db(db: str | None = None) -> str:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one line to stderr and exit (2: usage or bad input)."""
+    import typer  # here, not at the top: the fast history path imports no typer until it fails
     from rich.markup import escape
 
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fleetops import cli_run
 from fleetops.actions import ACTIONS, ActionSpec, Param, all_params
-from fleetops.cli import app
+from fleetops.cli_app import app
 from fleetops.errors import JobFileError, UsageError
 from fleetops.jobfile import ACTIONS as JOBFILE_ACTIONS
 from fleetops.jobfile import ParamsSpec, load_job_file
