@@ -11,12 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich import box
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from fleetops.report_json import (
@@ -138,6 +135,11 @@ def _shorten(cell: Cell, room: int) -> Text:
     return Text("\n").join(lines)
 
 
+def _pad(cell: Text, width: int, right: bool) -> Text:
+    gap = " " * max(0, width - cell.cell_len)
+    return Text.assemble(gap, cell) if right else Text.assemble(cell, gap)
+
+
 def _table(
     console: Console,
     headers: Sequence[str],
@@ -146,38 +148,48 @@ def _table(
     title: str | None = None,
     right: Sequence[str] = (),
     flex: str | None = None,
-) -> Table:
-    """A plain table whose columns keep their full width, but for ``flex``: it gets the room
-    left on the console, and its cells are cut to fit (one line per line of text)."""
+) -> Text:
+    """A plain table: a header, a rule, one line per line of each cell, columns two spaces
+    apart at their full width, but for ``flex``: it gets the room left on the console, and its
+    cells are cut to fit. Laid out here, as styled text, rather than by rich's ``Table``, whose
+    measuring costs more than the rest of ``jobs list`` together."""
     widths = [
         max([len(header), *(len(line) for row in rows for line in _plain(row[i]).split("\n"))])
         for i, header in enumerate(headers)
     ]
-    room = None
     if flex is not None:
         index = list(headers).index(flex)
-        used = sum(w for i, w in enumerate(widths) if i != index) + 2 * len(headers)
+        used = sum(w for i, w in enumerate(widths) if i != index) + 2 * (len(headers) - 1)
         room = max(16, min(widths[index], console.width - used))
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
+        widths[index] = room
+    justify = [header in right for header in headers]
+    lines: list[Text] = []
+    if title is not None:
+        lines += [Text(), Text(title)]  # a blank line sets a titled table off what came before
+    header = Text("  ").join(
+        _pad(Text(h, style="bold"), w, r) for h, w, r in zip(headers, widths, justify, strict=True)
     )
-    for header, width in zip(headers, widths, strict=True):
-        if header == flex and room is not None:
-            table.add_column(header, no_wrap=True, width=room)
-        else:
-            justify: Literal["left", "right"] = "right" if header in right else "left"
-            table.add_column(header, no_wrap=True, min_width=width, justify=justify)
+    header.rstrip()
+    lines.append(header)
+    lines.append(Text("─" * (sum(widths) + 2 * (len(widths) - 1)), style="dim"))
     for row in rows:
         cells = [
-            _shorten(cell, room) if header == flex and room is not None else cell
-            for header, cell in zip(headers, row, strict=True)
+            (
+                _shorten(cell, w)
+                if header == flex
+                else (cell.copy() if isinstance(cell, Text) else Text(cell))
+            ).split("\n")
+            for header, cell, w in zip(headers, row, widths, strict=True)
         ]
-        table.add_row(*cells)
-    return table
+        for n in range(max(len(cell) for cell in cells)):
+            parts = [
+                _pad(cell[n] if n < len(cell) else Text(), w, r)
+                for cell, w, r in zip(cells, widths, justify, strict=True)
+            ]
+            line = Text("  ").join(parts)
+            line.rstrip()  # in place: a left-justified last column leaves no trailing blanks
+            lines.append(line)
+    return Text("\n").join(lines)
 
 
 # -- renderers -----------------------------------------------------------------------------------
@@ -258,13 +270,28 @@ def render_job(console: Console, history: JobHistory) -> None:
     _render_operations(console, history)
 
 
-def _job_facts(history: JobHistory) -> Table:
+class _Facts:
+    """Label and value lines: the labels dim, in a column of their own, two spaces before the
+    values (the text is taken as it is: no markup)."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[str, Cell]] = []
+
+    def add_row(self, label: str, value: Cell) -> None:
+        self._rows.append((label, value))
+
+    def text(self) -> Text:
+        width = max((len(label) for label, _ in self._rows), default=0)
+        return Text("\n").join(
+            Text.assemble((label.ljust(width), "dim"), "  ", value) for label, value in self._rows
+        )
+
+
+def _job_facts(history: JobHistory) -> Text:
     """The job's facts, one a row: where, targets, who, when, how fast, how far."""
     job = history.job
     spans = history.durations
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="dim", no_wrap=True)
-    facts.add_column()
+    facts = _Facts()
     if job.parent_id:
         facts.add_row("retry of", job.parent_id)
     where = ", ".join(job.regions or (job.region,)) + (
@@ -272,20 +299,20 @@ def _job_facts(history: JobHistory) -> Table:
     )
     if job.endpoint_url:
         where += f" via {job.endpoint_url}"
-    facts.add_row("region", escape(where))
-    facts.add_row("targets", escape(_summary(job.targets)))
+    facts.add_row("region", where)
+    facts.add_row("targets", _summary(job.targets))
     if job.params:
-        facts.add_row("params", escape(_summary(job.params)))
+        facts.add_row("params", _summary(job.params))
     facts.add_row("created", _when(job.created_at))
     if job.started_by or job.started_host:
         who = "@".join(part for part in (job.started_by, job.started_host) if part)
-        facts.add_row("started by", escape(who))
+        facts.add_row("started by", who)
     if job.caller_arn:
-        facts.add_row("caller", escape(job.caller_arn))
+        facts.add_row("caller", job.caller_arn)
     if job.accounts:
         role = job.assume or {}
         how = role.get("role_arn_template") or f"role {role.get('role_name')}"
-        facts.add_row("accounts", escape(f"{', '.join(job.accounts)} ({how})"))
+        facts.add_row("accounts", f"{', '.join(job.accounts)} ({how})")
     if job.started_at is not None:
         facts.add_row("started", _when(job.started_at))
     if job.finished_at is not None:
@@ -305,10 +332,10 @@ def _job_facts(history: JobHistory) -> Table:
             " (throttling, 5xx, time-outs)",
         )
     if job.message:
-        facts.add_row("message", escape(job.message))
+        facts.add_row("message", job.message)
     unverified = history.unverified
     facts.add_row("items", _counts_line(history.counts, unverified.count if unverified else 0))
-    return facts
+    return facts.text()
 
 
 def _render_problems(console: Console, history: JobHistory) -> None:
@@ -414,7 +441,7 @@ def _render_scopes(console: Console, history: JobHistory) -> None:
                 _count(c.get(ItemState.SUCCEEDED, 0), "green"),
                 _count(c.get(ItemState.FAILED, 0), "red"),
                 _count(c.get(ItemState.SKIPPED, 0), "yellow"),
-                escape(errors),
+                errors,
             ]
         )
     console.print(
