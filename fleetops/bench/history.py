@@ -3,8 +3,11 @@
 The database is migrated by ``Store.open`` (the real schema) and then filled with Core-shaped rows
 through ``sqlite3.executemany`` in one transaction: 1,000 jobs × 1,000 items take seconds, not the
 hours the engine itself would need against a quota. Each command runs as a whole process (start
-included), three times; the median counts. When over target, ``python -X importtime`` says which
-imports cost what.
+included), once to warm the file cache and then five times; the median counts. fleetops's own
+modules are compiled to bytecode first, as installing a wheel does (an editable install writes the
+bytecode on first import, unless ``PYTHONDONTWRITEBYTECODE`` is set: then every run would compile
+the package again, a cost no installed fleetops pays). When over target, ``python -X importtime``
+says which imports cost what.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from fleetops.bench._proc import Proc, file_size_mb, python_argv
 from fleetops.options import JobOptions
 from fleetops.store import Store
 
-__all__ = ["build_history", "import_profile", "run_s5"]
+__all__ = ["build_history", "compile_package", "import_profile", "run_s5"]
 
 TARGET_S = 0.3
+HELP_TARGET_S = 0.25
+RUNS = 5
 _ERRORS = ("InvalidResourceStateException", "InternalFailure", "VerifyTimeout")
 _OPS = ("DescribeWorkspaces", "DescribeWorkspacesConnectionStatus", "RebootWorkspaces")
 
@@ -181,7 +186,18 @@ def import_profile(argv: list[str], top: int = 12) -> list[dict[str, Any]]:
     return top_level[:top]
 
 
-def _timed(argv: list[str], repeat: int = 3) -> dict[str, Any]:
+def compile_package() -> None:
+    """fleetops's modules compiled to bytecode, where Python looks for it (``__pycache__``)."""
+    import compileall
+
+    import fleetops
+
+    for root in fleetops.__path__:
+        compileall.compile_dir(root, quiet=1)
+
+
+def _timed(argv: list[str], repeat: int = RUNS) -> dict[str, Any]:
+    Proc(argv).wait(120)  # warm-up: the file cache, not counted
     runs = [Proc(argv).wait(120) for _ in range(repeat)]
     walls = [r.wall_s for r in runs]
     return {
@@ -200,6 +216,7 @@ def run_s5(jobs: int, items_per_job: int, workdir: Path) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     built = build_history(db, jobs, items_per_job)
+    compile_package()
     middle = f"j{jobs // 2:019d}"
     base = python_argv("-m", "fleetops", "--db", str(db))
     commands = {
@@ -229,7 +246,15 @@ def run_s5(jobs: int, items_per_job: int, workdir: Path) -> dict[str, Any]:
         "postgresql": postgresql,
         "targets": [
             {
-                "name": f"{name}{on} (median of 3, process start included, s)",
+                "name": "fleetops --help (median of 5, process start included, s)",
+                "value": floor["python -m fleetops --help"]["median_s"],
+                "target": f"≤ {HELP_TARGET_S:g}",
+                "met": floor["python -m fleetops --help"]["median_s"] <= HELP_TARGET_S,
+            },
+        ]
+        + [
+            {
+                "name": f"{name}{on} (median of {RUNS}, process start included, s)",
                 "value": t["median_s"],
                 "target": f"≤ {TARGET_S:g}",
                 "met": t["median_s"] <= TARGET_S and t["returncode"] == 0,
