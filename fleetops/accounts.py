@@ -35,7 +35,14 @@ from aiobotocore.credentials import AioCredentialResolver, AioRefreshableCredent
 from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 
-from fleetops.aws import ClientStats, Connection, WorkSpacesClient, caller_session, is_loopback
+from fleetops.aws import (
+    ClientStats,
+    Connection,
+    WorkSpacesClient,
+    caller_session,
+    is_loopback,
+    new_session,
+)
 from fleetops.errors import (
     AssumeRoleError,
     CredentialsError,
@@ -363,7 +370,7 @@ class AssumedRole:
                     advisory_timeout=advisory,
                     mandatory_timeout=mandatory,
                 )
-                session = AioSession(profile=self.caller.profile)
+                session = new_session(self.caller.profile)
                 session.register_component(
                     "credential_provider", AioCredentialResolver([_Provider(credentials)])
                 )

@@ -53,6 +53,7 @@ from fleetops.errors import (
     TransientAwsError,
     UsageError,
 )
+from fleetops.fastparse import install as install_plain_parser
 from fleetops.model import SERVICE, service_model
 from fleetops.ratelimit import TokenBucket
 from fleetops.retry import RetryPolicy, is_throttling_code, retrying
@@ -267,9 +268,17 @@ _CHAIN_ENV = (
 )
 
 
+def new_session(profile: str | None = None) -> AioSession:
+    """An aiobotocore session whose WorkSpaces clients parse responses the cheaper way
+    (:mod:`fleetops.fastparse`: the same values, a fraction of botocore's walk)."""
+    session = AioSession(profile=profile)
+    install_plain_parser(session)
+    return session
+
+
 @cache
 def _cached_session(profile: str | None, environment: tuple[str | None, ...]) -> AioSession:
-    return AioSession(profile=profile)
+    return new_session(profile)
 
 
 def _session(profile: str | None) -> AioSession:
@@ -280,7 +289,7 @@ def _session(profile: str | None) -> AioSession:
 
 @cache
 def _sim_session(profile: str | None, environment: tuple[str | None, ...]) -> AioSession:
-    session = AioSession(profile=profile)
+    session = new_session(profile)
     session.set_credentials(*SIM_CREDENTIALS)
     return session
 
@@ -387,9 +396,7 @@ class WorkSpacesClient:
             session = await caller_session(self.conn)
         stack = AsyncExitStack()
         try:
-            self._client = await stack.enter_async_context(
-                session.create_client(SERVICE, **kwargs)
-            )
+            self._client = await stack.enter_async_context(session.create_client(SERVICE, **kwargs))
         except botocore.exceptions.ProfileNotFound as exc:
             await stack.aclose()
             raise _profile_not_found(self.conn.profile) from exc
