@@ -57,9 +57,14 @@ MIN_EVIDENCE_WAIT = 2.0
 #: longest delay to evidence, before the item fails.
 APPEAR_WAIT = 120.0
 #: Back-pressure on submission: at most this many DescribeWorkspaces polls' worth of submitted
-#: WorkSpaces per poll slot may wait for their first evidence. Beyond it the submitter waits:
-#: sending faster than verification can look makes transitions come and go unseen (Unverified).
-UNPROVEN_POLLS_PER_SLOT = 2
+#: WorkSpaces per poll slot may wait for their first evidence, while evidence shows within
+#: :data:`EVIDENCE_REFERENCE` of a call. Beyond it the submitter waits: sending faster than
+#: verification can look makes transitions come and go unseen (Unverified).
+UNPROVEN_POLLS_PER_SLOT = 1
+#: When evidence is learned to show later (a lagging Describe), the limit grows in proportion
+#: (Little's law: items awaiting evidence = pace × delay), so that a lag slows verification's
+#: verdicts but not submission.
+EVIDENCE_REFERENCE = 0.25
 
 
 @dataclass(order=True)
@@ -203,9 +208,17 @@ class Verifier:
         self._slots = anyio.Semaphore(concurrency)
         #: Watched items with no evidence seen yet, and how many may be before submission waits.
         self.unproven = 0
-        self.unproven_limit = UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency
+        self.unproven_base = max(
+            DESCRIBE_MAX, round(UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency)
+        )
         self.polls_in_flight = 0
         self.feeding = True  # items may still arrive (the submitter is running)
+
+    @property
+    def unproven_limit(self) -> int:
+        """How many items may await their first evidence before submission waits."""
+        delay = self.settle.evidence or 0.0
+        return round(self.unproven_base * max(1.0, delay / EVIDENCE_REFERENCE))
 
     @property
     def busy(self) -> bool:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -213,9 +213,9 @@ async def test_evidence_seen_by_an_earlier_run_counts_on_resume() -> None:
 
 
 async def test_submission_waits_while_too_many_items_await_their_first_evidence() -> None:
-    """Back-pressure: with a poll slot's worth of items (x2) unproven, room() blocks the
-    submitter; once their evidence is seen it lets it go on."""
-    n = 2 * 25  # UNPROVEN_POLLS_PER_SLOT x DESCRIBE_MAX x one slot
+    """Back-pressure: with a poll slot's worth of items unproven, room() blocks the submitter;
+    once their evidence is seen it lets it go on."""
+    n = 25  # UNPROVEN_POLLS_PER_SLOT x DESCRIBE_MAX x one slot
     ids = [f"ws-{i:04d}" for i in range(n)]
     script = LaggingDescribe({ws: ["REBOOTING", "AVAILABLE"] for ws in ids})
 
@@ -252,6 +252,33 @@ async def test_submission_waits_while_too_many_items_await_their_first_evidence(
             await verifier.room(lambda: False)  # evidence seen: room again
         assert verifier.unproven < n
     assert verifier.unproven == 0
+
+
+def test_the_back_pressure_limit_grows_with_the_delay_to_evidence() -> None:
+    """A lagging Describe shows evidence late: items await it longer, and the limit grows in
+    proportion, so the lag slows verdicts but not submission."""
+
+    async def never(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
+        raise AssertionError("no call")
+
+    async def commit(updates: Sequence[ItemUpdate]) -> None:
+        pass
+
+    verifier = Verifier(
+        action=get_action("reboot"),
+        params={},
+        verify_timeout=30.0,
+        call=never,
+        commit=commit,
+        concurrency=8,
+        on_credentials=lambda exc: None,
+    )
+    base = verifier.unproven_limit
+    assert base == 200  # a poll's worth a slot, 8 slots
+    verifier.settle.evidence = 0.1  # seen at once: the base limit
+    assert verifier.unproven_limit == base
+    verifier.settle.evidence = 2.0  # seen 2 s after the call
+    assert verifier.unproven_limit == 8 * base
 
 
 def test_a_poll_takes_the_watches_awaiting_evidence_first() -> None:
