@@ -212,12 +212,8 @@ async def test_evidence_seen_by_an_earlier_run_counts_on_resume() -> None:
     assert (committed[1].state, committed[1].error_code) == (ItemState.SUCCEEDED, None)
 
 
-async def test_submission_waits_while_too_many_items_await_their_first_evidence() -> None:
-    """Back-pressure: with a poll slot's worth of items unproven, room() blocks the submitter;
-    once their evidence is seen it lets it go on."""
-    n = 25  # UNPROVEN_POLLS_PER_SLOT x DESCRIBE_MAX x one slot
-    ids = [f"ws-{i:04d}" for i in range(n)]
-    script = LaggingDescribe({ws: ["REBOOTING", "AVAILABLE"] for ws in ids})
+def reboot_verifier(call: Any, *, concurrency: int) -> Verifier:
+    """A reboot's verifier whose verdicts go nowhere (the tests read its counters)."""
 
     async def commit(updates: Sequence[ItemUpdate]) -> None:
         pass
@@ -225,15 +221,25 @@ async def test_submission_waits_while_too_many_items_await_their_first_evidence(
     def on_credentials(exc: CredentialsError) -> None:
         raise AssertionError(exc)
 
-    verifier = Verifier(
+    return Verifier(
         action=get_action("reboot"),
         params={},
         verify_timeout=30.0,
-        call=script,
+        call=call,
         commit=commit,
-        concurrency=1,
+        concurrency=concurrency,
         on_credentials=on_credentials,
     )
+
+
+async def test_submission_waits_while_too_many_items_await_their_first_evidence() -> None:
+    """Back-pressure: with a poll slot's worth of items unproven, room() blocks the submitter;
+    once their evidence is seen it lets it go on."""
+    n = 25  # UNPROVEN_POLLS_PER_SLOT x DESCRIBE_MAX x one slot
+    ids = [f"ws-{i:04d}" for i in range(n)]
+    script = LaggingDescribe({ws: ["REBOOTING", "AVAILABLE"] for ws in ids})
+
+    verifier = reboot_verifier(script, concurrency=1)
     assert verifier.unproven_limit == n
     verifier.watch_new([item(i + 1, ws) for i, ws in enumerate(ids[:-1])], {})
     with anyio.fail_after(1):
@@ -261,18 +267,7 @@ def test_the_back_pressure_limit_grows_with_the_delay_to_evidence() -> None:
     async def never(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
         raise AssertionError("no call")
 
-    async def commit(updates: Sequence[ItemUpdate]) -> None:
-        pass
-
-    verifier = Verifier(
-        action=get_action("reboot"),
-        params={},
-        verify_timeout=30.0,
-        call=never,
-        commit=commit,
-        concurrency=8,
-        on_credentials=lambda exc: None,
-    )
+    verifier = reboot_verifier(never, concurrency=8)
     base = verifier.unproven_limit
     assert base == 200  # a poll's worth a slot, 8 slots
     verifier.settle.evidence = 0.1  # seen at once: the base limit
