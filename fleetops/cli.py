@@ -97,8 +97,9 @@ def fast_history(argv: Sequence[str]) -> Callable[[], None] | None:
         if parsed is None or parsed[1]:
             return None
         flags = parsed[0]
-        limit = flags.get("--limit", "20")
-        if not limit.strip().lstrip("+-").isdigit():
+        try:
+            limit = int(flags.get("--limit", "20"))  # as click reads an integer
+        except ValueError:
             return None  # typer says what is wrong with it
         from fleetops import cli_history
 
@@ -107,7 +108,7 @@ def fast_history(argv: Sequence[str]) -> Callable[[], None] | None:
                 status=flags.get("--status"),
                 action=flags.get("--action"),
                 since=flags.get("--since"),
-                limit=int(limit),
+                limit=limit,
                 by=flags.get("--by"),
                 as_json=bool(flags.get("--json")),
             )

@@ -92,6 +92,7 @@ def _run(code: str, argv: list[str]) -> tuple[int, str, str]:
         ["jobs", "list", "--status", "bogus"],  # exit 2, one line
         ["jobs", "list", "--limit", "0"],
         ["jobs", "list", "--limit", "many"],  # typer's own error
+        ["jobs", "list", "--limit", "+-5"],
         ["jobs", "list", "--since", "yesterday"],
         ["jobs", "list", "--colour"],  # unknown flag
         ["jobs", "show", "JOB0"],
