@@ -115,6 +115,7 @@ def test_history_commands_never_load_the_engine(
     assert _heavy(modules) == []
     if argv[1] in ("list", "show"):  # answered before typer is imported
         assert _heavy(modules, ("typer", "click", "fleetops.cli_jobs")) == []
+        assert "rich.table" not in modules  # tables are laid out as text
     if argv[1] in ("list", "show", "items", "export"):  # read with sqlite3 alone
         assert _heavy(modules, ("sqlalchemy", "aiosqlite", "anyio")) == []
         if "--json" in argv:  # a document, no table: no rich either
