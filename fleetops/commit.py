@@ -18,9 +18,59 @@ from fleetops.states import ItemState
 from fleetops.store import EventRow, ItemRecord, ItemUpdate
 from fleetops.store.protocol import ItemWriter
 
-__all__ = ["Committer", "Ledger"]
+__all__ = ["Committer", "Ledger", "StateTable"]
 
 log = logging.getLogger(__name__)
+
+
+#: Item states as one byte each (0: not known).
+_CODES: dict[str, int] = {state.value: n for n, state in enumerate(ItemState, start=1)}
+_NAMES: dict[int, str] = {n: name for name, n in _CODES.items()}
+#: How far past the ids held so far the byte table grows for a new id (further: the dict).
+_SPAN = 1 << 20
+
+
+class StateTable:
+    """Item id → state, one byte per item over the run's range of ids: a job's items are
+    inserted together, so their ids are (nearly) consecutive, and a run over a million items
+    holds a megabyte here, not a dict of a million entries. Ids outside the range go to a dict.
+    """
+
+    def __init__(self) -> None:
+        self._base: int | None = None
+        self._codes = bytearray()
+        self._other: dict[int, str] = {}
+
+    def _slot(self, item_id: int, grow: bool) -> int | None:
+        if self._base is None:
+            if not grow:
+                return None
+            self._base = item_id
+        offset = item_id - self._base
+        if offset < 0:
+            return None
+        if offset >= len(self._codes):
+            if not grow or offset >= len(self._codes) + _SPAN:
+                return None
+            self._codes.extend(bytes(offset + 1 - len(self._codes)))
+        return offset
+
+    def get(self, item_id: int) -> str | None:
+        slot = self._slot(item_id, grow=False)
+        if slot is None:
+            return self._other.get(item_id)
+        return _NAMES.get(self._codes[slot])
+
+    def set(self, item_id: int, state: str) -> None:
+        slot = self._slot(item_id, grow=True)
+        if slot is None:
+            self._other[item_id] = state
+        else:
+            self._codes[slot] = _CODES[state]
+
+    def setdefault(self, item_id: int, state: str) -> None:
+        if self.get(item_id) is None:
+            self.set(item_id, state)
 
 
 class Ledger:
@@ -33,7 +83,7 @@ class Ledger:
 
     def __init__(self, stats: RunStats) -> None:
         self.stats = stats
-        self.states: dict[int, str] = {}
+        self.states = StateTable()
 
     def note(self, items: Iterable[ItemRecord]) -> None:
         """Items just read from the store: their state as stored, for those not known yet (an
@@ -53,7 +103,7 @@ class Ledger:
                 else:  # never read by this run: it cannot have been counted in another state
                     log.debug("item %d committed before it was read", item_id)
                 counts[new] += 1
-                self.states[item_id] = new
+                self.states.set(item_id, new)
             if new == ItemState.PENDING and update.error_code is not None:
                 self.stats.item_retries += len(update.ids)
 

@@ -366,3 +366,36 @@ def test_ledger_moves_items_between_counts_and_ignores_stale_reads() -> None:
     ledger.apply([ItemUpdate(ids=[2], state=ItemState.PENDING)])
     assert (stats.pending, stats.in_flight, stats.failed) == (3, 0, 0)
     assert stats.total == 4 and stats.eligible == 3
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    *range(1000, 1040),  # a job's consecutive ids
+                    1,  # below the first id seen
+                    1000 + (1 << 21),  # far past the range
+                ]
+            ),
+            st.sampled_from([s.value for s in ItemState]),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_the_state_table_answers_as_a_dict_would(ops: list[tuple[int, str, bool]]) -> None:
+    """One byte per item over the run's range of ids, a dict beyond it: the same answers."""
+    from fleetops.commit import StateTable
+
+    table, model = StateTable(), {}
+    for item_id, state, only_if_new in ops:
+        if only_if_new:
+            table.setdefault(item_id, state)
+            model.setdefault(item_id, state)
+        else:
+            table.set(item_id, state)
+            model[item_id] = state
+        assert table.get(item_id) == model[item_id]
+    for item_id in {i for i, _, _ in ops} | {999, 1040, 2}:
+        assert table.get(item_id) == model.get(item_id)
