@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from history_support import T0, seed_job
 
 from fleetops.cli import fast_history
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 
 _CONSOLE_SCRIPT = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli import main; main()"
 _TYPER_APP = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli_app import main; main()"
@@ -30,38 +31,23 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
 
     async def seed() -> list[str]:
         store = await Store.open(db)
-        ids = []
         try:
-            for n, (action, status) in enumerate(
-                [("reboot", JobStatus.SUCCEEDED), ("stop", JobStatus.FAILED)]
-            ):
-                job = await store.create_job(
-                    NewJob(
-                        action=action,
-                        params={},
-                        targets={"directory_id": "d-1234567890"},
-                        options={},
-                        region="us-east-1",
-                    )
+            jobs = [
+                await seed_job(
+                    store,
+                    {ItemState.SUCCEEDED: 3, ItemState.FAILED: 3, ItemState.SKIPPED: 2},
+                    action=action,
+                    status=status,
+                    created_at=T0 + n,
+                    error_codes=("InternalFailure",),
                 )
-                await store.add_items(
-                    [
-                        {
-                            "job_id": job.id,
-                            "workspace_id": f"ws-{n}{i:08d}",
-                            "region": "us-east-1",
-                            "state": (ItemState.SUCCEEDED, ItemState.FAILED)[i % 2].value,
-                            "error_code": "InternalFailure" if i % 2 else None,
-                            "updated_at": 1_780_000_000.0,
-                        }
-                        for i in range(6)
-                    ]
+                for n, (action, status) in enumerate(
+                    [("reboot", JobStatus.SUCCEEDED), ("stop", JobStatus.FAILED)]
                 )
-                await store.update_job(job.id, status=status)
-                ids.append(job.id)
+            ]
         finally:
             await store.close()
-        return ids
+        return [job.id for job in jobs]
 
     return db, anyio.run(seed)
 
