@@ -126,13 +126,14 @@ def _plain(cell: Cell) -> str:
     return cell.plain if isinstance(cell, Text) else cell
 
 
-def _shorten(cell: Cell, room: int) -> Text:
-    """Each line of ``cell`` cut to ``room`` characters (an ellipsis marks the cut)."""
-    text = cell.copy() if isinstance(cell, Text) else Text(cell)
-    lines = text.split("\n")
-    for line in lines:
-        line.truncate(room, overflow="ellipsis")
-    return Text("\n").join(lines)
+def _lines(cell: Cell, room: int | None = None) -> list[Text]:
+    """The lines of ``cell``, each cut to ``room`` characters when given (an ellipsis marks the
+    cut)."""
+    lines = (cell.copy() if isinstance(cell, Text) else Text(cell)).split("\n")
+    if room is not None:
+        for line in lines:
+            line.truncate(room, overflow="ellipsis")
+    return list(lines)
 
 
 def _pad(cell: Text, width: int, right: bool) -> Text:
@@ -174,11 +175,7 @@ def _table(
     lines.append(Text("─" * (sum(widths) + 2 * (len(widths) - 1)), style="dim"))
     for row in rows:
         cells = [
-            (
-                _shorten(cell, w)
-                if header == flex
-                else (cell.copy() if isinstance(cell, Text) else Text(cell))
-            ).split("\n")
+            _lines(cell, w if header == flex else None)
             for header, cell, w in zip(headers, row, widths, strict=True)
         ]
         for n in range(max(len(cell) for cell in cells)):
