@@ -208,9 +208,7 @@ class Verifier:
         self._slots = anyio.Semaphore(concurrency)
         #: Watched items with no evidence seen yet, and how many may be before submission waits.
         self.unproven = 0
-        self.unproven_base = max(
-            DESCRIBE_MAX, round(UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency)
-        )
+        self.unproven_base = UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency
         self.polls_in_flight = 0
         self.feeding = True  # items may still arrive (the submitter is running)
 
