@@ -32,6 +32,7 @@ _LIST_FLAGS = {
     "--json": False,
 }
 _SHOW_FLAGS = {"--json": False}
+_ROOT_FLAGS = {"--db": True, "-q": False, "--quiet": False}
 
 
 def _flags(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, Any], list[str]] | None:
@@ -70,26 +71,14 @@ def fast_history(argv: Sequence[str]) -> Callable[[], None] | None:
     reader knows (the root options are applied when it runs); None for anything else."""
     from fleetops.cli_common import state
 
-    db: str | None = None
-    quiet = False
-    i = 0
-    while i < len(argv) and argv[i] != "jobs":
-        name, equals, inline = argv[i].partition("=")
-        if name == "--db" and db is None:
-            if equals:
-                db = inline
-            elif i + 1 < len(argv):
-                i += 1
-                db = argv[i]
-            else:
-                return None
-        elif argv[i] in ("-q", "--quiet") and not quiet:
-            quiet = True
-        else:
-            return None
-        i += 1
-    if i + 1 >= len(argv):
+    if "jobs" not in argv:
         return None
+    i = list(argv).index("jobs")
+    root = _flags(argv[:i], _ROOT_FLAGS)
+    if root is None or root[1] or i + 1 >= len(argv):
+        return None
+    db: str | None = root[0].get("--db")
+    quiet = "-q" in root[0] or "--quiet" in root[0]
     command, rest = argv[i + 1], argv[i + 2 :]
     work: Callable[[], None]
     if command == "list":
