@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -52,8 +52,6 @@ jobs_app = typer.Typer(
     add_completion=False,
     help="Jobs: list, show, items, export; start a stored plan, resume, retry, cancel.",
 )
-
-T = TypeVar("T")
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a unique prefix of one.")]
 
