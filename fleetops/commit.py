@@ -57,9 +57,9 @@ class StateTable:
 
     def get(self, item_id: int) -> str | None:
         slot = self._slot(item_id, grow=False)
-        if slot is None:
-            return self._other.get(item_id)
-        return _NAMES.get(self._codes[slot])
+        code = 0 if slot is None else self._codes[slot]
+        # 0: not in the table, perhaps set while its id was still out of the table's range
+        return _NAMES[code] if code else self._other.get(item_id)
 
     def set(self, item_id: int, state: str) -> None:
         slot = self._slot(item_id, grow=True)
@@ -67,6 +67,7 @@ class StateTable:
             self._other[item_id] = state
         else:
             self._codes[slot] = _CODES[state]
+            self._other.pop(item_id, None)
 
     def setdefault(self, item_id: int, state: str) -> None:
         if self.get(item_id) is None:

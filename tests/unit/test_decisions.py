@@ -399,3 +399,17 @@ def test_the_state_table_answers_as_a_dict_would(ops: list[tuple[int, str, bool]
         assert table.get(item_id) == model[item_id]
     for item_id in {i for i, _, _ in ops} | {999, 1040, 2}:
         assert table.get(item_id) == model.get(item_id)
+
+
+def test_the_state_table_keeps_a_state_set_before_its_id_came_into_range() -> None:
+    from fleetops.commit import _SPAN, StateTable
+
+    table = StateTable()
+    table.set(1000, "pending")
+    far = 1000 + _SPAN + 10  # beyond what the table grows by at once: kept in the dict
+    table.set(far, "succeeded")
+    table.set(far - 20, "pending")  # the table grows, not yet to ``far``
+    table.set(far + 1, "pending")  # now past ``far``: its byte is 0, its state in the dict
+    assert table.get(far) == "succeeded"
+    table.set(far, "failed")
+    assert table.get(far) == "failed"
