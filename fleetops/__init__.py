@@ -25,7 +25,6 @@ from fleetops.errors import (
 )
 
 if typing.TYPE_CHECKING:
-    from fleetops.actions import ActionSpec, get_action
     from fleetops.api import (
         DEFAULT_MAX_PLAN_AGE,
         cancel_job,
@@ -42,41 +41,42 @@ if typing.TYPE_CHECKING:
         start_job,
         stored_plan,
     )
-    from fleetops.aws import Connection
-    from fleetops.options import JobOptions
-    from fleetops.planner import PlanSummary
-    from fleetops.runner import StopSignal
-    from fleetops.specs import JobSpec, RunRequest, Where, build_spec
+    from fleetops.aws.client import Connection
+    from fleetops.catalogue.actions import ActionSpec, get_action
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.catalogue.specs import JobSpec, RunRequest, Where, build_spec
+    from fleetops.catalogue.targets import Targets
+    from fleetops.engine.planner import PlanSummary
+    from fleetops.engine.runner import StopSignal
     from fleetops.states import ItemState, JobStatus, exit_code_for
     from fleetops.store import ItemRecord, JobRecord, Store
-    from fleetops.targets import Targets
 
 __version__ = "0.1.0"
 
 #: Public name → the module that defines it (imported when the name is first used).
 _LAZY: dict[str, str] = {
-    "ActionSpec": "fleetops.actions",
-    "Connection": "fleetops.aws",
+    "ActionSpec": "fleetops.catalogue.actions",
+    "Connection": "fleetops.aws.client",
     "DEFAULT_MAX_PLAN_AGE": "fleetops.api",
     "ItemRecord": "fleetops.store",
     "ItemState": "fleetops.states",
-    "JobOptions": "fleetops.options",
+    "JobOptions": "fleetops.catalogue.options",
     "JobRecord": "fleetops.store",
-    "JobSpec": "fleetops.specs",
+    "JobSpec": "fleetops.catalogue.specs",
     "JobStatus": "fleetops.states",
-    "PlanSummary": "fleetops.planner",
-    "RunRequest": "fleetops.specs",
-    "StopSignal": "fleetops.runner",
+    "PlanSummary": "fleetops.engine.planner",
+    "RunRequest": "fleetops.catalogue.specs",
+    "StopSignal": "fleetops.engine.runner",
     "Store": "fleetops.store",
-    "Targets": "fleetops.targets",
-    "Where": "fleetops.specs",
-    "build_spec": "fleetops.specs",
+    "Targets": "fleetops.catalogue.targets",
+    "Where": "fleetops.catalogue.specs",
+    "build_spec": "fleetops.catalogue.specs",
     "cancel_job": "fleetops.api",
     "create_job": "fleetops.api",
     "dry_run": "fleetops.api",
     "exit_code_for": "fleetops.states",
     "failed_workspaces": "fleetops.api",
-    "get_action": "fleetops.actions",
+    "get_action": "fleetops.catalogue.actions",
     "get_job": "fleetops.api",
     "job_history": "fleetops.api",
     "list_jobs": "fleetops.api",

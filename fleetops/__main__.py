@@ -1,3 +1,3 @@
-from fleetops.cli import main
+from fleetops.cli.main import main
 
 main()

@@ -21,18 +21,18 @@ from typing import Any
 
 import anyio
 
-from fleetops.actions import get_action
-from fleetops.aws import Connection, WorkSpacesClient
+from fleetops.aws.client import Connection, WorkSpacesClient
+from fleetops.aws.ratelimit import QUOTAS
+from fleetops.catalogue.actions import get_action
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.specs import JobSpec, RunRequest, Where, build_spec
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.planner import PlanSummary, plan
+from fleetops.engine.runner import JobRunner, StopSignal, merge_summaries
 from fleetops.errors import AssumeRoleError
-from fleetops.options import JobOptions
-from fleetops.planner import PlanSummary, plan
-from fleetops.ratelimit import QUOTAS
-from fleetops.runner import JobRunner, StopSignal, merge_summaries
-from fleetops.specs import JobSpec, RunRequest, Where, build_spec
 from fleetops.states import JobStatus
 from fleetops.store import JobRecord, NewJob, Store
 from fleetops.store.history import cancel_job, job_history
-from fleetops.targets import Targets
 
 __all__ = [
     "DEFAULT_MAX_PLAN_AGE",
@@ -83,7 +83,7 @@ async def check_configuration(spec: JobSpec) -> None:
     """Make sure every connection of ``spec`` has what it needs to be called (a known profile,
     credentials) before anything is written: a :class:`ConfigurationError` (exit 2) otherwise.
     No AWS API is called."""
-    from fleetops.aws import caller_session
+    from fleetops.aws.client import caller_session
 
     for conn in spec.connections:
         await caller_session(conn)
@@ -131,7 +131,7 @@ async def open_clients(
 ) -> AsyncIterator[dict[str, Any]]:
     """One client per scope: per region, or per account x region when the job reaches other
     accounts through an assumed role (each scope spends its own bucket)."""
-    from fleetops.accounts import AssumeSpec, open_scope_clients
+    from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
 
     spec = AssumeSpec.from_dict(assume) if accounts and assume else None
     async with open_scope_clients(
@@ -150,7 +150,7 @@ async def _open_job_clients(
 ) -> dict[str, Any]:
     """The clients of a recorded job's scopes (its roles assumed again), after recording the
     caller's identity on the job."""
-    from fleetops.accounts import record_caller
+    from fleetops.catalogue.accounts import record_caller
 
     connections = job_connections(job)
     if credentials is None:
@@ -306,7 +306,7 @@ async def list_jobs(
 async def stored_plan(store: Store, job_id: str) -> PlanSummary:
     """The plan recorded for a job, as :func:`dry_run` reports one: WorkSpaces to act on,
     skipped by reason, examples, the calls planning made and those the run will take."""
-    from fleetops.planner import DESCRIBE_MAX, batches
+    from fleetops.engine.planner import DESCRIBE_MAX, batches
     from fleetops.states import ItemState
     from fleetops.store.history import operation_stats, reason_groups
 
@@ -442,7 +442,7 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
     failed = await failed_workspaces(store, parent.id)
     if not failed:
         raise UsageError(f"job {parent.id} has no failed items")
-    from fleetops.accounts import AssumeSpec
+    from fleetops.catalogue.accounts import AssumeSpec
 
     connections = job_connections(parent)
     accounts = None

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from fleetops.ratelimit import QUOTAS
+from fleetops.aws.ratelimit import QUOTAS
 from fleetops.store import Store
 
 REGION = "us-east-1"

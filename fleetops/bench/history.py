@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from fleetops.bench._proc import Proc, file_size_mb, python_argv
-from fleetops.options import JobOptions
+from fleetops.catalogue.options import JobOptions
 from fleetops.store import Store
 
 __all__ = ["build_history", "compile_package", "import_profile", "run_s5"]

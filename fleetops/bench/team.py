@@ -104,11 +104,11 @@ def queue_jobs(
     import anyio
 
     from fleetops import api
-    from fleetops.aws import Connection
-    from fleetops.options import JobOptions
-    from fleetops.queue import queue_job
+    from fleetops.aws.client import Connection
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.catalogue.targets import Targets
+    from fleetops.queue.tasks import queue_job
     from fleetops.store import Store
-    from fleetops.targets import Targets
 
     async def main() -> list[str]:
         store = await Store.open(url)
@@ -277,7 +277,7 @@ def _ids_by_directory(sim: SimProcess) -> list[list[str]]:
 def _shared_quota_phase(server: str, knobs: dict[str, Any], split: bool) -> dict[str, Any]:
     """Tag two directories of one account-region: one job on one worker, or a job per
     directory on a worker each (both told the account's whole quota)."""
-    from fleetops.targets import Targets
+    from fleetops.catalogue.targets import Targets
 
     rate = float(knobs["rate"])
     with SimProcess(**knobs) as sim, fresh_database(server) as url:

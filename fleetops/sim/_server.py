@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from fleetops.model import service_model
+from fleetops.aws.model import service_model
 from fleetops.sim._accounts import DEFAULT_ACCOUNT, Account, AccountBook, Session, access_key_of
 from fleetops.sim._fleet import Fleet, FleetConfig
 from fleetops.sim._ops import HANDLERS, named_workspace_ids

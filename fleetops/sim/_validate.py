@@ -11,7 +11,7 @@ import re
 from functools import cache
 from typing import Any
 
-from fleetops.model import service_model
+from fleetops.aws.model import service_model
 
 __all__ = ["ApiError", "validate_input"]
 

@@ -1,6 +1,6 @@
 """Persistence: the only package that imports SQLAlchemy.
 
-The repository's names are imported on first use, so that ``fleetops.store.records`` and
+The repository's names are imported on first use, so that ``fleetops.records`` and
 ``fleetops.store.readonly`` (the standard-library reader of the history commands) load without
 SQLAlchemy.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from fleetops.store.records import ItemRecord, JobRecord, iso
+from fleetops.records import ItemRecord, JobRecord, iso
 
 if TYPE_CHECKING:
     from fleetops.store.repo import (

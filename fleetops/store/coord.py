@@ -11,7 +11,7 @@ Two questions several runners (CLI runs, workers on several hosts) answer throug
   lease, its claims a few seconds later.
 * **How many runners share this account-region's quota?** Each live runner renews a
   ``quota_holders`` row (scope ``"region"`` or ``"account/region"``) and spends ``1 / holders``
-  of the quota (:mod:`fleetops.ratelimit`).
+  of the quota (:mod:`fleetops.aws.ratelimit`).
 
 Times are epoch seconds from each host's clock (kept in step by NTP, as leases already assume).
 """
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fleetops.ratelimit import SHARES, TokenBucket
+from fleetops.aws.ratelimit import SHARES, TokenBucket
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.tables import items, jobs, quota_holders
 
@@ -210,7 +210,7 @@ async def release_quota_holder(store: Store, scope: str, holder: str) -> None:
 
 
 class StoreQuotaHolders:
-    """The quota holders of :class:`fleetops.ratelimit.QuotaShares`, kept in the store."""
+    """The quota holders of :class:`fleetops.aws.ratelimit.QuotaShares`, kept in the store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store

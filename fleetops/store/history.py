@@ -14,7 +14,8 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from fleetops.actions import UNVERIFIED
+from fleetops.catalogue.actions import UNVERIFIED
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.history_types import (  # plain data, importable without SQLAlchemy
     NO_CODE,
@@ -27,7 +28,6 @@ from fleetops.store.history_types import (  # plain data, importable without SQL
     ScopeSummary,
     durations,
 )
-from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.repo import Store, lease_owner_id
 from fleetops.store.tables import events, items, jobs
 

@@ -27,9 +27,9 @@ from fleetops.store.history_types import (
 )
 
 if TYPE_CHECKING:
+    from fleetops.records import JobRecord
     from fleetops.store.pgreader import PostgresReader
     from fleetops.store.readonly import Reader
-    from fleetops.store.records import JobRecord
 
 __all__ = ["job_history", "unverified_counts"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState, JobStatus
-from fleetops.store.records import ItemRecord, JobRecord
 
 __all__ = [
     "NO_CODE",
@@ -29,7 +29,8 @@ __all__ = [
 
 #: Error code shown for a failed item that recorded none.
 NO_CODE = "(no code)"
-#: The error code of a succeeded item never verified (:data:`fleetops.actions.UNVERIFIED`, which
+#: The error code of a succeeded item never verified
+#: (:data:`fleetops.catalogue.actions.UNVERIFIED`, which
 #: the history readers name without importing the action catalogue).
 UNVERIFIED = "Unverified"
 

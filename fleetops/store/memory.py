@@ -21,8 +21,8 @@ import anyio
 import anyio.lowlevel
 
 from fleetops.errors import NotFoundError, StoreError
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState, JobStatus
-from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.repo import EventRow, ItemUpdate, NewJob
 from fleetops.store.tables import items as items_table
 from fleetops.store.tables import jobs as jobs_table

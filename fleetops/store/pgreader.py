@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fleetops.errors import NotFoundError
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState
 from fleetops.store.reader_base import ReaderBase
-from fleetops.store.records import ItemRecord, JobRecord
 
 __all__ = ["PostgresReader", "conninfo", "open_reader"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState
-from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.repo import EventRow, ItemUpdate
 
 __all__ = ["EngineStore", "ItemWriter"]

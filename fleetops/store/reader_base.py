@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Self
 
+from fleetops.records import ItemRecord
 from fleetops.states import ItemState
-from fleetops.store.records import ItemRecord
 
 
 class ReaderBase:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleetops.errors import NotFoundError
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState
 from fleetops.store.reader_base import ReaderBase
-from fleetops.store.records import ItemRecord, JobRecord
 
 if TYPE_CHECKING:
     from fleetops.store.pgreader import PostgresReader

@@ -24,9 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetops.errors import NotFoundError
+from fleetops.records import ItemRecord, JobRecord
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
-from fleetops.store.records import ItemRecord, JobRecord
 from fleetops.store.tables import events, items, jobs
 
 __all__ = ["EventRow", "GroupWriter", "ItemUpdate", "NewJob", "Store", "new_job_id"]

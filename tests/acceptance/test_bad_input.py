@@ -21,11 +21,11 @@ from fleetops_harness import Cli, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetops.actions import ACTIONS
+from fleetops.catalogue.actions import ACTIONS
+from fleetops.catalogue.jobfile import load_job_file
+from fleetops.catalogue.targets import Targets
 from fleetops.errors import UsageError
-from fleetops.jobfile import load_job_file
 from fleetops.sim import Simulator
-from fleetops.targets import Targets
 
 DEAD = "http://127.0.0.1:9"  # nothing listens: bad input must fail before any call
 WS = "ws-abcdefgh1"

@@ -1,7 +1,7 @@
 """``fleetops jobs …`` as an operator runs it: output (text and JSON), files written, exit codes.
 
 The commands run through typer's CliRunner on a small app that mounts ``jobs_app`` the way
-``fleetops.cli`` does; the database is a real migrated SQLite file filled through the Store.
+``fleetops.cli.main`` does; the database is a real migrated SQLite file filled through the Store.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from fleetops.cli_jobs import jobs_app, parse_since, parse_states
+from fleetops.cli.jobs import jobs_app, parse_since, parse_states
 from fleetops.errors import UsageError
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import EventRow, NewJob, Store

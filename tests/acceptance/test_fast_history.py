@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from history_support import T0, seed_job
 
-from fleetops.cli import fast_history
+from fleetops.cli.main import fast_history
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import Store
 
-_CONSOLE_SCRIPT = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli import main; main()"
-_TYPER_APP = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli_app import main; main()"
+_CONSOLE_SCRIPT = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli.main import main; main()"
+_TYPER_APP = "import sys; sys.argv[0] = 'fleetops'; from fleetops.cli.app import main; main()"
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ HEAVY = (
     "pydantic",
     "fleetops.sim",
     "fleetops.api",
-    "fleetops.runner",
-    "fleetops.aws",
+    "fleetops.engine.runner",
+    "fleetops.aws.client",
 )
 
 _RUN = """
@@ -35,7 +35,7 @@ import atexit, json, sys
 out = sys.argv[1]
 atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = ["fleetops", *sys.argv[2:]]
-from fleetops.cli import main
+from fleetops.cli.main import main
 main()
 """
 
@@ -111,24 +111,24 @@ def test_history_commands_never_load_the_engine(
 ) -> None:
     db, job_id = history_db
     modules = loaded(tmp_path, *[job_id if a == "JOB" else a for a in argv], db=db)
-    assert "fleetops.cli_history" in modules or "fleetops.cli_jobs" in modules  # it did run
+    assert "fleetops.cli.history" in modules or "fleetops.cli.jobs" in modules  # it did run
     assert _heavy(modules) == []
     if argv[1] in ("list", "show"):  # answered before typer is imported
-        assert _heavy(modules, ("typer", "click", "fleetops.cli_jobs")) == []
+        assert _heavy(modules, ("typer", "click", "fleetops.cli.jobs")) == []
         assert "rich.table" not in modules  # tables are laid out as text
     if argv[1] in ("list", "show", "items", "export"):  # read with sqlite3 alone
         assert _heavy(modules, ("sqlalchemy", "aiosqlite", "anyio")) == []
         if "--json" in argv:  # a document, no table: no rich either
-            assert _heavy(modules, ("rich", "fleetops.report")) == []
+            assert _heavy(modules, ("rich", "fleetops.report.text")) == []
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["jobs", "--help"]])
 def test_help_and_version_load_almost_nothing(tmp_path: Path, argv: list[str]) -> None:
     modules = loaded(tmp_path, *argv)
-    assert "fleetops.cli" in modules
+    assert "fleetops.cli.main" in modules
     assert _heavy(modules, (*HEAVY, "sqlalchemy", "aiosqlite", "fleetops.store", "anyio")) == []
     if argv == ["--version"]:
-        assert _heavy(modules, ("rich", "fleetops.cli_jobs", "fleetops.cli_run")) == []
+        assert _heavy(modules, ("rich", "fleetops.cli.jobs", "fleetops.cli.run")) == []
 
 
 def test_importing_fleetops_loads_no_engine(tmp_path: Path) -> None:

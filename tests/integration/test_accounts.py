@@ -23,15 +23,15 @@ import anyio
 import pytest
 from engine_support import isolate_aws_configuration
 
-from fleetops.accounts import AssumeSpec, open_scope_clients
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
-from fleetops.runner import JobRunner
+from fleetops.aws.client import Connection
+from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.runner import JobRunner
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob, Store
 from fleetops.store.history import job_history
-from fleetops.targets import Targets
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333")
 EAST, WEST = "us-east-1", "eu-west-1"

@@ -11,7 +11,10 @@ import anyio
 import pytest
 from engine_support import isolate_aws_configuration
 
-from fleetops.accounts import (
+from fleetops.aws.client import Connection, WorkSpacesClient
+from fleetops.aws.ratelimit import TokenBucket
+from fleetops.aws.retry import RetryPolicy
+from fleetops.catalogue.accounts import (
     AssumedRole,
     AssumeSpec,
     UnreachableAccount,
@@ -22,11 +25,8 @@ from fleetops.accounts import (
     read_accounts_file,
     session_name,
 )
-from fleetops.aws import Connection, WorkSpacesClient
+from fleetops.catalogue.options import JobOptions
 from fleetops.errors import AssumeRoleError, UsageError
-from fleetops.options import JobOptions
-from fleetops.ratelimit import TokenBucket
-from fleetops.retry import RetryPolicy
 from fleetops.sim import Simulator
 
 REGION = "us-east-1"
@@ -226,7 +226,7 @@ def test_the_readme_role_policy_names_exactly_the_operations_fleetops_calls() ->
     import json
     import re
 
-    from fleetops.model import service_model
+    from fleetops.aws.model import service_model
 
     root = Path(__file__).resolve().parents[2]
     operations = set(service_model().operation_names)

@@ -12,13 +12,13 @@ import anyio
 import pytest
 from engine_support import items_of, sim_client, spec_for
 
-from fleetops.actions import create_key
 from fleetops.api import JobSpec, create_job, plan_job, run_job
+from fleetops.catalogue.actions import create_key
+from fleetops.catalogue.targets import Targets
 from fleetops.errors import UsageError
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, ItemUpdate, Store
-from fleetops.targets import Targets
 
 
 @pytest.fixture

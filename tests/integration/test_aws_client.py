@@ -23,12 +23,14 @@ import pytest
 from aiohttp import web
 from engine_support import isolate_aws_configuration
 
-from fleetops.aws import (
+from fleetops.aws.client import (
     SIM_CREDENTIALS,
     CallResult,
     Connection,
     WorkSpacesClient,
 )
+from fleetops.aws.ratelimit import TokenBucket
+from fleetops.aws.retry import RetryPolicy
 from fleetops.errors import (
     AwsError,
     ConfigurationError,
@@ -36,8 +38,6 @@ from fleetops.errors import (
     TransientAwsError,
     UsageError,
 )
-from fleetops.ratelimit import TokenBucket
-from fleetops.retry import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
 DUMMY_KEYS = ("AKIDEXAMPLE", "dummy-secret")
@@ -467,7 +467,10 @@ def _fleetops(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPro
 
 def test_nothing_aws_happens_at_import(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[profile broken\nthis is not ini")
-    modules = "fleetops, fleetops.api, fleetops.runner, fleetops.accounts, fleetops.cli"
+    modules = (
+        "fleetops, fleetops.api, fleetops.engine.runner, "
+        "fleetops.catalogue.accounts, fleetops.cli.main"
+    )
     done = subprocess.run(
         [sys.executable, "-c", f"import {modules}; print('imported')"],
         capture_output=True,

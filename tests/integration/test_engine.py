@@ -11,12 +11,12 @@ import pytest
 from engine_support import sim_client, spec_for
 
 from fleetops.api import create_job, dry_run, plan_job, run_job
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.runner import StopSignal
 from fleetops.errors import LeaseHeldError
-from fleetops.runner import StopSignal
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemUpdate, Store
-from fleetops.targets import Targets
 
 
 @pytest.fixture
@@ -258,9 +258,9 @@ async def test_resuming_a_finished_job_returns_it_unchanged(sim: Simulator, stor
 async def test_a_workspace_still_in_its_failure_state_fails_before_the_timeout(
     sim: Simulator, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fleetops.verify
+    import fleetops.engine.verify
 
-    monkeypatch.setattr(fleetops.verify, "STUCK_AFTER", 0.5)
+    monkeypatch.setattr(fleetops.engine.verify, "STUCK_AFTER", 0.5)
     ws_id = next(w for w in sim.workspace_ids() if sim.workspace(w)["State"] == "AVAILABLE")  # type: ignore[index]
     sim.set_state(ws_id, "UNHEALTHY")
     spec = spec_for(

@@ -14,11 +14,11 @@ import pytest
 from engine_support import items_of, sim_client, spec_for
 
 from fleetops.api import JobSpec, create_job, dry_run, plan_job, run_job
-from fleetops.planner import CONNECTED_REASON
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.planner import CONNECTED_REASON
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, Store
-from fleetops.targets import Targets
 
 STALE = re.compile(r"^last snapshot (\d+\.\d) h old \(> --max-snapshot-age 12\)$")
 

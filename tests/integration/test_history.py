@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from history_support import T0, seed_job
 
-from fleetops.report import ITEM_FIELDS, export_items, history_json, job_json
+from fleetops.report.text import ITEM_FIELDS, export_items, history_json, job_json
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import EventRow, NewJob, Store
 from fleetops.store import history as h

@@ -20,19 +20,19 @@ import typer
 from fleetops_harness import base_env
 from typer.testing import CliRunner
 
-from fleetops import actions
 from fleetops.api import JobSpec, create_job, plan_job, run_job
-from fleetops.aws import Connection
-from fleetops.cli_jobs import jobs_app
-from fleetops.options import JobOptions
-from fleetops.report import history_json
+from fleetops.aws.client import Connection
+from fleetops.catalogue import actions
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
+from fleetops.cli.jobs import jobs_app
+from fleetops.report.text import history_json
 from fleetops.sim import Simulator
 from fleetops.states import ItemState
 from fleetops.store import ItemUpdate, Store, history_read, history_types, readonly
 from fleetops.store import history as store_history
 from fleetops.store.readonly import open_reader
 from fleetops.store.repo import apply_updates
-from fleetops.targets import Targets
 
 NOW = 1_900_000_000.0  # a fixed "now" for a job still running (durations run until now)
 

@@ -16,14 +16,14 @@ import pytest
 from engine_support import items_of, sim_client, spec_for
 from rich.console import Console
 
-from fleetops.actions import UNVERIFIED
 from fleetops.api import create_job, run_job
-from fleetops.report import history_json, render_job
+from fleetops.catalogue.actions import UNVERIFIED
+from fleetops.catalogue.targets import Targets
+from fleetops.report.text import history_json, render_job
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, Store
 from fleetops.store.history import job_history
-from fleetops.targets import Targets
 
 LAG = 2.0
 TRANSITION = 1.0  # jittered to 0.75..1.25 s

@@ -10,13 +10,13 @@ import anyio
 import pytest
 
 from fleetops.api import JobSpec, create_job, plan_job, run_job
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
-from fleetops.runner import JobRunner
+from fleetops.aws.client import Connection
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.runner import JobRunner
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import ItemUpdate, Store
-from fleetops.targets import Targets
 
 
 @pytest.fixture

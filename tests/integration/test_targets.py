@@ -16,12 +16,12 @@ import pytest
 from engine_support import sim_client
 
 from fleetops.api import JobSpec, create_job, dry_run, plan_job
-from fleetops.aws import Connection
+from fleetops.aws.client import Connection
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets, read_ids_file
 from fleetops.errors import UsageError
-from fleetops.options import JobOptions
 from fleetops.sim import Simulator
 from fleetops.store import Store
-from fleetops.targets import Targets, read_ids_file
 
 REGION = "us-east-1"
 N = 120

@@ -23,13 +23,13 @@ import pytest
 from fleetops_harness import SimProcess, base_env, sim_process, wait_until
 
 from fleetops import api
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
-from fleetops.queue import queue_job
+from fleetops.aws.client import Connection
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
+from fleetops.queue.tasks import queue_job
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import JobRecord, Store
-from fleetops.targets import Targets
 
 LEASE = 4.0
 

@@ -11,7 +11,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
-from fleetops.model import list_member_max
+from fleetops.aws.model import list_member_max
 from fleetops.sim import Simulator
 
 

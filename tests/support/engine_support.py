@@ -9,11 +9,11 @@ from typing import Any
 from aiobotocore.session import get_session
 
 from fleetops.api import JobSpec
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
+from fleetops.aws.client import Connection
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
 from fleetops.sim import Simulator
 from fleetops.store import ItemRecord, Store
-from fleetops.targets import Targets
 
 REGION = "us-east-1"
 
@@ -58,7 +58,7 @@ def isolate_aws_configuration(monkeypatch: Any, tmp_path: Any) -> Iterator[None]
     """No AWS configuration of the machine running the tests: no profile, keys or endpoints
     from the environment, empty config and credentials files, no instance metadata, and no
     session cached by an earlier test. For an autouse fixture: ``yield from`` it."""
-    from fleetops.aws import _cached_session, _sim_session
+    from fleetops.aws.client import _cached_session, _sim_session
 
     for name in (
         "AWS_PROFILE",

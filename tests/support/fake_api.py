@@ -1,7 +1,7 @@
 """A small WorkSpaces fake at the client's edge, for unit tests of whole jobs.
 
 :class:`FakeApi` has the client's ``call(operation, *, idempotent, **params)`` and retries each
-attempt by the real policy (:func:`fleetops.retry.retrying`, without waiting), so the number of
+attempt by the real policy (:func:`fleetops.aws.retry.retrying`, without waiting), so the number of
 requests a job makes is the engine's real figure. It knows the operations a reboot or rebuild
 job uses: DescribeWorkspaces (by ids), RebootWorkspaces and RebuildWorkspaces. A WorkSpace acted
 on shows its transitional state at the next describe, then its end state.
@@ -16,9 +16,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from fleetops.aws import CallResult, not_executed
+from fleetops.aws.client import CallResult, not_executed
+from fleetops.aws.retry import RetryPolicy, retrying
 from fleetops.errors import AwsError, CredentialsError, TransientAwsError
-from fleetops.retry import RetryPolicy, retrying
 
 TRANSITION = {"RebootWorkspaces": "REBOOTING", "RebuildWorkspaces": "REBUILDING"}
 REQUEST_MEMBER = {

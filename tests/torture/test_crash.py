@@ -23,7 +23,7 @@ import pytest
 from fleetops_harness import Cli, Db, wait_until
 from fleetops_torture import FULL, report
 
-from fleetops.actions import get_action
+from fleetops.catalogue.actions import get_action
 from fleetops.sim import Simulator
 
 FINAL = {"succeeded", "failed", "skipped", "in_doubt", "cancelled"}

@@ -17,12 +17,12 @@ import pytest
 
 import fleetops.store.repo as repo
 from fleetops.api import JobSpec, create_job, run_job
-from fleetops.aws import Connection
-from fleetops.options import JobOptions
+from fleetops.aws.client import Connection
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import Store
-from fleetops.targets import Targets
 
 BATCH = 25
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from fleetops.actions import ACTIONS, get_action
-from fleetops.options import JobOptions
-from fleetops.planner import snapshot_reason
+from fleetops.catalogue.actions import ACTIONS, get_action
+from fleetops.catalogue.options import JobOptions
+from fleetops.engine.planner import snapshot_reason
 
 
 def ws(ws_id: str = "ws-aaaaaaaa01", state: str = "AVAILABLE", **props: Any) -> dict[str, Any]:

@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fleetops.aws.model import list_member_max
 from fleetops.bench import peer
 from fleetops.bench.history import build_history
 from fleetops.bench.report import render_markdown
 from fleetops.bench.scenarios import BATCH, _min_calls, quota_bound
-from fleetops.model import list_member_max
 
 
 def test_quota_bound_counts_the_burst_as_free() -> None:
@@ -148,7 +148,7 @@ class NoBoto3:
         return None
 
 sys.meta_path.insert(0, NoBoto3())
-from fleetops.cli import main
+from fleetops.cli.main import main
 sys.argv = ["fleetops", *sys.argv[1:]]
 main()
 """

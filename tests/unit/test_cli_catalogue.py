@@ -1,4 +1,5 @@
-"""The catalogue (fleetops.actions) is the single source of action names and parameters: the
+"""The catalogue (fleetops.catalogue.actions) is the single source of action names and parameters:
+the
 ``run`` command and job files accept exactly what it lists, under the names it gives, and say
 what is missing or misplaced with its messages."""
 
@@ -10,13 +11,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from fleetops import cli_run
-from fleetops.actions import ACTIONS, ActionSpec, Param, all_params
-from fleetops.cli_app import app
+from fleetops.catalogue.actions import ACTIONS, ActionSpec, Param, all_params
+from fleetops.catalogue.jobfile import ACTIONS as JOBFILE_ACTIONS
+from fleetops.catalogue.jobfile import ParamsSpec, load_job_file
+from fleetops.catalogue.specs import RunRequest, build_spec
+from fleetops.cli import run as cli_run
+from fleetops.cli.app import app
 from fleetops.errors import JobFileError, UsageError
-from fleetops.jobfile import ACTIONS as JOBFILE_ACTIONS
-from fleetops.jobfile import ParamsSpec, load_job_file
-from fleetops.specs import RunRequest, build_spec
 
 CONN = ["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]
 WS = "ws-abcdefgh1"

@@ -10,21 +10,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetops.decide import (
+from fleetops.aws.retry import (
+    ITEM_BACKOFF_CAP,
+    RetryPolicy,
+    attempts_spent,
+    item_backoff,
+    retry_item,
+)
+from fleetops.catalogue.options import error_budget, over_budget
+from fleetops.engine.decide import (
     STATE_CHANGED,
     AfterTransient,
     CircuitBreaker,
     after_transient,
     failed_request,
     reconcile_verdict,
-)
-from fleetops.options import error_budget, over_budget
-from fleetops.retry import (
-    ITEM_BACKOFF_CAP,
-    RetryPolicy,
-    attempts_spent,
-    item_backoff,
-    retry_item,
 )
 from fleetops.states import ItemState, JobStatus, RunEnd, exit_code_for, final_status
 
@@ -324,8 +324,8 @@ def test_exit_code(status: JobStatus, given: dict[str, int], code: int) -> None:
 
 
 def test_ledger_moves_items_between_counts_and_ignores_stale_reads() -> None:
-    from fleetops.commit import Ledger
-    from fleetops.engine_types import RunStats
+    from fleetops.engine.commit import Ledger
+    from fleetops.engine.types import RunStats
     from fleetops.store import ItemRecord, ItemUpdate
 
     def record(item_id: int, state: ItemState) -> ItemRecord:
@@ -386,7 +386,7 @@ def test_ledger_moves_items_between_counts_and_ignores_stale_reads() -> None:
 )
 def test_the_state_table_answers_as_a_dict_would(ops: list[tuple[int, str, bool]]) -> None:
     """One byte per item over the run's range of ids, a dict beyond it: the same answers."""
-    from fleetops.commit import StateTable
+    from fleetops.engine.commit import StateTable
 
     table, model = StateTable(), {}
     for item_id, state, only_if_new in ops:
@@ -402,7 +402,7 @@ def test_the_state_table_answers_as_a_dict_would(ops: list[tuple[int, str, bool]
 
 
 def test_the_state_table_keeps_a_state_set_before_its_id_came_into_range() -> None:
-    from fleetops.commit import _SPAN, StateTable
+    from fleetops.engine.commit import _SPAN, StateTable
 
     table = StateTable()
     table.set(1000, "pending")

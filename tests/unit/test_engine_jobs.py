@@ -10,13 +10,13 @@ import anyio
 import pytest
 from fake_api import FakeApi, fleet
 
+from fleetops.catalogue.options import JobOptions
+from fleetops.catalogue.targets import Targets
+from fleetops.engine.runner import JobRunner, StopSignal
 from fleetops.errors import Interrupted
-from fleetops.options import JobOptions
-from fleetops.runner import JobRunner, StopSignal
 from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.store.memory import MemoryStore
-from fleetops.targets import Targets
 
 REGION = "us-east-1"
 

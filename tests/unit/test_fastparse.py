@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiobotocore.parsers import AioJSONParser
 
-from fleetops.fastparse import PlainJSONParser, PlainParserFactory, is_plain
-from fleetops.model import service_model
+from fleetops.aws.fastparse import PlainJSONParser, PlainParserFactory, is_plain
+from fleetops.aws.model import service_model
 
 WORKSPACE = {
     "WorkspaceId": "ws-0123456789",

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fleetops.catalogue.jobfile import JobFile, load_job_file
+from fleetops.catalogue.options import JobOptions
 from fleetops.errors import JobFileError
-from fleetops.jobfile import JobFile, load_job_file
-from fleetops.options import JobOptions
 
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from fleetops.locks import BusyGate
+from fleetops.engine.locks import BusyGate
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import ItemRecord, ItemUpdate, NewJob
 from fleetops.store.memory import MemoryStore

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleetops import logs
+from fleetops.cli import logs
 from fleetops.errors import UsageError
 
-NAMES = ("", "fleetops", "fleetops.progress", *logs.LIBRARY_LOGGERS, *logs.TRANSPORT_LOGGERS)
+NAMES = ("", "fleetops", "fleetops.cli.progress", *logs.LIBRARY_LOGGERS, *logs.TRANSPORT_LOGGERS)
 
 
 @pytest.fixture(autouse=True)
@@ -39,16 +39,16 @@ def _restore_logging() -> Iterator[None]:
 
 
 def _emit_everything() -> None:
-    logging.getLogger("fleetops.region").info(
+    logging.getLogger("fleetops.engine.scope").info(
         "batch of 25 sent: RebootWorkspaces", extra={"operation": "RebootWorkspaces", "size": 25}
     )
-    logging.getLogger("fleetops.verify").debug("polling 25 ids")
+    logging.getLogger("fleetops.engine.verify").debug("polling 25 ids")
     logging.getLogger("sqlalchemy.engine.Engine").info("SELECT items.id FROM items")
     logging.getLogger("aiosqlite").debug("executing <function>")
     logging.getLogger("botocore.endpoint").debug("Sending http request: Authorization: AWS4")
     logging.getLogger("aiobotocore.hooks").debug("Event before-send: calling handler")
     logging.getLogger("urllib3.connectionpool").debug("https://workspaces: POST /")
-    logging.getLogger("fleetops.ratelimit").warning("throttled: quota halved to 1.0 calls/s")
+    logging.getLogger("fleetops.aws.ratelimit").warning("throttled: quota halved to 1.0 calls/s")
 
 
 def test_default_shows_warnings_only() -> None:
@@ -56,7 +56,7 @@ def test_default_shows_warnings_only() -> None:
     logs.configure(0, "text", stream=out)
     _emit_everything()
     (line,) = out.getvalue().splitlines()
-    assert line.endswith("WARNING fleetops.ratelimit: throttled: quota halved to 1.0 calls/s")
+    assert line.endswith("WARNING fleetops.aws.ratelimit: throttled: quota halved to 1.0 calls/s")
 
 
 def test_v_shows_decisions_one_line_each_and_no_library() -> None:
@@ -65,8 +65,8 @@ def test_v_shows_decisions_one_line_each_and_no_library() -> None:
     _emit_everything()
     lines = out.getvalue().splitlines()
     assert len(lines) == 2, lines
-    assert lines[0].endswith("INFO fleetops.region: batch of 25 sent: RebootWorkspaces")
-    assert "WARNING fleetops.ratelimit: throttled" in lines[1]
+    assert lines[0].endswith("INFO fleetops.engine.scope: batch of 25 sent: RebootWorkspaces")
+    assert "WARNING fleetops.aws.ratelimit: throttled" in lines[1]
     text = out.getvalue()
     for absent in ("SELECT", "executing", "Sending http", "before-send", "POST", "polling"):
         assert absent not in text
@@ -94,12 +94,12 @@ def test_json_lines_carry_the_structured_extras() -> None:
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        logging.getLogger("fleetops.runner").exception("job failed")
+        logging.getLogger("fleetops.engine.runner").exception("job failed")
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r["logger"] for r in records] == [
-        "fleetops.region",
-        "fleetops.ratelimit",
-        "fleetops.runner",
+        "fleetops.engine.scope",
+        "fleetops.aws.ratelimit",
+        "fleetops.engine.runner",
     ]
     batch = records[0]
     assert batch["level"] == "INFO" and batch["message"].startswith("batch of 25 sent")
@@ -116,12 +116,12 @@ def test_json_mode_wraps_every_other_stderr_line(monkeypatch: pytest.MonkeyPatch
     print("job j1 planned: 3 WorkSpaces", file=sys.stderr)
     sys.stderr.write("half a line, ")
     sys.stderr.write("then the rest\n")
-    logging.getLogger("fleetops.runner").warning("error budget spent")
+    logging.getLogger("fleetops.engine.runner").warning("error budget spent")
     records = [json.loads(line) for line in raw.getvalue().splitlines()]
     assert [(r["logger"], r["message"]) for r in records] == [
-        ("fleetops.cli", "job j1 planned: 3 WorkSpaces"),
-        ("fleetops.cli", "half a line, then the rest"),
-        ("fleetops.runner", "error budget spent"),
+        ("fleetops.cli.main", "job j1 planned: 3 WorkSpaces"),
+        ("fleetops.cli.main", "half a line, then the rest"),
+        ("fleetops.engine.runner", "error budget spent"),
     ]
 
 
@@ -131,7 +131,7 @@ def test_secrets_are_masked_in_every_format(monkeypatch: pytest.MonkeyPatch) -> 
     for fmt in logs.LOG_FORMATS:
         out = io.StringIO()
         logs.configure(1, fmt, stream=out)
-        logging.getLogger("fleetops.aws").warning(
+        logging.getLogger("fleetops.aws.client").warning(
             "credentials wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY token FwoGZXIvYXdzEXAMPLETOKEN "
             "Signature=0123456789abcdef0123456789abcdef X-Amz-Security-Token: abc.def"
         )

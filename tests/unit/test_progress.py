@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 from rich.console import Console
 
-from fleetops.progress import Meter, Snapshot, eta_seconds, plain_line, render, snapshot, watch
+from fleetops.cli.progress import Meter, Snapshot, eta_seconds, plain_line, render, snapshot, watch
 
 
 @dataclass
@@ -213,7 +213,7 @@ def test_off_a_terminal_it_prints_plain_lines() -> None:
 
 
 def test_snapshot_reads_the_engines_run_stats() -> None:
-    from fleetops.engine_types import RunStats
+    from fleetops.engine.types import RunStats
 
     stats = RunStats()
     stats.reset_counts(

@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from fleetops.ratelimit import QUOTAS, QuotaRegistry, QuotaShares, TokenBucket
+from fleetops.aws.ratelimit import QUOTAS, QuotaRegistry, QuotaShares, TokenBucket
 
 
 class FakeTime:
@@ -160,7 +160,7 @@ async def test_repeated_throttles_halve_the_rate_empty_the_bucket_and_floor() ->
 async def test_rate_changes_are_logged_one_line_each(caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeTime()
     bucket = fake.bucket(10, 5)
-    with caplog.at_level(logging.INFO, logger="fleetops.ratelimit"):
+    with caplog.at_level(logging.INFO, logger="fleetops.aws.ratelimit"):
         bucket.on_throttle()  # a lone throttle: no change of rate, nothing to say
         assert not caplog.records
         fake.now += 0.5

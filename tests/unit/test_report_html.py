@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from fleetops.report_html import ReportData, render, svg_chart
+from fleetops.records import JobRecord
+from fleetops.report.html import ReportData, render, svg_chart
 from fleetops.states import JobStatus
 from fleetops.store.history import (
     Durations,
@@ -14,7 +15,6 @@ from fleetops.store.history import (
     OperationStats,
     ReasonGroup,
 )
-from fleetops.store.records import JobRecord
 from fleetops.store.timeline import ScopeCounts, Slice, Timeline
 
 T0 = 1_780_000_000.0

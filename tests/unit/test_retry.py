@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import tenacity
 
+from fleetops.aws.retry import RetryPolicy, is_throttling_code, retrying
 from fleetops.errors import AwsError, TransientAwsError
-from fleetops.retry import RetryPolicy, is_throttling_code, retrying
 
 
 class Sleeps:

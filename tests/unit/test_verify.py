@@ -10,11 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from fleetops.actions import UNVERIFIED, get_action
-from fleetops.errors import CredentialsError
-from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
-from fleetops.verify import (
+from fleetops.catalogue.actions import UNVERIFIED, get_action
+from fleetops.engine.verify import (
     EVIDENCE_WAIT,
     FIRST_POLL,
     MIN_EVIDENCE_WAIT,
@@ -22,6 +19,9 @@ from fleetops.verify import (
     Verifier,
     Watch,
 )
+from fleetops.errors import CredentialsError
+from fleetops.states import ItemState
+from fleetops.store import ItemRecord, ItemUpdate
 
 
 def watch(submitted_at: float = 100.0, **kw: Any) -> Watch:
@@ -281,7 +281,7 @@ def test_a_poll_takes_the_watches_awaiting_evidence_first() -> None:
     the order it fell due, up to 25 ids; what is left keeps its order."""
     from collections import deque
 
-    from fleetops.verify import _take_chunk
+    from fleetops.engine.verify import _take_chunk
 
     def w(n: int, seen: bool) -> Watch:
         return Watch(due=float(n), item_id=n, ids=(f"ws-{n}",), seen_state="AVAILABLE",

@@ -1,0 +1,103 @@
+"""``jobs items`` and ``jobs export`` over a reader of the history (``sqlite3`` or psycopg, no
+SQLAlchemy): the same output as through the Store, which answers when no reader can (an older
+schema, a foreign file). Also the file handling both paths of ``jobs export -o FILE`` share."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from fleetops.cli.common import out_console, print_json
+from fleetops.errors import UsageError
+from fleetops.states import ItemState
+
+if TYPE_CHECKING:
+    from fleetops.records import ItemRecord
+    from fleetops.store.pgreader import PostgresReader
+    from fleetops.store.readonly import Reader
+
+__all__ = ["export_job", "list_items", "partial_file"]
+
+
+@contextmanager
+def partial_file(output: str) -> Iterator[TextIO]:
+    """``output`` written as ``output.partial`` and renamed once complete: a reader never sees
+    half an export, and a failed one leaves nothing behind."""
+    target = Path(output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            yield stream
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def list_items(
+    reader: Reader | PostgresReader,
+    job: str,
+    states: Sequence[ItemState] | None,
+    limit: int,
+    account: str | None,
+    as_json: bool,
+) -> None:
+    """``jobs items``: a job's items in plan order (``limit`` 0: all of them)."""
+    from fleetops.report.documents import item_json, write_items
+
+    job_id = reader.get_job(job).id
+    found: list[ItemRecord] = []
+    if account is not None:
+        for page in reader.iter_items(job_id, states=states):
+            found.extend(item for item in page if item.account == account)
+            if limit and len(found) >= limit:
+                found = found[:limit]
+                break
+    elif as_json and limit == 0:
+        write_items(reader.iter_items(job_id, states=states), "json", sys.stdout)
+        sys.stdout.flush()
+        return
+    elif limit == 0:
+        found = [item for page in reader.iter_items(job_id, states=states) for item in page]
+    else:
+        found = reader.items_page(job_id, states=states, limit=limit)
+    if as_json:
+        print_json([item_json(item) for item in found])
+        return
+    from fleetops.report.text import render_items
+
+    wanted = {s.value for s in states} if states else None
+    if account is not None:
+        from fleetops.store.history_read import rows_of, scope_summaries
+
+        scopes = [s for s in scope_summaries(rows_of(reader), job_id) if s.account == account]
+        matching = sum(
+            n for s in scopes for st, n in s.counts.items() if not wanted or st in wanted
+        )
+    else:
+        counts = reader.counts(job_id)
+        matching = sum(n for st, n in counts.items() if not wanted or st in wanted)
+    render_items(out_console, found, matching=matching)
+
+
+def export_job(
+    reader: Reader | PostgresReader, job: str, fmt: str, output: str | None
+) -> tuple[int, str]:
+    """``jobs export``: every item, to stdout or (``output``) a file; (items written, job id)."""
+    from fleetops.report.documents import write_items
+
+    job_id = reader.get_job(job).id
+    if output is None or output == "-":
+        count = write_items(reader.iter_items(job_id), fmt, sys.stdout)
+        sys.stdout.flush()
+        return count, job_id
+    with partial_file(output) as stream:
+        count = write_items(reader.iter_items(job_id), fmt, stream)
+    return count, job_id

@@ -1,0 +1,101 @@
+"""A scope's API calls as the engine makes them: bounded, recorded, and watched by the breaker.
+
+:class:`AuditedCall` turns a client's ``call`` into the engine's ``call(operation, ids, **params)``:
+at most ``--concurrency`` at a time, each logical call one row of the job's event log (outcome,
+code, request id, the attempts it took) committed through the run's commit path, and each
+failure shown to the scope's :class:`~fleetops.engine.decide.CircuitBreaker`, which stops the job
+when
+one operation keeps failing the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from fleetops.aws.client import not_executed
+from fleetops.aws.retry import RetryPolicy, attempts_spent
+from fleetops.engine.context import JobContext
+from fleetops.engine.decide import CircuitBreaker
+from fleetops.engine.types import ApiCall, Scope
+from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
+from fleetops.store import EventRow
+
+__all__ = ["AuditedCall"]
+
+log = logging.getLogger(__name__)
+
+
+class AuditedCall:
+    """The engine's call function of one scope."""
+
+    def __init__(self, ctx: JobContext, scope: Scope, api: ApiCall, policy: RetryPolicy) -> None:
+        self.ctx = ctx
+        self.scope = scope
+        self.api = api
+        self.policy = policy
+        self.breaker = CircuitBreaker(threshold=ctx.options.breaker)
+        self.limiter = anyio.CapacityLimiter(ctx.options.concurrency)
+
+    async def __call__(
+        self, operation: str, ids: Sequence[str], /, **params: Any
+    ) -> dict[str, Any]:
+        """One logical call (retries inside), recorded in the event log and by the breaker."""
+        idempotent = bool(params.pop("idempotent", True))
+        async with self.limiter:
+            started = time.monotonic()
+            try:
+                result = await self.api(operation, idempotent=idempotent, **params)
+            except AwsError as exc:
+                await self._failed(operation, ids, exc, idempotent, started)
+                raise
+        self.breaker.record_success(operation)
+        failed = result.response.get("FailedRequests") or []
+        outcome = "partial" if failed else "ok"
+        await self._event(
+            operation, ids, outcome, None, result.request_id, result.attempts, started
+        )
+        return result.response
+
+    async def _failed(
+        self, operation: str, ids: Sequence[str], exc: AwsError, idempotent: bool, started: float
+    ) -> None:
+        if exc.operation is None:
+            exc.operation = operation
+        retried = isinstance(exc, TransientAwsError) and (idempotent or not_executed(exc))
+        spent = getattr(exc, "attempts", None) or attempts_spent(
+            self.policy, exc.code, retried=retried
+        )
+        await self._event(operation, ids, "error", exc.code, exc.request_id, spent, started)
+        if isinstance(exc, CredentialsError | AssumeRoleError):
+            return  # not the operation's fault: the job pauses, or the account fails alone
+        if self.breaker.record_failure(operation, exc.code, exc.message):
+            log.info("circuit breaker open in %s: %s", self.scope, self.breaker.reason())
+            self.ctx.fail(f"{self.breaker.reason()} in {self.scope}")
+
+    async def _event(
+        self,
+        operation: str,
+        ids: Sequence[str],
+        outcome: str,
+        code: str | None,
+        request_id: str | None,
+        attempts: int,
+        started: float,
+    ) -> None:
+        row = EventRow(
+            job_id=self.ctx.job.id,
+            region=self.scope.key,
+            operation=operation,
+            workspace_ids=list(ids),
+            outcome=outcome,
+            error_code=code,
+            request_id=request_id,
+            attempts=attempts,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        await self.ctx.commit((), (row,))

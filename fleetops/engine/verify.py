@@ -1,0 +1,490 @@
+"""Verification: watching submitted WorkSpaces until the evidence says they reached their end state.
+
+Describe calls are eventually consistent: right after an accepted call DescribeWorkspaces may
+show the old state for seconds, and a new WorkSpace may be "not found". So a watch remembers
+whether evidence of the action was ever seen (the transitional state, a changed state, the new
+properties, the new WorkSpace; see ``ActionSpec.judge_observed``), and the end state without it
+means "not started yet": polled again, early, until the evidence comes or waiting longer cannot
+help (``ActionSpec.judge_in_time``: succeeded but ``Unverified``, or failed).
+
+DescribeWorkspaces takes 25 ids a call; the quota spent on polling is quota not spent on work,
+so polls are timed by :class:`SettleModel` — learned from the real transitions of this job only —
+and filled with every item due at about the same time, as long as waiting for them cannot make a
+poll miss a transition.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from fleetops.aws.model import list_member_max
+from fleetops.catalogue.actions import GONE, UNVERIFIED, ActionSpec, Verdict
+from fleetops.engine.types import CallFn
+from fleetops.errors import AwsError, CredentialsError
+from fleetops.states import ItemState
+from fleetops.store import ItemRecord, ItemUpdate
+
+__all__ = ["DESCRIBE_MAX", "CommitFn", "SettleModel", "Verifier", "Watch"]
+
+log = logging.getLogger(__name__)
+
+DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
+
+#: Applies item updates durably (one shielded transaction) and counts them.
+CommitFn = Callable[[Sequence[ItemUpdate]], Awaitable[None]]
+
+#: Seconds after which a WorkSpace still in its pre-call failure state is judged (see
+#: ``Verifier._stuck_reason``).
+STUCK_AFTER = 60.0
+#: Before any evidence was learned, a batch's first poll comes this soon after its call: soon
+#: enough to see a transition that starts at once and lasts a tenth of a second.
+FIRST_POLL = 0.05
+#: The end state shown with no evidence of the action is accepted (as ``Unverified``) only after
+#: this long while no evidence at all has been seen in this job (a lagging Describe can hide a
+#: transition for seconds); once some has, after four times the longest delay to evidence seen,
+#: and at least :data:`MIN_EVIDENCE_WAIT`.
+EVIDENCE_WAIT = 10.0
+MIN_EVIDENCE_WAIT = 2.0
+#: A new WorkSpace (create, migrate) not found is looked for this long, or four times the
+#: longest delay to evidence, before the item fails.
+APPEAR_WAIT = 120.0
+#: Back-pressure on submission: at most this many DescribeWorkspaces polls' worth of submitted
+#: WorkSpaces per poll slot may wait for their first evidence, while evidence shows within
+#: :data:`EVIDENCE_REFERENCE` of a call. Beyond it the submitter waits: sending faster than
+#: verification can look makes transitions come and go unseen (Unverified).
+UNPROVEN_POLLS_PER_SLOT = 1
+#: When evidence is learned to show later (a lagging Describe), the limit grows in proportion
+#: (Little's law: items awaiting evidence = pace × delay), so that a lag slows verification's
+#: verdicts but not submission.
+EVIDENCE_REFERENCE = 0.25
+
+
+@dataclass(order=True)
+class Watch:
+    """A submitted item the verifier is waiting on."""
+
+    due: float
+    item_id: int = field(compare=False)
+    ids: tuple[str, ...] = field(compare=False)  # described to verify it; the first is judged
+    seen_state: str | None = field(compare=False)
+    submitted_at: float = field(compare=False)  # when the watch began (the verify timeout's start)
+    polls: int = field(default=0, compare=False)
+    #: When the call was accepted (earlier than ``submitted_at`` for an item submitted by an
+    #: earlier run): the evidence and appearance waits count from it.
+    called_at: float | None = field(default=None, compare=False)
+    #: Evidence of the action was observed since the call (once seen, it stays proven).
+    seen: bool = field(default=False, compare=False)
+    seen_at: float | None = field(default=None, compare=False)
+    #: How long the watch may wait past ``due`` for other ids to fill its poll.
+    grace: float = field(default=0.0, compare=False)
+
+
+class SettleModel:
+    """When to poll, learned only from the real transitions observed in this job.
+
+    Two delays after a call are learned: when its first evidence shows (``evidence``: a lagging
+    Describe shows a transition late) and when the item is done (``estimate``). Until an item's
+    evidence is seen its polls come early and geometrically — the first at ``0.8 × evidence``
+    (:data:`FIRST_POLL` before anything is learned), each next one 25 % of the time waited so far
+    later — so a transition that stays visible a quarter of the time it took to show is caught;
+    once seen, the next poll aims at the learned settle time (50 % steps while none is
+    known), then backs off by 25 % of the time waited. An item done without evidence teaches
+    nothing: learning from "done at the first poll" without evidence would pull the polls ever
+    earlier, for nothing.
+    """
+
+    def __init__(
+        self, initial: float = FIRST_POLL, floor: float = 0.05, cap: float = 120.0
+    ) -> None:
+        self.estimate: float | None = None  # seconds from the call to done, evidence seen
+        self.evidence: float | None = None  # seconds from the call to the first evidence
+        self.evidence_max = 0.0  # the longest of those
+        self.window: float | None = None  # seconds from the first evidence to done
+        self.initial = initial
+        self.floor = floor
+        self.cap = cap
+
+    def first_delay(self) -> float:
+        if self.evidence is None:
+            return self.initial
+        return max(self.floor, 0.8 * self.evidence)
+
+    def next_delay(self, watch: Watch, now: float) -> float:
+        waited = now - watch.submitted_at
+        if watch.seen and self.estimate is not None and waited < self.estimate:
+            return max(self.floor, self.estimate - waited)
+        # Geometric: 25 % of what it has taken so far; 50 % while the first items of the job,
+        # proven already, head for a settle time nobody knows yet (fewer polls, a later end).
+        step = 0.5 if watch.seen and self.estimate is None else 0.25
+        return min(self.cap, max(self.floor, waited * step))
+
+    def grace(self, delay: float) -> float:
+        """How long a poll due ``delay`` seconds after the last look may wait for other ids: a
+        quarter of that delay, and at most half the time a transition was seen to stay visible."""
+        grace = 0.25 * delay
+        if self.window is not None:
+            grace = min(grace, 0.5 * self.window)
+        return grace
+
+    def saw_evidence(self, watch: Watch, now: float) -> None:
+        """The first evidence of ``watch``'s action, seen by the poll sent at ``now``."""
+        watch.seen, watch.seen_at = True, now
+        if watch.called_at is not None:
+            return  # called by an earlier run: its delays say nothing of this job's pace
+        took = now - watch.submitted_at
+        # Seen at the first look: it may have shown much earlier (the look itself may have
+        # waited for the quota). Halving keeps the first polls early: learning 0.9x of it would
+        # settle, with polls at 0.8x the estimate, at about three times the quota wait, past the
+        # end of short transitions.
+        target = took * 0.5 if watch.polls <= 1 else took
+        self.evidence = target if self.evidence is None else 0.8 * self.evidence + 0.2 * target
+        self.evidence_max = max(self.evidence_max, took)
+
+    def observe(self, watch: Watch, now: float) -> None:
+        """``watch`` is done: learn its settle time, if its evidence was seen."""
+        if not watch.seen or watch.called_at is not None:
+            return
+        took = now - watch.submitted_at
+        target = took * 0.97 if watch.polls <= 1 else took  # done at first poll: creep down
+        if self.estimate is None:
+            self.estimate = max(self.floor, target)
+        else:
+            self.estimate = max(self.floor, 0.8 * self.estimate + 0.2 * target)
+        if watch.seen_at is not None and watch.seen_at < now:
+            span = now - watch.seen_at
+            self.window = span if self.window is None else 0.8 * self.window + 0.2 * span
+
+    def missed(self) -> None:
+        """An item ended Unverified: its transition came and went between polls, or never came.
+        The first polls come earlier from now on (they are cheap; a missed transition is not)."""
+        if self.evidence is not None:
+            self.evidence = max(self.floor, 0.7 * self.evidence)
+
+    def evidence_wait(self) -> float:
+        if not self.evidence_max:
+            return EVIDENCE_WAIT
+        return max(MIN_EVIDENCE_WAIT, 4 * self.evidence_max)
+
+    def appear_wait(self) -> float:
+        return max(APPEAR_WAIT, 4 * self.evidence_max)
+
+
+class Verifier:
+    """The verification loop of one scope of one run.
+
+    ``call`` makes one logical API call; ``commit`` applies the verdicts (the run's commit path:
+    durable, shielded, counted). The verdict itself is the action's (``judge_observed``).
+    """
+
+    def __init__(
+        self,
+        *,
+        action: ActionSpec,
+        params: Mapping[str, Any],
+        verify_timeout: float,
+        call: CallFn,
+        commit: CommitFn,
+        concurrency: int,
+        on_credentials: Callable[[CredentialsError], None],
+    ) -> None:
+        self.action = action
+        self.params = params
+        self.verify_timeout = verify_timeout
+        self._call = call
+        self._commit = commit
+        self._on_credentials = on_credentials
+        self.settle = SettleModel()
+        self._watches: list[Watch] = []  # a heap by due time
+        self._ready: deque[Watch] = deque()  # due, gathering into the next poll
+        self._added = anyio.Event()
+        self._slots = anyio.Semaphore(concurrency)
+        #: Watched items with no evidence seen yet, and how many may be before submission waits.
+        self.unproven = 0
+        self.unproven_base = UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency
+        self.polls_in_flight = 0
+        self.feeding = True  # items may still arrive (the submitter is running)
+
+    @property
+    def unproven_limit(self) -> int:
+        """How many items may await their first evidence before submission waits."""
+        delay = self.settle.evidence or 0.0
+        return round(self.unproven_base * max(1.0, delay / EVIDENCE_REFERENCE))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._watches) or bool(self._ready) or self.polls_in_flight > 0
+
+    def watch(
+        self, item: ItemRecord, submitted_at: float, due: float, result: str | None = None
+    ) -> None:
+        ids = self.action.watch_ids(item.workspace_id, result or item.result)
+        watch = Watch(due, item.id, ids, item.seen_state, submitted_at)
+        if item.submitted_at is not None:  # submitted by an earlier run: the call is older
+            watch.called_at = submitted_at - max(0.0, time.time() - item.submitted_at)
+        # Evidence seen before (by an earlier run) is kept in last_state while submitted.
+        if item.last_state:
+            watch.seen = self.action.judge(item.last_state, item.seen_state, seen=False).evidence
+        watch.grace = self.settle.grace(max(0.0, due - time.monotonic()))
+        if not watch.seen:
+            self.unproven += 1
+        heapq.heappush(self._watches, watch)
+        self._added.set()
+
+    def watch_new(self, items: Sequence[ItemRecord], results: Mapping[str, str]) -> None:
+        """Items just accepted by the API: first poll when the model says they should settle."""
+        now = time.monotonic()
+        due = now + self.settle.first_delay()
+        for item in items:
+            self.watch(item, now, due, results.get(item.workspace_id))
+
+    async def room(self, halted: Callable[[], bool]) -> None:
+        """Wait until verification can take more submitted items (see
+        :data:`UNPROVEN_POLLS_PER_SLOT`), or the run is halted."""
+        while self.unproven >= self.unproven_limit and not halted():
+            await anyio.sleep(0.02)
+
+    def done_feeding(self) -> None:
+        self.feeding = False
+        self._added.set()
+
+    async def _wait(self, timeout: float) -> None:
+        self._added = anyio.Event()
+        with anyio.move_on_after(timeout):
+            await self._added.wait()
+
+    async def run(self) -> None:
+        """Poll until nothing is watched and nothing more can arrive.
+
+        Due items gather in ``ready``; a poll goes out when 25 ids are ready, or when the oldest
+        ready item has waited its ``grace`` (a quarter of its delay, at most half the time a
+        transition stays visible: see :meth:`SettleModel.grace`), or when nothing else can
+        arrive: a DescribeWorkspaces carries 25 ids whenever the pace of submissions allows,
+        instead of one per batch of a one-per-call action.
+        """
+        ready = self._ready
+        ready_ids = 0
+        async with anyio.create_task_group() as polls:
+            while True:
+                now = time.monotonic()
+                while self._watches and self._watches[0].due <= now:
+                    watch = heapq.heappop(self._watches)
+                    ready.append(watch)
+                    ready_ids += len(watch.ids)
+                if not ready:
+                    if not self._watches:
+                        if not self.feeding and self.polls_in_flight == 0:
+                            return
+                        await self._wait(0.2)
+                    else:
+                        await self._wait(self._watches[0].due - now)
+                    continue
+                grace = ready[0].grace
+                overdue = now - ready[0].due >= grace
+                last = not self.feeding and not self._watches
+                if ready_ids < DESCRIBE_MAX and not overdue and not last:
+                    wake = ready[0].due + grace
+                    if self._watches:
+                        wake = min(wake, self._watches[0].due)
+                    await self._wait(max(0.0, wake - now))
+                    continue
+                # The slot first, then the chunk: it is chosen at the last moment, from every
+                # watch due by then.
+                await self._slots.acquire()
+                now = time.monotonic()
+                while self._watches and self._watches[0].due <= now:
+                    watch = heapq.heappop(self._watches)
+                    ready.append(watch)
+                    ready_ids += len(watch.ids)
+                chunk = _take_chunk(ready)
+                ready_ids -= sum(len(w.ids) for w in chunk)
+                self.polls_in_flight += 1
+                polls.start_soon(self._poll, chunk)
+
+    async def _poll(self, chunk: list[Watch]) -> None:
+        try:
+            ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
+            sent = time.monotonic()  # what it shows was true at some point after this
+            try:
+                response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+            except CredentialsError as exc:
+                self._on_credentials(exc)
+                return
+            except AwsError as exc:
+                # Could not look: try again later (the timeout still applies).
+                now = time.monotonic()
+                log.warning("verification describe failed: %s", exc)
+                for w in chunk:
+                    self._reschedule(w, now, at_least=1.0)
+                return
+            await self._judge(chunk, response, sent)
+        finally:
+            self._slots.release()
+            self.polls_in_flight -= 1
+            self._added.set()
+
+    def _stuck_reason(self, w: Watch, state: str, now: float) -> str | None:
+        """A WorkSpace still in the failure state it had before the call (UNHEALTHY before a
+        reboot, say) may not have started its transition yet; but when it still shows no sign
+        of one long after the others settled, the call did not take: fail it now rather than at
+        the verify timeout."""
+        if state != w.seen_state or state not in self.action.failure_states:
+            return None
+        waited = now - w.submitted_at
+        if waited < max(STUCK_AFTER, 3 * self.settle.first_delay()):
+            return None
+        return f"still {state} {int(waited)} s after the call, with no transition seen"
+
+    def _reschedule(self, w: Watch, now: float, at_least: float = 0.0) -> None:
+        delay = max(at_least, self.settle.next_delay(w, now))
+        w.due = now + delay
+        w.grace = self.settle.grace(delay)
+        heapq.heappush(self._watches, w)
+
+    def _verdict(self, w: Watch, observed: tuple[Any, ...], now: float, sent: float) -> Verdict:
+        """The action's verdict on this look (sent at ``sent``), evidence remembered and learned
+        from, and the waiting verdicts that ran out of time resolved."""
+        verdict = self.action.judge_observed(observed, w.seen_state, self.params, w.seen)
+        if verdict.evidence and not w.seen:
+            self.settle.saw_evidence(w, sent)
+        called_at = w.submitted_at if w.called_at is None else w.called_at
+        return self.action.judge_in_time(
+            verdict,
+            observed,
+            waited=now - called_at,
+            # at the verify timeout an end state without evidence is Unverified, not a timeout
+            evidence_wait=min(self.verify_timeout, self.settle.evidence_wait()),
+            appear_wait=self.settle.appear_wait(),
+        )
+
+    def _judge_one(
+        self,
+        w: Watch,
+        by_id: Mapping[str, Any],
+        now: float,
+        sent: float,
+        ok: dict[str, list[int]],
+        proven: dict[str, list[int]],
+        decided: list[ItemUpdate],
+    ) -> bool:
+        """Judge one watch on this look: its verdict goes into ``ok``, ``proven`` or
+        ``decided``, or it is polled again. True when the watch ended."""
+
+        def record(state: str, code: str, message: str | None, final: ItemState) -> bool:
+            decided.append(
+                ItemUpdate(
+                    ids=[w.item_id],
+                    state=final,
+                    last_state=state,
+                    error_code=code,
+                    error_message=message,
+                )
+            )
+            return True
+
+        w.polls += 1
+        was_seen = w.seen
+        observed = tuple(by_id.get(i) for i in w.ids)
+        first = observed[0]
+        state = str(first.get("State", "")) if first is not None else GONE
+        verdict = self._verdict(w, observed, now, sent)
+        waited = now - w.submitted_at
+        if verdict.done:
+            self.settle.observe(w, now)
+            if verdict.unverified:
+                self.settle.missed()
+                return record(state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)
+            if verdict.succeeded:
+                ok.setdefault(state, []).append(w.item_id)
+                return True
+            return record(state, "VerificationFailed", verdict.reason, ItemState.FAILED)
+        if waited >= self.verify_timeout:
+            reason = self.action.timeout_reason(observed, waited)
+            message = f"{reason} (--verify-timeout {self.verify_timeout:g} s)"
+            return record(state, "VerifyTimeout", message, ItemState.FAILED)
+        stuck = self._stuck_reason(w, state, now)
+        if stuck is not None:
+            return record(state, "VerificationFailed", stuck, ItemState.FAILED)
+        if w.seen and not was_seen and first is not None:
+            proven.setdefault(state, []).append(w.item_id)
+        self._reschedule(w, now)
+        return False
+
+    async def _judge(self, chunk: list[Watch], response: Mapping[str, Any], sent: float) -> None:
+        now = time.monotonic()
+        by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
+        ok: dict[str, list[int]] = {}
+        proven: dict[str, list[int]] = {}  # evidence seen for the first time, not done yet
+        decided: list[ItemUpdate] = []  # failed and unverified items
+        for w in chunk:
+            was_seen = w.seen
+            ended = True
+            try:
+                ended = self._judge_one(w, by_id, now, sent, ok, proven, decided)
+            finally:
+                if not was_seen and (w.seen or ended):
+                    self.unproven -= 1
+        unverified = sum(1 for u in decided if u.error_code == UNVERIFIED)
+        failed = len(decided) - unverified
+        updates = [
+            ItemUpdate(ids=ids, state=ItemState.SUCCEEDED, last_state=state)
+            for state, ids in ok.items()
+        ]
+        updates.extend(decided)
+        # The evidence is kept (last_state) so that a resumed run knows the action was seen.
+        updates.extend(
+            ItemUpdate(ids=ids, state=ItemState.SUBMITTED, last_state=state)
+            for state, ids in proven.items()
+        )
+        if ok or decided:
+            succeeded = sum(len(ids) for ids in ok.values())
+            log.info(
+                "verification of %d items: %d succeeded, %d unverified, %d failed, %d waiting "
+                "(first poll %.2f s, settle %s s, evidence %s s after the call)",
+                len(chunk),
+                succeeded,
+                unverified,
+                failed,
+                len(chunk) - succeeded - unverified - failed,
+                self.settle.first_delay(),
+                _seconds(self.settle.estimate),
+                _seconds(self.settle.evidence),
+            )
+        if updates:
+            await self._commit(updates)
+
+
+def _take_chunk(ready: deque[Watch]) -> list[Watch]:
+    """The watches of the next poll, up to 25 ids: those still waiting for their first evidence
+    first (a transition not looked at in time is missed for good; a proven watch's poll only
+    ends a little later), each kind in the order it fell due."""
+    chunk: list[Watch] = []
+    described = 0
+    for urgent in (True, False):
+        if described >= DESCRIBE_MAX:
+            break
+        rest: deque[Watch] = deque()
+        while ready:
+            watch = ready.popleft()
+            if (not watch.seen) is urgent and described + len(watch.ids) <= DESCRIBE_MAX:
+                chunk.append(watch)
+                described += len(watch.ids)
+                if described >= DESCRIBE_MAX:
+                    break
+            else:
+                rest.append(watch)
+        rest.extend(ready)
+        ready.clear()
+        ready.extend(rest)
+    return chunk
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
