@@ -15,24 +15,45 @@ records a new job over another's failed items; ``cancel_job``, ``get_job``, ``li
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any
+import importlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
+from typing import TYPE_CHECKING, Any, TextIO
 
-import anyio
+from fleetops.errors import UsageError
+from fleetops.states import ItemState, JobStatus
 
-from fleetops.aws.client import Connection, WorkSpacesClient
-from fleetops.aws.ratelimit import QUOTAS
-from fleetops.catalogue.actions import get_action
-from fleetops.catalogue.options import JobOptions
-from fleetops.catalogue.specs import JobSpec, RunRequest, Where, build_spec
-from fleetops.catalogue.targets import Targets
-from fleetops.engine.planner import PlanSummary, plan
-from fleetops.engine.runner import JobRunner, StopSignal, merge_summaries
-from fleetops.errors import AssumeRoleError
-from fleetops.states import JobStatus
-from fleetops.store import JobRecord, NewJob, Store
-from fleetops.store.history import cancel_job, job_history
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from fleetops.aws.client import Connection as Connection
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.catalogue.specs import JobSpec as JobSpec
+    from fleetops.catalogue.specs import RunRequest as RunRequest
+    from fleetops.catalogue.specs import Where as Where
+    from fleetops.catalogue.specs import build_spec as build_spec
+    from fleetops.engine.planner import PlanSummary as PlanSummary
+    from fleetops.engine.runner import JobRunner as JobRunner
+    from fleetops.engine.runner import StopSignal as StopSignal
+    from fleetops.records import ItemRecord
+    from fleetops.records import JobRecord as JobRecord
+    from fleetops.store import Store as Store
+    from fleetops.store.copy import CopyReport
+    from fleetops.store.history import CancelOutcome as CancelOutcome
+    from fleetops.store.history import CancelResult as CancelResult
+    from fleetops.store.history import cancel_job as cancel_job
+    from fleetops.store.history import job_history as job_history
+    from fleetops.store.history_types import JobHistory, ScopeSummary
+    from fleetops.store.pgreader import PostgresReader
+    from fleetops.store.readonly import Reader
+
+    #: A reader of the history (sqlite3 or psycopg, no SQLAlchemy): see :func:`read_history`.
+    History = Reader | PostgresReader
 
 __all__ = [
     "DEFAULT_MAX_PLAN_AGE",
@@ -42,41 +63,59 @@ __all__ = [
     "build_spec",
     "cancel_job",
     "check_configuration",
+    "copy_database",
     "create_job",
     "dry_run",
     "failed_workspaces",
     "get_job",
+    "history_of",
+    "is_postgresql",
     "job_history",
     "list_jobs",
-    "open_client",
+    "open_store",
+    "plan_age_error",
     "plan_job",
+    "read_history",
+    "require_database",
     "resume_job",
+    "retry_candidates",
     "retry_job",
     "run_job",
+    "scope_summaries",
     "start_job",
+    "startable_plan",
     "stored_plan",
+    "unverified_count",
+    "unverified_counts",
+    "write_items",
+    "write_report",
 ]
 
+#: Names this façade hands on from the rooms below, imported when first used (PEP 562): the
+#: history commands import this module without loading the engine, botocore or SQLAlchemy.
+_LAZY: dict[str, str] = {
+    "CancelOutcome": "fleetops.store.history",
+    "CancelResult": "fleetops.store.history",
+    "Connection": "fleetops.aws.client",
+    "JobSpec": "fleetops.catalogue.specs",
+    "PlanSummary": "fleetops.engine.planner",
+    "RunRequest": "fleetops.catalogue.specs",
+    "StopSignal": "fleetops.engine.runner",
+    "Store": "fleetops.store",
+    "Where": "fleetops.catalogue.specs",
+    "build_spec": "fleetops.catalogue.specs",
+    "cancel_job": "fleetops.store.history",
+    "job_history": "fleetops.store.history",
+}
 
-@asynccontextmanager
-async def open_client(
-    conn: Connection,
-    options: JobOptions,
-    *,
-    credentials: tuple[str, str] | None = None,
-) -> AsyncIterator[WorkSpacesClient]:
-    """A client spending the process-wide bucket of ``conn``'s account and region."""
-    bucket = QUOTAS.bucket(conn.quota_key(), options.rate, options.burst)
-    client = WorkSpacesClient(
-        conn,
-        bucket=bucket,
-        max_connections=max(10, options.concurrency * 2),
-        read_timeout=options.read_timeout,
-        connect_timeout=options.connect_timeout,
-        credentials=credentials,
-    )
-    async with client:
-        yield client
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fleetops.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 async def check_configuration(spec: JobSpec) -> None:
@@ -91,6 +130,8 @@ async def check_configuration(spec: JobSpec) -> None:
 
 async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = None) -> JobRecord:
     """Record a new job (status ``planned``; planning happens when it runs)."""
+    from fleetops.store import NewJob
+
     conn = spec.connection
     return await store.create_job(
         NewJob(
@@ -113,6 +154,8 @@ async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = Non
 
 def job_connections(job: JobRecord) -> list[Connection]:
     """The connections a recorded job runs with: one per region, as it was created."""
+    from fleetops.aws.client import Connection
+
     return [
         Connection(region=region, profile=job.profile, endpoint_url=job.endpoints.get(region))
         for region in job.regions
@@ -189,6 +232,9 @@ async def run_job(
         # Finished: nothing to do, and saying so is not an error (a script that resumes until
         # exit 0 may have been killed just after the job's end was recorded).
         return job
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.engine.runner import JobRunner
+
     options = JobOptions.from_dict(job.options)
     async with AsyncExitStack() as stack:
         clients = await _open_job_clients(stack, store, job, options, credentials)
@@ -209,6 +255,9 @@ async def plan_job(
 ) -> JobRecord:
     """Plan a recorded job (resolve its targets, record every item) without running it: the
     job stays ``planned``, and :func:`start_job` runs exactly that plan."""
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.engine.runner import JobRunner
+
     job = await store.get_job(job_id)
     options = JobOptions.from_dict(job.options)
     async with AsyncExitStack() as stack:
@@ -223,6 +272,13 @@ async def plan_job(
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
     """Plan without writing anything: what would be done, skipped, and what it would cost."""
+    import anyio
+
+    from fleetops.catalogue.actions import get_action
+    from fleetops.engine.planner import PlanSummary, plan
+    from fleetops.engine.runner import merge_summaries
+    from fleetops.errors import AssumeRoleError
+
     action = get_action(spec.action)
     summaries: list[PlanSummary] = []
     conns = list(spec.connections)
@@ -306,8 +362,9 @@ async def list_jobs(
 async def stored_plan(store: Store, job_id: str) -> PlanSummary:
     """The plan recorded for a job, as :func:`dry_run` reports one: WorkSpaces to act on,
     skipped by reason, examples, the calls planning made and those the run will take."""
-    from fleetops.engine.planner import DESCRIBE_MAX, batches
-    from fleetops.states import ItemState
+    from fleetops.catalogue.actions import get_action
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.engine.planner import DESCRIBE_MAX, PlanSummary, batches
     from fleetops.store.history import operation_stats, reason_groups
 
     job = await store.get_job(job_id)
@@ -381,6 +438,18 @@ def plan_age_error(
     return None
 
 
+async def startable_plan(
+    store: Store, job_id: str, *, max_plan_age: float = DEFAULT_MAX_PLAN_AGE
+) -> JobRecord:
+    """The job ``job_id`` if it is a complete stored plan no older than ``max_plan_age`` hours,
+    else a :class:`UsageError` saying why (and what to do instead)."""
+    job = await store.get_job(job_id)
+    problem = plan_age_error(job, max_plan_age)
+    if problem is not None:
+        raise UsageError(problem)
+    return job
+
+
 async def start_job(
     store: Store,
     job_id: str,
@@ -392,12 +461,7 @@ async def start_job(
 ) -> JobRecord:
     """Run exactly the stored plan of a ``planned`` job (no second planning); a job that is not
     a complete plan, or a plan older than ``max_plan_age`` hours, is a :class:`UsageError`."""
-    from fleetops.errors import UsageError
-
-    job = await store.get_job(job_id)
-    problem = plan_age_error(job, max_plan_age)
-    if problem is not None:
-        raise UsageError(problem)
+    job = await startable_plan(store, job_id, max_plan_age=max_plan_age)
     return await run_job(store, job.id, stop=stop, credentials=credentials, on_start=on_start)
 
 
@@ -424,31 +488,34 @@ async def resume_job(
 
 async def failed_workspaces(store: Store, job_id: str) -> list[str]:
     """The WorkSpaces (item keys) whose items failed in a job, in plan order."""
-    from fleetops.states import ItemState
-
     found: list[str] = []
     async for page in store.iter_items(job_id, states=[ItemState.FAILED]):
         found.extend(item.workspace_id for item in page)
     return found
 
 
+async def retry_candidates(store: Store, job_id: str) -> list[str]:
+    """The failed WorkSpaces a retry of ``job_id`` would act on; none is a :class:`UsageError`."""
+    failed = await failed_workspaces(store, job_id)
+    if not failed:
+        raise UsageError(f"job {job_id} has no failed items")
+    return failed
+
+
 async def retry_job(store: Store, job_id: str) -> JobRecord:
     """Record a new job, linked to ``job_id``, over its failed items (same action, params,
     options and regions; planned afresh when it runs, so states are read again). A job without
     failed items is a :class:`UsageError`."""
-    from fleetops.errors import UsageError
-
     parent = await store.get_job(job_id)
-    failed = await failed_workspaces(store, parent.id)
-    if not failed:
-        raise UsageError(f"job {parent.id} has no failed items")
+    failed = await retry_candidates(store, parent.id)
     from fleetops.catalogue.accounts import AssumeSpec
+    from fleetops.catalogue.options import JobOptions
+    from fleetops.catalogue.specs import JobSpec
+    from fleetops.catalogue.targets import Targets
 
     connections = job_connections(parent)
     accounts = None
     if parent.accounts:  # each failed item's account (no other)
-        from fleetops.states import ItemState
-
         seen: dict[str, None] = {}
         async for page in store.iter_items(parent.id, states=[ItemState.FAILED]):
             seen.update(dict.fromkeys(i.account for i in page if i.account))
@@ -464,3 +531,126 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
         assume=AssumeSpec.from_dict(parent.assume) if accounts and parent.assume else None,
     )
     return await create_job(store, spec, parent_id=parent.id)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+async def open_store(target: str, *, create: bool = True) -> Store:
+    """The store at ``target`` (a path, ``sqlite:///PATH`` or ``postgresql://…``), migrated to
+    this fleetops's schema; with ``create=False`` a missing database is refused, never made."""
+    from fleetops.store import Store
+
+    return await Store.open(target, create=create)
+
+
+def is_postgresql(target: str) -> bool:
+    """Whether ``target`` names a PostgreSQL store (a bad target is a one-line error)."""
+    from fleetops.store.engine import parse_target
+
+    return bool(parse_target(target).is_postgresql)
+
+
+def require_database(target: str) -> None:
+    """Reading never creates a database: a SQLite file that does not exist is a
+    :class:`UsageError` saying so; a URL the store cannot parse, its own one-line error."""
+    from fleetops.store.readonly import sqlite_file
+
+    path = sqlite_file(target)
+    if path is None:  # a URL: the store's parser says what it names, or what is wrong with it
+        from fleetops.store.pgreader import conninfo
+
+        if conninfo(target) is not None:  # PostgreSQL: its reader, else the store, says more
+            return
+        from fleetops.store.engine import database_url
+
+        _, path = database_url(target)
+    if path is not None and not path.exists():
+        raise UsageError(
+            f"no fleetops database at {path} (no job has run yet; see --db / FLEETOPS_DB)"
+        )
+
+
+async def copy_database(
+    source: str, target: str, *, progress: Callable[[str, int], None] | None = None
+) -> CopyReport:
+    """Every job, item and event of ``source`` copied into ``target``, counts verified."""
+    from fleetops.store.copy import copy_database as copy
+
+    return await copy(source, target, progress=progress)
+
+
+# -- the history --------------------------------------------------------------------------------
+
+
+@contextmanager
+def read_history(target: str) -> Iterator[History]:
+    """A reader of the history at ``target`` (sqlite3 or psycopg: no SQLAlchemy, no engine),
+    which every read command uses. A database at an older schema is brought to this fleetops's
+    first (as opening the store would), then read the same way."""
+    from fleetops.store.readonly import open_reader
+
+    reader = open_reader(target)
+    if reader is None:
+        import anyio
+
+        async def migrate() -> None:
+            store = await open_store(target, create=False)
+            await store.close()
+
+        anyio.run(migrate)
+        reader = open_reader(target)
+        if reader is None:
+            raise UsageError(f"{target} holds no fleetops history this version can read")
+    with reader:
+        yield reader
+
+
+def history_of(reader: History, job_id: str) -> JobHistory:
+    """Everything ``jobs show`` shows of a job (by id or unique prefix)."""
+    from fleetops.store import history_read
+
+    return history_read.job_history(reader, reader.get_job(job_id))
+
+
+def unverified_counts(reader: History, job_ids: Sequence[str]) -> dict[str, int]:
+    """How many succeeded items of each job were never verified."""
+    from fleetops.store.history_read import unverified_counts as counts
+
+    return counts(reader, job_ids)
+
+
+def scope_summaries(reader: History, job_id: str) -> list[ScopeSummary]:
+    """A job's counts by account and region."""
+    from fleetops.store.history_read import rows_of
+    from fleetops.store.history_read import scope_summaries as summaries
+
+    return summaries(rows_of(reader), job_id)
+
+
+def write_items(pages: Iterator[Sequence[ItemRecord]], fmt: str, stream: TextIO) -> int:
+    """Items, a page at a time, as CSV or JSON into ``stream``; how many were written."""
+    from fleetops.report.documents import write_items as write
+
+    return write(pages, fmt, stream)
+
+
+async def unverified_count(store: Store, job_id: str) -> int:
+    """How many of a job's succeeded items were never verified (the run's final line)."""
+    from fleetops.store.history import unverified_items
+
+    found = await unverified_items(store, job_id, examples=1)
+    return found.count if found is not None else 0
+
+
+async def write_report(store: Store, job_id: str, output: Path) -> str:
+    """A job drawn as one self-contained HTML file at ``output``; returns the job's id."""
+    from fleetops.report.html import write_report as write
+
+    record = await store.get_job(job_id)
+    try:
+        await write(store, record.id, output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    return record.id
+

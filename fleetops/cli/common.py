@@ -16,7 +16,7 @@ from fleetops.errors import FleetOpsError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from fleetops.store import Store
+    from fleetops.api import Store
 
 __all__ = [
     "CliState",
@@ -111,9 +111,9 @@ async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None
     """Open the store, ``use`` it, close it. ``db`` given (from ``existing_db()``): a database
     that must exist already — never created, nor its schema; None: ``--db`` / ``FLEETOPS_DB``,
     created on first use."""
-    from fleetops.store import Store
+    from fleetops.api import open_store
 
-    store = await Store.open(resolve_db(db), create=db is None)
+    store = await open_store(resolve_db(db), create=db is None)
     try:
         return await use(store)
     finally:

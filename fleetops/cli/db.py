@@ -16,10 +16,10 @@ db_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The job d
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the database or bring its schema up to date."""
-    from fleetops.store import Store
+    from fleetops.api import open_store
 
     async def go() -> str:
-        store = await Store.open(resolve_db())
+        store = await open_store(resolve_db())
         await store.close()
         return store.where  # a URL's password left out
 
@@ -43,7 +43,7 @@ def db_copy(
 ) -> None:
     """Copy every job, item and event into another database, ids kept, counts verified per
     table and per job; a target already holding any of the jobs is refused."""
-    from fleetops.store.copy import copy_database
+    from fleetops.api import copy_database
 
     shown = {"items": 0}
 

@@ -12,9 +12,9 @@ from fleetops.cli.common import err_console, out_console, run_async, with_store
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from fleetops.api import JobRunner, StopSignal, Store
     from fleetops.cli.demo_job import DemoRun
-    from fleetops.engine.runner import JobRunner, StopSignal
-    from fleetops.store import JobRecord, Store
+    from fleetops.records import JobRecord
 
 __all__ = ["demo", "demo_app"]
 
@@ -26,11 +26,11 @@ def demo(
     workspaces: Annotated[int, typer.Option(help="Size of the simulated fleet.")] = 3000,
 ) -> None:
     """Run a realistic job against the built-in simulator, then show its history."""
+    from fleetops.api import job_history
     from fleetops.cli.demo_job import DEMO_BURST, DEMO_RATE, run_demo
     from fleetops.cli.execute import execute
     from fleetops.report.text import render_job
     from fleetops.states import exit_code_for
-    from fleetops.store.history import job_history
 
     def ready(endpoint: str) -> None:
         err_console.print(

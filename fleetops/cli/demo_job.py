@@ -12,15 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleetops.api import JobSpec, create_job, run_job
-from fleetops.aws.client import Connection
+from fleetops.api import Connection, JobSpec, create_job, run_job
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.sim import Simulator
 
 if TYPE_CHECKING:
-    from fleetops.engine.runner import JobRunner, StopSignal
-    from fleetops.store import JobRecord, Store
+    from fleetops.api import JobRunner, StopSignal, Store
+    from fleetops.records import JobRecord
 
 __all__ = ["DEMO_BURST", "DEMO_RATE", "DemoRun", "run_demo"]
 

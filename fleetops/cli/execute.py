@@ -16,9 +16,8 @@ from fleetops.errors import UsageError
 from fleetops.states import ItemState, exit_code_for
 
 if TYPE_CHECKING:
-    from fleetops.engine.planner import PlanSummary
-    from fleetops.engine.runner import JobRunner, StopSignal
-    from fleetops.store import JobRecord, Store
+    from fleetops.api import JobRunner, PlanSummary, StopSignal, Store
+    from fleetops.records import JobRecord
 
 __all__ = ["confirm", "execute", "finish", "need_terminal", "print_plan"]
 
@@ -51,8 +50,8 @@ async def execute(call: RunCall) -> JobRecord:
     """Run ``call`` with progress on stderr and Ctrl-C / SIGTERM turned into a graceful stop."""
     import anyio
 
+    from fleetops.api import StopSignal
     from fleetops.cli.progress import watch
-    from fleetops.engine.runner import StopSignal
 
     stop = StopSignal()
     async with anyio.create_task_group() as tg:
@@ -73,14 +72,11 @@ async def execute(call: RunCall) -> JobRecord:
 
 async def finish(store: Store, job: JobRecord, as_json: bool) -> int:
     """The job's final line on stderr (or its JSON on stdout); returns the exit code."""
+    from fleetops.api import unverified_count
     from fleetops.report.documents import job_json
-    from fleetops.store.history import unverified_items
 
     counts = await store.counts(job.id)
-    found = (
-        await unverified_items(store, job.id, examples=1) if counts[ItemState.SUCCEEDED] else None
-    )
-    unverified = found.count if found is not None else 0
+    unverified = await unverified_count(store, job.id) if counts[ItemState.SUCCEEDED] else 0
     if as_json:
         print_json(job_json(job, counts, unverified))
     else:

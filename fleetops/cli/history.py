@@ -9,17 +9,17 @@ answers these two commands before typer is even imported) both call :func:`list_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fleetops.cli.common import fail, out_console, print_json, resolve_db, run_async, with_store
+from fleetops.cli.common import fail, out_console, print_json, resolve_db
 from fleetops.errors import FleetOpsError, UsageError
 from fleetops.states import ItemState, JobStatus
 
 if TYPE_CHECKING:
-    from fleetops.store import JobRecord, Store
-    from fleetops.store.history_types import JobHistory
+    from fleetops.api import History
 
 __all__ = [
     "check_flag",
@@ -28,6 +28,7 @@ __all__ = [
     "parse_since",
     "parse_states",
     "read_or_fail",
+    "reading",
     "show_job",
 ]
 
@@ -39,24 +40,27 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 def existing_db() -> str:
     """The database to read, which must already exist (reading never creates one)."""
-    from fleetops.store.readonly import sqlite_file
+    from fleetops.api import require_database
 
     where = resolve_db()
-    path = sqlite_file(where)
-    if path is None:  # a URL: the store's parser says what it names, or what is wrong with it
-        from fleetops.store.pgreader import conninfo
-
-        if conninfo(where) is not None:  # PostgreSQL: the reader, else the store, says
-            return where
-        from fleetops.store.engine import database_url
-
-        try:
-            _, path = database_url(where)
-        except FleetOpsError as exc:
-            fail(str(exc), exc.exit_code)
-    if path is not None and not path.exists():
-        fail(f"no fleetops database at {path} (no job has run yet; see --db / FLEETOPS_DB)")
+    try:
+        require_database(where)
+    except FleetOpsError as exc:
+        fail(str(exc), exc.exit_code)
     return where
+
+
+@contextmanager
+def reading(where: str) -> Iterator[History]:
+    """The history at ``where``, read through the façade's reader; a fleetops error on the
+    way (no such job, a database this version cannot read) is one line and its exit code."""
+    from fleetops.api import read_history
+
+    try:
+        with read_history(where) as reader:
+            yield reader
+    except FleetOpsError as exc:
+        fail(str(exc), exc.exit_code)
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
@@ -141,7 +145,6 @@ def list_jobs(
     where = existing_db()
 
     from fleetops.report.documents import job_json  # no rich: --json prints no table
-    from fleetops.store.readonly import open_reader
 
     filters: dict[str, Any] = {
         "status": wanted_status,
@@ -150,28 +153,14 @@ def list_jobs(
         "limit": limit,
         "started_by": by.strip() if by else None,
     }
-    reader = open_reader(where)  # a SQLite file: read with sqlite3 alone (fast start)
     unverified: dict[str, int] = {}
-    if reader is not None:
-        with reader:
-            found = reader.list_jobs(**filters)
-            counts = reader.counts_for([job.id for job in found])
-            if as_json:
-                from fleetops.store.history_read import unverified_counts
+    with reading(where) as reader:
+        found = reader.list_jobs(**filters)
+        counts = reader.counts_for([job.id for job in found])
+        if as_json:
+            from fleetops.api import unverified_counts
 
-                unverified = unverified_counts(reader, [job.id for job in found])
-    else:
-
-        async def use(store: Store) -> tuple[list[JobRecord], dict[str, dict[str, int]]]:
-            from fleetops.store.history import unverified_items
-
-            jobs = await store.list_jobs(**filters)
-            for job in jobs if as_json else ():
-                group = await unverified_items(store, job.id, examples=1)
-                unverified[job.id] = group.count if group is not None else 0
-            return jobs, await store.counts_for([job.id for job in jobs])
-
-        found, counts = run_async(lambda: with_store(use, where))
+            unverified = unverified_counts(reader, [job.id for job in found])
     if as_json:
         print_json([job_json(job, counts[job.id], unverified.get(job.id, 0)) for job in found])
     else:
@@ -182,22 +171,11 @@ def list_jobs(
 
 def show_job(job: str, *, as_json: bool = False) -> None:
     """``jobs show``: status, counts, timing, throughput, errors by code, in-doubt items, calls."""
-    from fleetops.store.readonly import open_reader
+    from fleetops.api import history_of
 
     where = existing_db()
-    reader = open_reader(where)  # this fleetops's schema: the Store's queries without SQLAlchemy
-    if reader is not None:
-        from fleetops.store import history_read
-
-        with reader:
-            history = read_or_fail(lambda: history_read.job_history(reader, reader.get_job(job)))
-    else:
-        from fleetops.store.history import job_history
-
-        async def use(store: Store) -> JobHistory:
-            return await job_history(store, await store.get_job(job))
-
-        history = run_async(lambda: with_store(use, where))
+    with reading(where) as reader:
+        history = history_of(reader, job)
     if as_json:
         from fleetops.report.documents import history_json
 

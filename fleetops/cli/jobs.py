@@ -10,7 +10,6 @@ subcommand that lives in another module is one line in :data:`JOBS_COMMANDS`.
 from __future__ import annotations
 
 import re
-import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,15 +23,14 @@ from fleetops.cli.common import (
     run_async,
     with_store,
 )
-from fleetops.cli.history import check_flag, existing_db, parse_since, parse_states, read_or_fail
+from fleetops.cli.history import check_flag, existing_db, parse_since, parse_states, reading
 from fleetops.cli.lazy import Lazy, LazyGroup
 from fleetops.cli.options import JsonOpt, YesOpt
-from fleetops.errors import UsageError
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
-    from fleetops.store import JobRecord, Store
-    from fleetops.store.history import CancelResult
+    from fleetops.api import CancelResult, Store
+    from fleetops.records import JobRecord
 
 __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
 
@@ -103,63 +101,10 @@ def list_items(
         fail(f"--limit must be 0 (all) or more, not {limit}")
     if account is not None and not re.fullmatch(r"\d{12}", account):
         fail(f"--account {account!r} is not an AWS account id (12 digits)")
-    from fleetops.store.readonly import open_reader
+    from fleetops.cli.jobs_read import list_items as read_items
 
-    where = existing_db()
-    reader = open_reader(where)  # this fleetops's schema: read without SQLAlchemy
-    if reader is not None:
-        from fleetops.cli import jobs_read as cli_jobs_read
-
-        with reader:
-            read_or_fail(
-                lambda: cli_jobs_read.list_items(reader, job, states, limit, account, as_json)
-            )
-        return
-    from fleetops.report.text import export_items, item_json, render_items
-
-    async def use(store: Store) -> None:
-        record = await store.get_job(job)
-        if account is not None:
-            await _account_items(store, record.id, account, states, limit, as_json)
-            return
-        if as_json and limit == 0:
-            await export_items(store, record.id, "json", sys.stdout, states=states)
-            sys.stdout.flush()
-            return
-        if limit == 0:
-            found = [i async for page in store.iter_items(record.id, states=states) for i in page]
-        else:
-            found = await store.items_page(record.id, states=states, limit=limit)
-        if as_json:
-            print_json([item_json(item) for item in found])
-            return
-        counts = await store.counts(record.id)
-        wanted = {s.value for s in states} if states else set(counts)
-        render_items(out_console, found, matching=sum(counts[s] for s in wanted))
-
-    run_async(lambda: with_store(use, where))
-
-
-async def _account_items(
-    store: Store, job_id: str, account: str, states: Any, limit: int, as_json: bool
-) -> None:
-    """``jobs items --account``: one account's items, in plan order."""
-    from fleetops.report.text import item_json, render_items
-    from fleetops.store.history import scope_summaries
-
-    found: list[Any] = []
-    async for page in store.iter_items(job_id, states=states):
-        found.extend(item for item in page if item.account == account)
-        if limit and len(found) >= limit:
-            found = found[:limit]
-            break
-    if as_json:
-        print_json([item_json(item) for item in found])
-        return
-    scopes = [s for s in await scope_summaries(store, job_id) if s.account == account]
-    wanted = [s.value for s in states] if states else None
-    matching = sum(n for s in scopes for st, n in s.counts.items() if not wanted or st in wanted)
-    render_items(out_console, found, matching=matching)
+    with reading(existing_db()) as reader:
+        read_items(reader, job, states, limit, account, as_json)
 
 
 @jobs_app.command("export")
@@ -172,36 +117,15 @@ def export_job(
 ) -> None:
     """Every item of a job, as CSV (a header row) or JSON (one array), streamed."""
     from fleetops.cli.jobs_read import export_job as read_export
-    from fleetops.cli.jobs_read import partial_file
     from fleetops.report.documents import EXPORT_FORMATS
-    from fleetops.store.readonly import open_reader
 
     fmt = fmt.strip().lower()
     if fmt not in EXPORT_FORMATS:
         shown = repr(fmt) if fmt else "(missing)"
         fail(f"--format must be csv or json, not {shown}")
-    where = existing_db()
-    to_file = output is not None and output != "-"
-
-    async def use(store: Store) -> tuple[int, str]:
-        from fleetops.report.text import export_items
-
-        record = await store.get_job(job)
-        if not to_file:
-            count = await export_items(store, record.id, fmt, sys.stdout)
-            sys.stdout.flush()
-            return count, record.id
-        with partial_file(str(output)) as stream:
-            count = await export_items(store, record.id, fmt, stream)
-        return count, record.id
-
-    reader = open_reader(where)  # this fleetops's schema: read without SQLAlchemy
-    if reader is not None:
-        with reader:
-            count, job_id = read_or_fail(lambda: read_export(reader, job, fmt, output))
-    else:
-        count, job_id = run_async(lambda: with_store(use, where))
-    if to_file:
+    with reading(existing_db()) as reader:
+        count, job_id = read_export(reader, job, fmt, output)
+    if output is not None and output != "-":
         err_console.print(f"exported {count} items of job {job_id} to {output}")
 
 
@@ -211,8 +135,8 @@ def cancel(job: JobArg, as_json: JsonOpt = False) -> None:
 
     A job whose runner is alive is refused (exit 1): stop the runner first (Ctrl-C or SIGTERM).
     """
+    from fleetops.api import CancelOutcome, cancel_job
     from fleetops.report.documents import job_json
-    from fleetops.store.history import CancelOutcome, cancel_job
 
     where = existing_db()
 
@@ -279,7 +203,7 @@ def start(
     ] = None,
 ) -> None:
     """Run exactly the stored plan of a job made with `run ... --plan-only` (no second plan)."""
-    from fleetops.api import DEFAULT_MAX_PLAN_AGE, plan_age_error, start_job, stored_plan
+    from fleetops.api import DEFAULT_MAX_PLAN_AGE, start_job, startable_plan, stored_plan
     from fleetops.catalogue.actions import get_action
     from fleetops.cli.execute import confirm, execute, print_plan
 
@@ -288,9 +212,7 @@ def start(
         fail(f"--max-plan-age must be a positive number of hours, not {limit:g}")
 
     async def act(store: Store, record: JobRecord) -> JobRecord:
-        problem = plan_age_error(record, limit)
-        if problem is not None:
-            raise UsageError(problem)
+        await startable_plan(store, record.id, max_plan_age=limit)  # before any question
         if get_action(record.action).destructive and not yes:
             summary = await stored_plan(store, record.id)
             print_plan(summary, job_id=record.id)
@@ -343,14 +265,12 @@ def retry(
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
 ) -> None:
     """A new job, linked to JOB, over JOB's failed items (fresh plan: states are re-read)."""
-    from fleetops.api import failed_workspaces, retry_job, run_job
+    from fleetops.api import retry_candidates, retry_job, run_job
     from fleetops.catalogue.actions import get_action
     from fleetops.cli.execute import confirm, execute
 
     async def act(store: Store, parent: JobRecord) -> JobRecord:
-        failed = await failed_workspaces(store, parent.id)
-        if not failed:
-            raise UsageError(f"job {parent.id} has no failed items")
+        failed = await retry_candidates(store, parent.id)
         if get_action(parent.action).destructive and not yes:
             confirm(
                 f"{parent.action} {len(failed)} WorkSpaces again?",

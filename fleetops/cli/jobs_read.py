@@ -1,6 +1,6 @@
-"""``jobs items`` and ``jobs export`` over a reader of the history (``sqlite3`` or psycopg, no
-SQLAlchemy): the same output as through the Store, which answers when no reader can (an older
-schema, a foreign file). Also the file handling both paths of ``jobs export -o FILE`` share."""
+"""``jobs items`` and ``jobs export`` over the façade's reader of the history (``sqlite3`` or
+psycopg, no SQLAlchemy), and the file handling of ``jobs export -o FILE``: written whole, then
+renamed into place."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from fleetops.errors import UsageError
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
+    from fleetops.api import History
     from fleetops.records import ItemRecord
-    from fleetops.store.pgreader import PostgresReader
-    from fleetops.store.readonly import Reader
 
 __all__ = ["export_job", "list_items", "partial_file"]
 
@@ -42,7 +41,7 @@ def partial_file(output: str) -> Iterator[TextIO]:
 
 
 def list_items(
-    reader: Reader | PostgresReader,
+    reader: History,
     job: str,
     states: Sequence[ItemState] | None,
     limit: int,
@@ -75,9 +74,9 @@ def list_items(
 
     wanted = {s.value for s in states} if states else None
     if account is not None:
-        from fleetops.store.history_read import rows_of, scope_summaries
+        from fleetops.api import scope_summaries
 
-        scopes = [s for s in scope_summaries(rows_of(reader), job_id) if s.account == account]
+        scopes = [s for s in scope_summaries(reader, job_id) if s.account == account]
         matching = sum(
             n for s in scopes for st, n in s.counts.items() if not wanted or st in wanted
         )
@@ -88,7 +87,7 @@ def list_items(
 
 
 def export_job(
-    reader: Reader | PostgresReader, job: str, fmt: str, output: str | None
+    reader: History, job: str, fmt: str, output: str | None
 ) -> tuple[int, str]:
     """``jobs export``: every item, to stdout or (``output``) a file; (items written, job id)."""
     from fleetops.report.documents import write_items

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from fleetops.store import Store
+    from fleetops.api import Store
 
 __all__ = ["report_job"]
 
@@ -27,7 +27,6 @@ def report_job(
     """Draw a job as one self-contained HTML file: summary, timeline, errors, scopes."""
     from fleetops.cli.common import err_console, fail, run_async, with_store
     from fleetops.cli.jobs import existing_db
-    from fleetops.errors import UsageError
 
     where = existing_db()
     if output.is_dir():
@@ -36,14 +35,9 @@ def report_job(
         fail(f"cannot write {output}: no directory {output.parent}")
 
     async def use(store: Store) -> str:
-        from fleetops.report.html import write_report
+        from fleetops.api import write_report
 
-        record = await store.get_job(job)
-        try:
-            await write_report(store, record.id, output)
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
-        return record.id
+        return await write_report(store, job, output)
 
     job_id = run_async(lambda: with_store(use, where))
     err_console.print(f"report of job {job_id} written to {output}", highlight=False)

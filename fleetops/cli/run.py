@@ -22,8 +22,8 @@ from fleetops.cli.run_options import OPTION_FLAGS, SELECTOR_FLAGS, catalogue_fla
 from fleetops.errors import UsageError
 
 if TYPE_CHECKING:
+    from fleetops.api import Store
     from fleetops.catalogue.specs import JobSpec
-    from fleetops.store import Store
 
 __all__ = ["USERS_CSV_HELP", "run", "run_app"]
 

@@ -9,7 +9,7 @@ import typer
 from fleetops.cli.common import fail, print_json, resolve_db, run_async, with_store
 
 if TYPE_CHECKING:
-    from fleetops.store import Store
+    from fleetops.api import Store
 
 __all__ = ["queue_planned", "require_queue_store", "worker"]
 
@@ -60,15 +60,15 @@ def worker(
 def require_queue_store(db: str | None = None) -> None:
     """One line and exit 2, before anything is opened or written, unless the store is
     PostgreSQL (the queue lives there)."""
+    from fleetops.api import is_postgresql
     from fleetops.errors import FleetOpsError
     from fleetops.queue.tasks import QUEUE_NEEDS_POSTGRESQL
-    from fleetops.store.engine import parse_target
 
     try:
-        target = parse_target(resolve_db(db))
+        postgresql = is_postgresql(resolve_db(db))
     except FleetOpsError as exc:
         fail(str(exc), exc.exit_code)
-    if not target.is_postgresql:
+    if not postgresql:
         fail(QUEUE_NEEDS_POSTGRESQL)
 
 

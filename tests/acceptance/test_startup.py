@@ -25,9 +25,10 @@ HEAVY = (
     "alembic",
     "pydantic",
     "fleetops.sim",
-    "fleetops.api",
-    "fleetops.engine.runner",
-    "fleetops.aws.client",
+    # the façade (fleetops.api) is read through, but loads nothing of these until a run
+    "fleetops.engine",
+    "fleetops.catalogue.specs",
+    "fleetops.aws",
 )
 
 _RUN = """

@@ -188,7 +188,8 @@ async def test_every_history_command_prints_what_the_store_path_prints(
     regions: tuple[Simulator, Simulator], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """show, items and export (tables, JSON, CSV, a file) read through the reader print exactly
-    what they print when the Store answers (as it does for an older schema)."""
+    what they print when the database is at an older schema (brought up to date by the store
+    first, then read)."""
     east, west = regions
     db = tmp_path / "cmp.db"
     store = await Store.open(db)
@@ -228,9 +229,19 @@ async def test_every_history_command_prints_what_the_store_path_prints(
 
     # In a thread: the Store path runs its own event loop, as the command does.
     read = await anyio.to_thread.run_sync(outputs)
-    with monkeypatch.context() as patched:  # as for a database the reader cannot read
-        patched.setattr(readonly, "open_reader", lambda where: None)
+    reader_for = readonly.open_reader
+    asked: list[str] = []
+
+    def older_schema_once(where: str) -> Any:
+        """As for a database at an older schema: the reader refuses it until the store has
+        brought it up to date (which every command has it do first), then reads it."""
+        asked.append(where)
+        return None if len(asked) % 2 else reader_for(where)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(readonly, "open_reader", older_schema_once)
         stored = await anyio.to_thread.run_sync(outputs)
+    assert len(asked) >= 2 * len(commands), "the store's way in was not taken by every command"
     assert read == stored
     assert [code for code, _, _ in read] == [0] * 10 + [2] * 3 + [0]
     assert len(json.loads(read[4][1])) == len(list(csv.reader(io.StringIO(read[8][1])))) - 1
