@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 
 from fleetops import __version__
-from fleetops.cli.common import err_console, state
+from fleetops.cli.common import err_console, state, typer_option
+from fleetops.cli.history import ROOT_FLAGS, flag
 from fleetops.cli.lazy import Lazy, LazyGroup
 from fleetops.errors import FleetOpsError
 
@@ -77,15 +78,7 @@ def configure_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
 
 @app.callback()
 def _root(
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            help="Database: a file, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
-            "(default: $FLEETOPS_DB, else a file in the user data dir).",
-            show_default=False,
-        ),
-    ] = None,
+    db: Annotated[str | None, typer_option(flag(ROOT_FLAGS, "db"), show_default=False)] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -95,7 +88,7 @@ def _root(
     log_format: Annotated[
         str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
     ] = "text",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    quiet: Annotated[bool, typer_option(flag(ROOT_FLAGS, "quiet"))] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,

@@ -92,11 +92,23 @@ async def finish(store: Store, job: JobRecord, as_json: bool) -> int:
     return exit_code_for(job.status, counts)
 
 
-def print_plan(summary: PlanSummary, *, job_id: str | None = None, as_json: bool = False) -> None:
+def print_plan(
+    summary: PlanSummary,
+    *,
+    job_id: str | None = None,
+    status: str = "planned",
+    as_json: bool = False,
+) -> None:
     """A plan: counts by reason, examples, the API calls and time it takes. With ``job_id``
     it is a stored plan (``--plan-only``), else a dry run (nothing written)."""
     if as_json:
-        head = {"job_id": job_id, "planned": True} if job_id else {"dry_run": True}
+        # a stored plan is a job like any other (``id``, ``status``); ``job_id`` and ``planned``
+        # stay for the scripts that read them
+        head = (
+            {"id": job_id, "status": status, "job_id": job_id, "planned": True}
+            if job_id
+            else {"dry_run": True}
+        )
         print_json({**head, **summary.as_dict()})
         return
     out = err_console

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from fleetops.api import History
 
 __all__ = [
+    "LIST_FLAGS",
+    "ROOT_FLAGS",
+    "SHOW_FLAGS",
+    "Flag",
     "check_flag",
     "existing_db",
     "list_jobs",
@@ -33,6 +38,54 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag of the commands the console script may answer before typer is imported:
+    declared once here, read by that fast path (:mod:`fleetops.cli.main`) and made a typer
+    option by :func:`fleetops.cli.common.typer_option` for the typer commands."""
+
+    keyword: str  # the command function's parameter
+    decls: tuple[str, ...]  # its spellings, the long one first
+    takes_value: bool
+    help: str
+    metavar: str | None = None
+
+    @property
+    def spellings(self) -> dict[str, bool]:
+        return dict.fromkeys(self.decls, self.takes_value)
+
+
+JSON_FLAG = Flag("as_json", ("--json",), False, "One JSON document on stdout.")
+#: ``jobs list``
+LIST_FLAGS = (
+    Flag("status", ("--status",), True, "Only jobs in this status."),
+    Flag("action", ("--action",), True, "Only this action."),
+    Flag("since", ("--since",), True, "Created since: a duration ago (2h, 7d) or an ISO time."),
+    Flag("limit", ("--limit",), True, "At most N jobs."),
+    Flag("by", ("--by",), True, "Only jobs this OS user started.", metavar="USER"),
+    JSON_FLAG,
+)
+#: ``jobs show``
+SHOW_FLAGS = (JSON_FLAG,)
+#: The root options the fast path applies (any other sends the command line to typer).
+ROOT_FLAGS = (
+    Flag(
+        "db",
+        ("--db",),
+        True,
+        "Database: a file, sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+        "(default: $FLEETOPS_DB, else a file in the user data dir).",
+    ),
+    Flag("quiet", ("--quiet", "-q"), False, "No progress output."),
+)
+
+
+def flag(flags: tuple[Flag, ...], keyword: str) -> Flag:
+    """The declaration of ``keyword`` among ``flags``."""
+    return next(f for f in flags if f.keyword == keyword)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -21,9 +21,19 @@ from fleetops.cli.common import (
     out_console,
     print_json,
     run_async,
+    typer_option,
     with_store,
 )
-from fleetops.cli.history import check_flag, existing_db, parse_since, parse_states, reading
+from fleetops.cli.history import (
+    LIST_FLAGS,
+    SHOW_FLAGS,
+    check_flag,
+    existing_db,
+    flag,
+    parse_since,
+    parse_states,
+    reading,
+)
 from fleetops.cli.lazy import Lazy, LazyGroup
 from fleetops.cli.options import JsonOpt, YesOpt
 from fleetops.states import ItemState
@@ -54,21 +64,18 @@ jobs_app = typer.Typer(
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a unique prefix of one.")]
 
 
+def _list_flag(keyword: str) -> Any:
+    return typer_option(flag(LIST_FLAGS, keyword))
+
+
 @jobs_app.command("list")
 def list_jobs(
-    status: Annotated[
-        str | None, typer.Option("--status", help="Only jobs in this status.")
-    ] = None,
-    action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="Created since: a duration ago (2h, 7d) or an ISO time."),
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most N jobs.")] = 20,
-    by: Annotated[
-        str | None, typer.Option("--by", metavar="USER", help="Only jobs this OS user started.")
-    ] = None,
-    as_json: JsonOpt = False,
+    status: Annotated[str | None, _list_flag("status")] = None,
+    action: Annotated[str | None, _list_flag("action")] = None,
+    since: Annotated[str | None, _list_flag("since")] = None,
+    limit: Annotated[int, _list_flag("limit")] = 20,
+    by: Annotated[str | None, _list_flag("by")] = None,
+    as_json: Annotated[bool, _list_flag("as_json")] = False,
 ) -> None:
     """Jobs, newest first."""
     cli_history.list_jobs(
@@ -77,7 +84,9 @@ def list_jobs(
 
 
 @jobs_app.command("show")
-def show_job(job: JobArg, as_json: JsonOpt = False) -> None:
+def show_job(
+    job: JobArg, as_json: Annotated[bool, typer_option(flag(SHOW_FLAGS, "as_json"))] = False
+) -> None:
     """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
     cli_history.show_job(job, as_json=as_json)
 

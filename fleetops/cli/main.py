@@ -18,26 +18,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetops.cli.history import Flag
 
 __all__ = ["fast_history", "main"]
 
-#: The flags of the history commands answered here: name → takes a value.
-_LIST_FLAGS = {
-    "--status": True,
-    "--action": True,
-    "--since": True,
-    "--limit": True,
-    "--by": True,
-    "--json": False,
-}
-_SHOW_FLAGS = {"--json": False}
-_ROOT_FLAGS = {"--db": True, "-q": False, "--quiet": False}
-
-
-def _flags(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, Any], list[str]] | None:
-    """``--flag value``, ``--flag=value`` and switches of ``known``, and the positionals; None
-    when anything else is there (or a flag is repeated, or ``--`` ends the options)."""
+def _flags(
+    args: Sequence[str], declared: tuple[Flag, ...]
+) -> tuple[dict[str, Any], list[str]] | None:
+    """``--flag value``, ``--flag=value`` and switches ``declared``, by keyword, and the
+    positionals; None when anything else is there (or a flag is repeated, or ``--`` ends the
+    options)."""
+    known: dict[str, bool] = {}
+    keyword: dict[str, str] = {}
+    for declaration in declared:
+        known.update(declaration.spellings)
+        keyword.update(dict.fromkeys(declaration.decls, declaration.keyword))
     found: dict[str, Any] = {}
     positionals: list[str] = []
     i = 0
@@ -47,10 +45,11 @@ def _flags(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, Any],
             positionals.append(arg)
             i += 1
             continue
-        name, equals, inline = arg.partition("=")
-        if name not in known or name in found:
+        spelled, equals, inline = arg.partition("=")
+        name = keyword.get(spelled)
+        if name is None or name in found:
             return None
-        if known[name]:
+        if known[spelled]:
             if equals:
                 found[name] = inline
             elif i + 1 < len(args):
@@ -69,48 +68,43 @@ def _flags(args: Sequence[str], known: dict[str, bool]) -> tuple[dict[str, Any],
 def fast_history(argv: Sequence[str]) -> Callable[[], None] | None:
     """What to run for ``argv`` when it is ``[--db DB] [-q] jobs list|show …`` with flags this
     reader knows (the root options are applied when it runs); None for anything else."""
-    from fleetops.cli.common import state
-
     if "jobs" not in argv:
         return None
+    from fleetops.cli.common import state
+    from fleetops.cli.history import LIST_FLAGS, ROOT_FLAGS, SHOW_FLAGS
+
     i = list(argv).index("jobs")
-    root = _flags(argv[:i], _ROOT_FLAGS)
+    root = _flags(argv[:i], ROOT_FLAGS)
     if root is None or root[1] or i + 1 >= len(argv):
         return None
-    db: str | None = root[0].get("--db")
-    quiet = "-q" in root[0] or "--quiet" in root[0]
+    db: str | None = root[0].get("db")
+    quiet = bool(root[0].get("quiet"))
     command, rest = argv[i + 1], argv[i + 2 :]
     work: Callable[[], None]
     if command == "list":
-        parsed = _flags(rest, _LIST_FLAGS)
+        parsed = _flags(rest, LIST_FLAGS)
         if parsed is None or parsed[1]:
             return None
         flags = parsed[0]
         try:
-            limit = int(flags.get("--limit", "20"))  # as click reads an integer
+            limit = int(flags.get("limit", "20"))  # as click reads an integer
         except ValueError:
             return None  # typer says what is wrong with it
         from fleetops.cli import history as cli_history
 
         def work() -> None:
-            cli_history.list_jobs(
-                status=flags.get("--status"),
-                action=flags.get("--action"),
-                since=flags.get("--since"),
-                limit=limit,
-                by=flags.get("--by"),
-                as_json=bool(flags.get("--json")),
-            )
+            given = {**flags, "limit": limit, "as_json": bool(flags.get("as_json"))}
+            cli_history.list_jobs(**given)
 
     elif command == "show":
-        parsed = _flags(rest, _SHOW_FLAGS)
+        parsed = _flags(rest, SHOW_FLAGS)
         if parsed is None or len(parsed[1]) != 1:
             return None
         flags, (job,) = parsed
         from fleetops.cli import history as cli_history
 
         def work() -> None:
-            cli_history.show_job(job, as_json=bool(flags.get("--json")))
+            cli_history.show_job(job, as_json=bool(flags.get("as_json")))
 
     else:
         return None

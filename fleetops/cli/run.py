@@ -194,11 +194,16 @@ async def _run_spec(
             fail(f"planning of job {job.id} was stopped: nothing was run", 130)
         return await finish(store, job, as_json)  # planning failed: the job says why
     summary = await stored_plan(store, job.id)
-    print_plan(summary, job_id=job.id, as_json=as_json and (plan_only or queue))
-    if queue:
+    if queue:  # the document says what the job is once queued
         from fleetops.cli.worker import queue_planned
 
-        return await queue_planned(store, job.id, summary.eligible, confirm_first=confirm_first)
+        if not as_json:
+            print_plan(summary, job_id=job.id)
+        code = await queue_planned(store, job.id, summary.eligible, confirm_first=confirm_first)
+        if as_json:
+            print_plan(summary, job_id=job.id, status="queued", as_json=True)
+        return code
+    print_plan(summary, job_id=job.id, as_json=as_json and plan_only)
     if plan_only:
         return 0
     confirm(

@@ -84,6 +84,8 @@ def test_plan_only_then_start_runs_exactly_the_stored_plan(tmp_path: Path, sim: 
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
     job_id = plan["job_id"]
+    # the plan names its job as every other document does, and keeps its older names
+    assert (plan["id"], plan["status"], plan["planned"]) == (job_id, "planned", True)
     db = tmp_path / "f.db"
     targets = pending(db, job_id)
     assert plan["eligible"] == len(targets) > 0
