@@ -1,29 +1,27 @@
 """WorkSpaces locked across jobs: one job acts on a WorkSpace at a time.
 
 A WorkSpace whose item is ``in_flight`` or ``submitted`` in another job that is running under a
-live lease is *busy* (the store answers, :func:`fleetops.store.coord.busy_workspaces`, and claims
-the free ones in the same serialised transaction, so two jobs checking at the same instant cannot
-both go). Just before a batch is committed ``in_flight``, :func:`hold_busy` keeps its busy
-WorkSpaces out of it: they stay ``pending`` and are tried again (about once a second) for up to
-:data:`BUSY_WAIT` seconds, then skipped with the reason ``busy in job J``. This holds for any mix
-of CLI runs and workers sharing the database, and across crashes: a dead job's hold ends with its
-lease.
+live lease is *busy* (the store answers, ``busy_workspaces`` of its protocol, and claims the free
+ones in the same serialised transaction, so two jobs checking at the same instant cannot both
+go). Just before a batch is committed ``in_flight``, the scope's :class:`BusyGate` (one per scope
+of a run, asked by its worker) keeps its busy WorkSpaces out of it: they stay ``pending`` and are
+tried again (about once a second) for up to :data:`BUSY_WAIT` seconds, then skipped with the
+reason ``busy in job J``. This holds for any mix of CLI runs and workers sharing the database,
+and across crashes: a dead job's hold ends with its lease.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import anyio
 
 from fleetops.states import ItemState
 from fleetops.store import ItemRecord, ItemUpdate
 
-__all__ = ["BUSY_POLL", "BUSY_WAIT", "BusyGate", "hold_busy"]
+__all__ = ["BUSY_POLL", "BUSY_WAIT", "BusyGate"]
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +110,3 @@ class BusyGate:
         if not free and waiting:
             await self._sleep(self.poll)  # nothing to send: pace the next look
         return free
-
-
-_GATES: weakref.WeakKeyDictionary[Any, BusyGate] = weakref.WeakKeyDictionary()
-
-
-async def hold_busy(worker: Any, batch: Sequence[ItemRecord]) -> list[ItemRecord]:
-    """The engine's hook (a scope worker, just before a batch's ``in_flight`` commit): the items
-    of ``batch`` whose WorkSpaces no other live job holds. Busy ones stay pending (and are seen
-    again on the next pass) or, after :data:`BUSY_WAIT`, are skipped ``busy in job J``."""
-    gate = _GATES.get(worker)
-    if gate is None:
-        store = worker.store
-        if not hasattr(store, "busy_workspaces"):
-            return list(batch)
-        gate = _GATES[worker] = BusyGate(
-            store.busy_workspaces, worker.ctx.commit, worker.job_id, worker.region
-        )
-    return await gate.admit(batch)  # skips go through the run's commit path (its figures too)

@@ -24,7 +24,7 @@ from fleetops.engine.calls import AuditedCall
 from fleetops.engine.context import JobContext
 from fleetops.engine.decide import AfterTransient, after_transient, failed_request
 from fleetops.engine.decide import reconcile_verdict as decide_reconcile
-from fleetops.engine.locks import hold_busy
+from fleetops.engine.locks import BusyGate
 from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
@@ -78,6 +78,9 @@ class ScopeWorker:
         self._batch_done = anyio.Event()
         self._retry_after: dict[int, float] = {}
         self._claimed: set[int] = set()  # items handed to a batch task, not yet settled
+        #: WorkSpaces busy in another live job wait for it (or are skipped after a while); the
+        #: skips go through the run's commit path, its figures too
+        self.busy = BusyGate(self.store.busy_workspaces, ctx.commit, self.job_id, self.region)
         self.verifier = Verifier(
             action=self.action,
             params=self.params,
@@ -425,7 +428,7 @@ class ScopeWorker:
             batch = [item for item in batch if item not in missing]
             if not batch:
                 return
-        batch = await hold_busy(self, batch)  # WorkSpaces busy in another live job wait
+        batch = await self.busy.admit(batch)  # WorkSpaces busy in another live job wait
         if not batch:
             return
         ids = [item.id for item in batch]
