@@ -272,19 +272,15 @@ async def plan_job(
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
     """Plan without writing anything: what would be done, skipped, and what it would cost."""
-    import anyio
-
     from fleetops.catalogue.actions import get_action
-    from fleetops.engine.planner import PlanSummary, plan
-    from fleetops.engine.runner import merge_summaries
+    from fleetops.engine.planner import plan
+    from fleetops.engine.runner import merge_summaries, plan_scopes
     from fleetops.errors import AssumeRoleError
 
     action = get_action(spec.action)
-    summaries: list[PlanSummary] = []
-    conns = list(spec.connections)
     assume = spec.assume.as_dict() if spec.accounts and spec.assume else None
     async with open_clients(
-        conns,
+        list(spec.connections),
         spec.options,
         credentials=credentials,
         accounts=spec.accounts,
@@ -292,47 +288,28 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
         job_id="dry-run",
     ) as clients:
 
-        async def plan_scope(key: str) -> None:
+        async def plan_scope(key: str) -> PlanSummary:
             client = clients[key]
-            region = key.rpartition("/")[2]
+            error = getattr(client, "error", None)  # an account that cannot be reached
+            if isinstance(error, AssumeRoleError):
+                raise error
 
             async def call(operation: str, ids: Any, /, **params: Any) -> Mapping[str, Any]:
                 response: Mapping[str, Any] = (await client.call(operation, **params)).response
                 return response
 
-            summaries.append(
-                await plan(
-                    action=action,
-                    targets=spec.targets,
-                    options=spec.options,
-                    call=call,
-                    job_id="dry-run",
-                    region=region,
-                    sink=None,
-                    params=spec.params,
-                )
+            return await plan(
+                action=action,
+                targets=spec.targets,
+                options=spec.options,
+                call=call,
+                job_id="dry-run",
+                region=key.rpartition("/")[2],
+                sink=None,
+                params=spec.params,
             )
-            summaries[-1].scope = key
 
-        async def plan_or_unreachable(key: str) -> None:
-            error = getattr(clients[key], "error", None)
-            if not isinstance(error, AssumeRoleError):
-                await plan_scope(key)
-            else:  # this account cannot be reached: the others can
-                reason = f"{error.code}: {error.message}"
-                summaries.append(
-                    PlanSummary(
-                        action=spec.action,
-                        rate=spec.options.rate,
-                        burst=spec.options.burst,
-                        scope=key,
-                        unreachable={key: reason},
-                    )
-                )
-
-        async with anyio.create_task_group() as tg:
-            for key in clients:
-                tg.start_soon(plan_or_unreachable, key)
+        summaries = await plan_scopes(list(clients), plan_scope, spec.action, spec.options)
     return merge_summaries(summaries)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -315,39 +315,35 @@ class JobRunner:
         so a plan cut short starts over. An API failure ends the plan: the job fails."""
         self.stats.phase = "planning"
         await self.store.delete_items(self.job.id)
+        by_key = {worker.scope.key: worker for worker in self.workers}
         summaries: list[PlanSummary] = []
 
-        async def plan_scope(worker: ScopeWorker) -> None:
+        async def plan_scope(key: str) -> PlanSummary | None:
+            worker = by_key[key]
             try:
                 try:
-                    summary = await worker.plan()
+                    return await worker.plan()
                 except BaseExceptionGroup as group:
                     error = _aws_error(group)
                     if error is None:
                         raise
                     raise error from group
-                summary.scope = worker.scope.key
-                summaries.append(summary)
-            except AssumeRoleError as exc:
-                # This account cannot be reached: nothing to plan there; the others go on.
-                reason = (
-                    f"{exc.code}: {exc.message} (not planned: once the role can be assumed, "
-                    f"run a job for account {worker.scope.account})"
-                )
-                log.info("scope %s not planned: %s", worker.scope, reason)
-                self.ctx.unreachable[worker.scope.key] = reason
-                options = self.ctx.options
-                summaries.append(
-                    PlanSummary(
-                        action=self.job.action,
-                        rate=options.rate,
-                        burst=options.burst,
-                        scope=worker.scope.key,
-                        unreachable={worker.scope.key: reason},
-                    )
-                )
+            except AssumeRoleError:
+                raise  # the fan-out records the scope as unreachable
             except AwsError as exc:  # credentials missing or rejected included
                 self.ctx.fail(api_failure(exc, f"planning failed in {worker.scope}"))
+                return None
+
+        def not_planned(key: str, exc: AssumeRoleError) -> str:
+            # This account cannot be reached: nothing to plan there; the others go on.
+            account = by_key[key].scope.account
+            reason = (
+                f"{exc.code}: {exc.message} (not planned: once the role can be assumed, "
+                f"run a job for account {account})"
+            )
+            log.info("scope %s not planned: %s", by_key[key].scope, reason)
+            self.ctx.unreachable[key] = reason
+            return reason
 
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -357,9 +353,9 @@ class JobRunner:
                     scope.cancel()
 
                 tg.start_soon(cancel_on_stop)
-                async with anyio.create_task_group() as scopes:
-                    for worker in self.workers:
-                        scopes.start_soon(plan_scope, worker)
+                summaries = await plan_scopes(
+                    list(by_key), plan_scope, self.job.action, self.ctx.options, not_planned
+                )
                 tg.cancel_scope.cancel()
         if scope.cancelled_caught or len(summaries) != len(self.workers):
             if self.ctx.failure is not None:
@@ -415,6 +411,39 @@ class JobRunner:
             target.skipped[NOT_FOUND_ANYWHERE] += len(missing)
             target.examples[f"skipped: {NOT_FOUND_ANYWHERE}"] = missing[:5]
         log.info("%d named WorkSpaces found in none of the job's reachable scopes", len(missing))
+
+
+async def plan_scopes(
+    keys: Sequence[str],
+    plan_scope: Callable[[str], Awaitable[PlanSummary | None]],
+    action: str,
+    options: JobOptions,
+    reason: Callable[[str, AssumeRoleError], str] = lambda key, exc: f"{exc.code}: {exc.message}",
+) -> list[PlanSummary]:
+    """Every scope planned at once (a run's plan and a dry run alike): each summary names its
+    scope; a scope whose account's role cannot be assumed is a summary saying so (``reason``),
+    and the others go on. A scope whose ``plan_scope`` answers None (it failed, and said so)
+    has no summary."""
+    summaries: list[PlanSummary] = []
+
+    async def one(key: str) -> None:
+        try:
+            summary = await plan_scope(key)
+        except AssumeRoleError as exc:
+            summary = PlanSummary(
+                action=action,
+                rate=options.rate,
+                burst=options.burst,
+                unreachable={key: reason(key, exc)},
+            )
+        if summary is not None:
+            summary.scope = key
+            summaries.append(summary)
+
+    async with anyio.create_task_group() as tg:
+        for key in keys:
+            tg.start_soon(one, key)
+    return summaries
 
 
 def merge_summaries(summaries: list[PlanSummary]) -> PlanSummary:
