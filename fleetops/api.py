@@ -70,7 +70,9 @@ __all__ = [
     "get_job",
     "history_of",
     "is_postgresql",
+    "job_document",
     "job_history",
+    "jobs_document",
     "list_jobs",
     "open_store",
     "plan_age_error",
@@ -581,6 +583,34 @@ def read_history(target: str) -> Iterator[History]:
             raise UsageError(f"{target} holds no fleetops history this version can read")
     with reader:
         yield reader
+
+
+def jobs_document(
+    reader: History,
+    *,
+    status: str | None = None,
+    action: str | None = None,
+    since: float | None = None,
+    limit: int = 20,
+    started_by: str | None = None,
+) -> list[dict[str, Any]]:
+    """``jobs list --json`` (and the dashboard's ``GET /api/jobs``): jobs, newest first."""
+    from fleetops.report.documents import job_json
+
+    found = reader.list_jobs(
+        status=status, action=action, since=since, limit=limit, started_by=started_by
+    )
+    ids = [job.id for job in found]
+    counts = reader.counts_for(ids)
+    unverified = unverified_counts(reader, ids)
+    return [job_json(job, counts[job.id], unverified.get(job.id, 0)) for job in found]
+
+
+def job_document(reader: History, job_id: str) -> dict[str, Any]:
+    """``jobs show --json`` (and the dashboard's ``GET /api/jobs/{id}``)."""
+    from fleetops.report.documents import history_json
+
+    return history_json(history_of(reader, job_id))
 
 
 def history_of(reader: History, job_id: str) -> JobHistory:

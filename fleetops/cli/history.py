@@ -197,8 +197,6 @@ def list_jobs(
         fail(f"--limit must be at least 1, not {limit}")
     where = existing_db()
 
-    from fleetops.report.documents import job_json  # no rich: --json prints no table
-
     filters: dict[str, Any] = {
         "status": wanted_status,
         "action": action.strip().lower() if action else None,
@@ -206,34 +204,34 @@ def list_jobs(
         "limit": limit,
         "started_by": by.strip() if by else None,
     }
-    unverified: dict[str, int] = {}
+    if as_json:  # no rich: a document prints no table
+        from fleetops.api import jobs_document
+
+        with reading(where) as reader:
+            document = jobs_document(reader, **filters)
+        print_json(document)
+        return
     with reading(where) as reader:
         found = reader.list_jobs(**filters)
         counts = reader.counts_for([job.id for job in found])
-        if as_json:
-            from fleetops.api import unverified_counts
+    from fleetops.report.text import render_job_list
 
-            unverified = unverified_counts(reader, [job.id for job in found])
-    if as_json:
-        print_json([job_json(job, counts[job.id], unverified.get(job.id, 0)) for job in found])
-    else:
-        from fleetops.report.text import render_job_list
-
-        render_job_list(out_console, found, counts)
+    render_job_list(out_console, found, counts)
 
 
 def show_job(job: str, *, as_json: bool = False) -> None:
     """``jobs show``: status, counts, timing, throughput, errors by code, in-doubt items, calls."""
-    from fleetops.api import history_of
-
     where = existing_db()
+    if as_json:
+        from fleetops.api import job_document
+
+        with reading(where) as reader:
+            document = job_document(reader, job)
+        print_json(document)
+        return
+    from fleetops.api import history_of
+    from fleetops.report.text import render_job
+
     with reading(where) as reader:
         history = history_of(reader, job)
-    if as_json:
-        from fleetops.report.documents import history_json
-
-        print_json(history_json(history))
-    else:
-        from fleetops.report.text import render_job
-
-        render_job(out_console, history)
+    render_job(out_console, history)
