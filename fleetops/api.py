@@ -131,7 +131,8 @@ async def open_clients(
 ) -> AsyncIterator[dict[str, Any]]:
     """One client per scope: per region, or per account x region when the job reaches other
     accounts through an assumed role (each scope spends its own bucket)."""
-    from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
+    from fleetops.catalogue.accounts import AssumeSpec
+    from fleetops.engine.clients import open_scope_clients
 
     spec = AssumeSpec.from_dict(assume) if accounts and assume else None
     async with open_scope_clients(
@@ -150,7 +151,7 @@ async def _open_job_clients(
 ) -> dict[str, Any]:
     """The clients of a recorded job's scopes (its roles assumed again), after recording the
     caller's identity on the job."""
-    from fleetops.catalogue.accounts import record_caller
+    from fleetops.engine.clients import record_caller
 
     connections = job_connections(job)
     if credentials is None:

@@ -24,9 +24,10 @@ import pytest
 from engine_support import isolate_aws_configuration
 
 from fleetops.aws.client import Connection
-from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
+from fleetops.catalogue.accounts import AssumeSpec
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
+from fleetops.engine.clients import open_scope_clients
 from fleetops.engine.runner import JobRunner
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
