@@ -170,7 +170,7 @@ async def _open_job_clients(
 
 def _sharing_quota(store: Any, clients: Mapping[str, Any]) -> AbstractAsyncContextManager[Any]:
     """Each account-region's quota shared with the other live runners of the database."""
-    from fleetops.store.coord import sharing_quota
+    from fleetops.engine.quota import sharing_quota
 
     return sharing_quota(store, clients)
 

@@ -350,6 +350,17 @@ class Store:
 
         return await busy_workspaces(self, job_id, region, workspace_ids)
 
+    async def renew_quota_holder(self, scope: str, holder: str, ttl: float) -> int:
+        """Hold ``scope``'s quota for ``ttl`` seconds more; how many live holders share it."""
+        from fleetops.store.coord import renew_quota_holder
+
+        return await renew_quota_holder(self, scope, holder, ttl)
+
+    async def release_quota_holder(self, scope: str, holder: str) -> None:
+        from fleetops.store.coord import release_quota_holder
+
+        await release_quota_holder(self, scope, holder)
+
     # -- items -------------------------------------------------------------------------------
 
     async def add_items(self, rows: Sequence[Mapping[str, Any]]) -> None:
