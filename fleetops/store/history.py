@@ -14,9 +14,8 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from fleetops.catalogue.actions import UNVERIFIED
 from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import UNVERIFIED, ItemState, JobStatus
 from fleetops.store.history_types import (  # plain data, importable without SQLAlchemy
     NO_CODE,
     Durations,

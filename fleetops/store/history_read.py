@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetops.states import ItemState
+from fleetops.states import UNVERIFIED, ItemState
 from fleetops.store.history_types import (
     NO_CODE,
-    UNVERIFIED,
     ErrorExample,
     ErrorGroup,
     JobHistory,

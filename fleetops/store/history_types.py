@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import UNVERIFIED, ItemState, JobStatus
 
 __all__ = [
     "NO_CODE",
@@ -29,10 +29,6 @@ __all__ = [
 
 #: Error code shown for a failed item that recorded none.
 NO_CODE = "(no code)"
-#: The error code of a succeeded item never verified
-#: (:data:`fleetops.catalogue.actions.UNVERIFIED`, which
-#: the history readers name without importing the action catalogue).
-UNVERIFIED = "Unverified"
 
 
 @dataclass(frozen=True)
