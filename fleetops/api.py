@@ -30,8 +30,9 @@ from fleetops.catalogue.targets import Targets
 from fleetops.engine.planner import PlanSummary, plan
 from fleetops.engine.runner import JobRunner, StopSignal, merge_summaries
 from fleetops.errors import AssumeRoleError
+from fleetops.records import JobRecord, NewJob
 from fleetops.states import JobStatus
-from fleetops.store import JobRecord, NewJob, Store
+from fleetops.store import Store
 from fleetops.store.history import cancel_job, job_history
 
 __all__ = [

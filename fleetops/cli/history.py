@@ -18,8 +18,8 @@ from fleetops.errors import FleetOpsError, UsageError
 from fleetops.states import ItemState, JobStatus
 
 if TYPE_CHECKING:
+    from fleetops.records import JobHistory
     from fleetops.store import JobRecord, Store
-    from fleetops.store.history_types import JobHistory
 
 __all__ = [
     "check_flag",

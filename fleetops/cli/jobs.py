@@ -31,8 +31,8 @@ from fleetops.errors import UsageError
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
+    from fleetops.records import CancelResult
     from fleetops.store import JobRecord, Store
-    from fleetops.store.history import CancelResult
 
 __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import anyio
 
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
 
 __all__ = ["BUSY_POLL", "BUSY_WAIT", "BusyGate", "hold_busy"]
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from fleetops.aws.ratelimit import SHARED_HEADROOM, TokenBucket
 from fleetops.engine.quota import sharing_quota
+from fleetops.records import NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 from fleetops.store.coord import (
     CLAIM_TTL,
     busy_workspaces,

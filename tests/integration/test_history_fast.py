@@ -25,10 +25,11 @@ from fleetops.aws.client import Connection
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.cli.jobs import jobs_app
+from fleetops.records import ItemUpdate
 from fleetops.report.text import history_json
 from fleetops.sim import Simulator
 from fleetops.states import ItemState
-from fleetops.store import ItemUpdate, Store, history_read, readonly
+from fleetops.store import Store, history_read, readonly
 from fleetops.store import history as store_history
 from fleetops.store.readonly import open_reader
 from fleetops.store.repo import apply_updates
