@@ -40,15 +40,14 @@ if TYPE_CHECKING:
     from fleetops.engine.planner import PlanSummary as PlanSummary
     from fleetops.engine.runner import JobRunner as JobRunner
     from fleetops.engine.runner import StopSignal as StopSignal
-    from fleetops.records import ItemRecord
+    from fleetops.records import CancelOutcome as CancelOutcome
+    from fleetops.records import CancelResult as CancelResult
+    from fleetops.records import ItemRecord, JobHistory, ScopeSummary
     from fleetops.records import JobRecord as JobRecord
     from fleetops.store import Store as Store
     from fleetops.store.copy import CopyReport
-    from fleetops.store.history import CancelOutcome as CancelOutcome
-    from fleetops.store.history import CancelResult as CancelResult
     from fleetops.store.history import cancel_job as cancel_job
     from fleetops.store.history import job_history as job_history
-    from fleetops.store.history_types import JobHistory, ScopeSummary
     from fleetops.store.pgreader import PostgresReader
     from fleetops.store.readonly import Reader
 
@@ -96,8 +95,8 @@ __all__ = [
 #: Names this façade hands on from the rooms below, imported when first used (PEP 562): the
 #: history commands import this module without loading the engine, botocore or SQLAlchemy.
 _LAZY: dict[str, str] = {
-    "CancelOutcome": "fleetops.store.history",
-    "CancelResult": "fleetops.store.history",
+    "CancelOutcome": "fleetops.records",
+    "CancelResult": "fleetops.records",
     "Connection": "fleetops.aws.client",
     "JobSpec": "fleetops.catalogue.specs",
     "PlanSummary": "fleetops.engine.planner",
@@ -132,7 +131,7 @@ async def check_configuration(spec: JobSpec) -> None:
 
 async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = None) -> JobRecord:
     """Record a new job (status ``planned``; planning happens when it runs)."""
-    from fleetops.store import NewJob
+    from fleetops.records import NewJob
 
     conn = spec.connection
     return await store.create_job(
@@ -176,7 +175,8 @@ async def open_clients(
 ) -> AsyncIterator[dict[str, Any]]:
     """One client per scope: per region, or per account x region when the job reaches other
     accounts through an assumed role (each scope spends its own bucket)."""
-    from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
+    from fleetops.catalogue.accounts import AssumeSpec
+    from fleetops.engine.clients import open_scope_clients
 
     spec = AssumeSpec.from_dict(assume) if accounts and assume else None
     async with open_scope_clients(
@@ -195,7 +195,7 @@ async def _open_job_clients(
 ) -> dict[str, Any]:
     """The clients of a recorded job's scopes (its roles assumed again), after recording the
     caller's identity on the job."""
-    from fleetops.catalogue.accounts import record_caller
+    from fleetops.engine.clients import record_caller
 
     connections = job_connections(job)
     if credentials is None:
@@ -214,7 +214,7 @@ async def _open_job_clients(
 
 def _sharing_quota(store: Any, clients: Mapping[str, Any]) -> AbstractAsyncContextManager[Any]:
     """Each account-region's quota shared with the other live runners of the database."""
-    from fleetops.store.coord import sharing_quota
+    from fleetops.engine.quota import sharing_quota
 
     return sharing_quota(store, clients)
 

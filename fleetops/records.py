@@ -1,15 +1,46 @@
-"""Frozen records read from the database."""
+"""The plain record types of fleetops: what the store writes and what it answers.
+
+Jobs and items as read (:class:`JobRecord`, :class:`ItemRecord`, built from a row by
+``from_row``), what is written (:class:`NewJob`, :class:`ItemUpdate`, :class:`EventRow`), what a
+job's history tells (:class:`JobHistory` and its parts) and what a cancel did
+(:class:`CancelResult`). Frozen dataclasses with no database code: every store (SQLAlchemy's,
+the in-memory one, the plain-driver history readers) maps its rows to these same types, so
+their answers compare equal field by field, and whoever only reads them never imports a
+database library.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from fleetops.states import ItemState, JobStatus
 
-__all__ = ["ItemRecord", "JobRecord", "iso"]
+__all__ = [
+    "NO_CODE",
+    "CancelOutcome",
+    "CancelResult",
+    "Durations",
+    "ErrorExample",
+    "ErrorGroup",
+    "EventRow",
+    "ItemRecord",
+    "ItemUpdate",
+    "JobHistory",
+    "JobRecord",
+    "NewJob",
+    "OperationStats",
+    "ReasonGroup",
+    "ScopeSummary",
+    "durations",
+    "iso",
+    "new_job_id",
+]
 
 
 def iso(ts: float | None) -> str | None:
@@ -159,3 +190,192 @@ class ItemRecord:
             "updated_at": iso(self.updated_at),
             "account": self.account,
         }
+
+
+# -- what is written ------------------------------------------------------------------------
+
+
+def new_job_id() -> str:
+    """Sortable, short, unique: ``j`` + UTC date-time + 6 hex chars."""
+    return time.strftime("j%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    action: str
+    params: Mapping[str, Any]
+    targets: Mapping[str, Any]
+    options: Mapping[str, Any]
+    region: str
+    profile: str | None = None
+    endpoint_url: str | None = None
+    parent_id: str | None = None
+    # every region of a multi-region job, with its endpoint: [{"region", "endpoint_url"}, ...]
+    regions: Sequence[Mapping[str, str | None]] = ()
+    id: str = field(default_factory=new_job_id)
+    # who started it: the OS user and host (None: taken from this process at creation)
+    started_by: str | None = None
+    started_host: str | None = None
+    caller_arn: str | None = None  # the AWS caller identity ARN, when already known
+    accounts: Sequence[str] | None = None  # account ids of a multi-account job
+    assume: Mapping[str, Any] | None = None  # role_name, role_arn_template, external_id
+
+
+@dataclass(frozen=True)
+class ItemUpdate:
+    """New values for some items. ``ids`` share the same values (one UPDATE ... IN)."""
+
+    ids: Sequence[int]
+    state: ItemState
+    attempts_inc: int = 0
+    last_state: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    reason: str | None = None
+    result: str | None = None
+    submitted: bool = False
+    clear_error: bool = False
+
+
+@dataclass(frozen=True)
+class EventRow:
+    job_id: str
+    region: str
+    operation: str
+    workspace_ids: Sequence[str]
+    outcome: str
+    error_code: str | None
+    request_id: str | None
+    attempts: int
+    duration_ms: int
+    at: float = field(default_factory=time.time)
+
+
+# -- what a job's history tells ----------------------------------------------------------------
+
+#: Error code shown for a failed item that recorded none.
+NO_CODE = "(no code)"
+
+
+@dataclass(frozen=True)
+class ErrorExample:
+    workspace_id: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Failed items sharing one error code: how many, and the first few of them."""
+
+    code: str
+    count: int
+    examples: tuple[ErrorExample, ...]
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class OperationStats:
+    """The API calls a job made for one operation (one event row per call)."""
+
+    operation: str
+    calls: int
+    attempts: int
+    retries: int  # attempts beyond the first: throttling, 5xx, time-outs
+    errors: int  # calls that failed for good (outcome "error")
+    partial: int  # batch calls where some entries failed
+    duration_ms: int
+
+    @property
+    def avg_ms(self) -> float:
+        return self.duration_ms / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class ScopeSummary:
+    """One account (None: the connection's own) in one region: its items by state and its
+    failed items by error code."""
+
+    account: str | None
+    region: str
+    counts: dict[str, int]
+    errors: dict[str, int]
+
+    @property
+    def key(self) -> str:
+        return f"{self.account}/{self.region}" if self.account else self.region
+
+
+@dataclass(frozen=True)
+class Durations:
+    plan_s: float | None  # created → planned
+    wait_s: float | None  # created → started
+    run_s: float | None  # started → finished (→ now while running)
+    throughput: float | None  # succeeded WorkSpaces per second of run time
+    running: bool
+
+
+@dataclass(frozen=True)
+class JobHistory:
+    job: JobRecord
+    counts: dict[str, int]
+    durations: Durations
+    errors: list[ErrorGroup]
+    skipped: list[ReasonGroup]
+    in_doubt: list[ItemRecord]
+    operations: list[OperationStats]
+    #: Succeeded items whose success was never verified (error code ``Unverified``): their
+    #: count (a part of ``counts["succeeded"]``) and the first few of them.
+    unverified: ErrorGroup | None = None
+    #: A job over several accounts or regions: counts and errors of each (else empty).
+    scopes: list[ScopeSummary] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def api_calls(self) -> int:
+        return sum(op.calls for op in self.operations)
+
+    @property
+    def retries(self) -> int:
+        return sum(op.retries for op in self.operations)
+
+
+def durations(job: JobRecord, counts: dict[str, int], *, now: float | None = None) -> Durations:
+    """Plan, wait and run times, and throughput (succeeded WorkSpaces per second of run)."""
+    running = job.status is JobStatus.RUNNING and job.finished_at is None
+    plan_s = job.planned_at - job.created_at if job.planned_at is not None else None
+    wait_s = job.started_at - job.created_at if job.started_at is not None else None
+    run_s: float | None = None
+    if job.started_at is not None:
+        end = job.finished_at
+        if end is None and running:
+            end = time.time() if now is None else now
+        if end is not None:
+            run_s = max(end - job.started_at, 0.0)
+    succeeded = counts.get(ItemState.SUCCEEDED.value, 0)
+    throughput = succeeded / run_s if run_s else None
+    return Durations(
+        plan_s=plan_s, wait_s=wait_s, run_s=run_s, throughput=throughput, running=running
+    )
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"  # the job is now cancelled
+    ALREADY = "already"  # it was cancelled before
+    FINISHED = "finished"  # succeeded or failed: nothing to cancel
+    RUNNING = "running"  # a live runner holds it: refused
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    outcome: CancelOutcome
+    job: JobRecord
+    items_cancelled: int = 0
+    holder: str | None = None

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["FINAL_ITEM_STATES", "ItemState", "JobStatus", "RunEnd", "exit_code_for", "final_status"]
+__all__ = [
+    "FINAL_ITEM_STATES",
+    "UNVERIFIED",
+    "ItemState",
+    "JobStatus",
+    "RunEnd",
+    "exit_code_for",
+    "final_status",
+]
 
 
 class ItemState(StrEnum):
@@ -20,6 +28,11 @@ class ItemState(StrEnum):
     SKIPPED = "skipped"
     IN_DOUBT = "in_doubt"  # a destructive call may or may not have happened
     CANCELLED = "cancelled"
+
+
+#: The error code of an item that reached its end state with no evidence of the action ever
+#: observed: it is ``succeeded`` (the end state holds, nothing failed) but not verified.
+UNVERIFIED = "Unverified"
 
 
 FINAL_ITEM_STATES = frozenset(

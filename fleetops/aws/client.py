@@ -15,9 +15,9 @@ into the fleetops error tree with ``raise … from exc``:
 
 Credentials come from botocore's own chain (profile files, environment, SSO, container or
 instance role) for the profile named, or from a role assumed through STS for an account
-(:class:`AssumedRole`, refreshed before it expires and again when the service says it has). Only
-when that chain finds nothing and the endpoint is on this machine (the simulator) are dummy keys
-used. Credentials are never logged nor stored outside botocore.
+(:class:`~fleetops.aws.roles.AssumedRole`, refreshed before it expires and again when the
+service says it has). Only when that chain finds nothing and the endpoint is on this machine
+(the simulator) are dummy keys used. Credentials are never logged nor stored outside botocore.
 
 Nothing here touches AWS or its configuration at import time.
 """
@@ -325,7 +325,7 @@ async def caller_session(conn: Connection) -> AioSession:
 
 
 class RoleSession(Protocol):
-    """Credentials of an assumed role (see :class:`fleetops.catalogue.accounts.AssumedRole`)."""
+    """Credentials of an assumed role (see :class:`fleetops.aws.roles.AssumedRole`)."""
 
     @property
     def generation(self) -> int:

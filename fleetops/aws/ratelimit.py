@@ -253,7 +253,7 @@ QUOTAS = QuotaRegistry()
 
 
 class QuotaHolders(Protocol):
-    """Where runners sharing a quota register (the database: ``fleetops.store.coord``)."""
+    """Where runners sharing a quota register (the database: ``fleetops.engine.quota``)."""
 
     async def renew(self, scope: str, holder: str, ttl: float) -> int:
         """Register or renew ``holder`` of ``scope``; how many live holders (itself included)."""

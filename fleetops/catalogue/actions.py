@@ -26,6 +26,7 @@ from typing import Any
 
 from fleetops.aws.model import list_member_max, member_pattern, service_model
 from fleetops.errors import UsageError
+from fleetops.states import UNVERIFIED
 
 __all__ = [
     "ACTIONS",
@@ -80,11 +81,6 @@ class Verdict:
     #: Done, succeeded, but never verified: the end state was reached and no evidence came in
     #: the time it should have (recorded with the error code :data:`UNVERIFIED`).
     unverified: bool = False
-
-
-#: The error code of an item that reached its end state with no evidence of the action ever
-#: observed: it is ``succeeded`` (the end state holds, nothing failed) but not verified.
-UNVERIFIED = "Unverified"
 
 _WAIT = Verdict(done=False)
 _WAIT_EVIDENCE = Verdict(done=False, evidence=True)

@@ -39,8 +39,8 @@ from fleetops.cli.options import JsonOpt, YesOpt
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
-    from fleetops.api import CancelResult, Store
-    from fleetops.records import JobRecord
+    from fleetops.api import Store
+    from fleetops.records import CancelResult, JobRecord
 
 __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_states"]
 

@@ -23,7 +23,7 @@ from fleetops.engine.context import JobContext
 from fleetops.engine.decide import CircuitBreaker
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
-from fleetops.store import EventRow
+from fleetops.records import EventRow
 
 __all__ = ["AuditedCall"]
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 import anyio
 
 from fleetops.engine.types import RunStats
+from fleetops.records import EventRow, ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import EventRow, ItemRecord, ItemUpdate
 from fleetops.store.protocol import ItemWriter
 
 __all__ = ["Committer", "Ledger", "StateTable"]

@@ -13,7 +13,7 @@ from fleetops.catalogue.options import JobOptions, over_budget
 from fleetops.catalogue.targets import Targets
 from fleetops.engine.commit import Committer
 from fleetops.engine.types import RunStats, StopSignal
-from fleetops.store import EventRow, ItemUpdate, JobRecord
+from fleetops.records import EventRow, ItemUpdate, JobRecord
 from fleetops.store.protocol import EngineStore
 
 __all__ = ["JobContext"]

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
 
 __all__ = ["BUSY_POLL", "BUSY_WAIT", "BusyGate"]
 

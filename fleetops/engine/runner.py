@@ -46,8 +46,8 @@ from fleetops.errors import (
     Interrupted,
     LeaseHeldError,
 )
+from fleetops.records import JobRecord
 from fleetops.states import ItemState, JobStatus, RunEnd, final_status
-from fleetops.store import JobRecord
 from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
 

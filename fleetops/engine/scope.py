@@ -29,8 +29,8 @@ from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
 
 __all__ = ["GRACE_SECONDS", "RegionWorker", "ScopeWorker"]
 

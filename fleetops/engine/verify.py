@@ -29,8 +29,8 @@ from fleetops.aws.model import list_member_max
 from fleetops.catalogue.actions import GONE, UNVERIFIED, ActionSpec, Verdict
 from fleetops.engine.types import CallFn
 from fleetops.errors import AwsError, CredentialsError
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
 
 __all__ = ["DESCRIBE_MAX", "CommitFn", "SettleModel", "Verifier", "Watch"]
 

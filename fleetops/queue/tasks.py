@@ -18,12 +18,11 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import procrastinate
-import psycopg
 from procrastinate import exceptions as pq_exceptions
-from procrastinate.schema import SchemaManager
 
 from fleetops.errors import UsageError
 from fleetops.states import JobStatus
+from fleetops.store.queue_db import ensure_queue_schema, queue_connector, queue_conninfo
 
 if TYPE_CHECKING:
     from fleetops.store import JobRecord, Store
@@ -44,8 +43,6 @@ log = logging.getLogger(__name__)
 #: The procrastinate queue fleetops jobs go through, and the task that runs one.
 QUEUE = "fleetops"
 TASK = "fleetops.run_job"
-#: Arbitrary constant key of the advisory lock under which procrastinate's schema is applied.
-_SCHEMA_LOCK_KEY = 0x71756575655F7363  # "queue_sc"
 
 QUEUE_NEEDS_POSTGRESQL = (
     "the job queue and workers need a PostgreSQL store (--db postgresql://USER@HOST:PORT/DB); "
@@ -61,8 +58,7 @@ def require_postgresql(store: Store) -> None:
 
 def conninfo(store: Store) -> str:
     """The store's database as a libpq URL (what psycopg and procrastinate connect with)."""
-    url = store.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    return queue_conninfo(store.engine.url)
 
 
 class JobRuntime(Protocol):
@@ -79,8 +75,7 @@ async def _run_job_task(context: procrastinate.JobContext, job_id: str) -> None:
 
 def build_app(dsn: str, *, pool_size: int = 4) -> procrastinate.App:
     """A procrastinate app on ``dsn`` with fleetops's one task registered."""
-    connector = procrastinate.PsycopgConnector(conninfo=dsn, min_size=1, max_size=max(4, pool_size))
-    app = procrastinate.App(connector=connector)
+    app = procrastinate.App(connector=queue_connector(dsn, max_size=max(4, pool_size)))
     app.task(name=TASK, queue=QUEUE, pass_context=True)(_run_job_task)
     return app
 
@@ -88,18 +83,10 @@ def build_app(dsn: str, *, pool_size: int = 4) -> procrastinate.App:
 async def ensure_schema(dsn: str) -> bool:
     """Create procrastinate's tables on first use (under an advisory lock: several workers may
     start at once). Returns whether it was created now."""
-    try:
-        async with await psycopg.AsyncConnection.connect(dsn) as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-            row = await cur.fetchone()
-            if row is not None and row[0]:
-                return False
-            await conn.execute(SchemaManager.get_schema())
-    except psycopg.Error as exc:
-        raise UsageError(f"cannot prepare the job queue: {exc}".splitlines()[0]) from exc
-    log.info("job queue: procrastinate's schema created")
-    return True
+    created = await ensure_queue_schema(dsn)
+    if created:
+        log.info("job queue: procrastinate's schema created")
+    return created
 
 
 async def enqueue(app: procrastinate.App, job_id: str, *, delay: float = 0.0) -> bool:

@@ -17,7 +17,7 @@ from fleetops.records import ItemRecord, JobRecord, iso
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
-    from fleetops.store.history_types import JobHistory
+    from fleetops.records import JobHistory
 
 __all__ = [
     "EXPORT_FORMATS",

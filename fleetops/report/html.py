@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetops.records import iso
+from fleetops.records import JobHistory, iso
 from fleetops.states import ItemState
 from fleetops.store import Store
-from fleetops.store.history import JobHistory, job_history
+from fleetops.store.history import job_history
 from fleetops.store.timeline import ScopeCounts, Timeline, call_errors, scope_counts, timeline
 
 __all__ = ["ReportData", "gather", "render", "svg_chart", "write_report"]

@@ -28,8 +28,8 @@ from fleetops.report.documents import (
 from fleetops.states import ItemState, JobStatus
 
 if TYPE_CHECKING:
+    from fleetops.records import JobHistory
     from fleetops.store import Store
-    from fleetops.store.history_types import JobHistory
 
 __all__ = [
     "EXPORT_FORMATS",

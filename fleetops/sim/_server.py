@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from fleetops.aws.model import service_model
+from fleetops.sim import _model
 from fleetops.sim._accounts import DEFAULT_ACCOUNT, Account, AccountBook, Session, access_key_of
 from fleetops.sim._fleet import Fleet, FleetConfig
 from fleetops.sim._ops import HANDLERS, named_workspace_ids
@@ -149,7 +149,7 @@ class Simulator:
             self._accounts.add(account_id)
         self._expired = False
         self._runner: web.AppRunner | None = None
-        service_model()  # load the model now, not on the first request
+        _model.load()  # read the model now, not on the first request
 
     # -- clock ------------------------------------------------------------------------------
 

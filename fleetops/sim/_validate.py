@@ -11,7 +11,7 @@ import re
 from functools import cache
 from typing import Any
 
-from fleetops.aws.model import service_model
+from fleetops.sim._model import input_shape
 
 __all__ = ["ApiError", "validate_input"]
 
@@ -133,7 +133,7 @@ def validate_input(operation: str, body: Any) -> None:
         raise ApiError(
             "SerializationException", "Start of structure or map found where not expected"
         )
-    shape = service_model().operation_model(operation).input_shape
+    shape = input_shape(operation)
     if shape is None:
         return
     errors: list[str] = []

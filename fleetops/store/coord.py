@@ -11,7 +11,7 @@ Two questions several runners (CLI runs, workers on several hosts) answer throug
   lease, its claims a few seconds later.
 * **How many runners share this account-region's quota?** Each live runner renews a
   ``quota_holders`` row (scope ``"region"`` or ``"account/region"``) and spends ``1 / holders``
-  of the quota (:mod:`fleetops.aws.ratelimit`).
+  of the quota (:mod:`fleetops.engine.quota` ties these rows to :mod:`fleetops.aws.ratelimit`).
 
 Times are epoch seconds from each host's clock (kept in step by NTP, as leases already assume).
 """
@@ -19,14 +19,13 @@ Times are epoch seconds from each host's clock (kept in step by NTP, as leases a
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any, Protocol
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fleetops.aws.ratelimit import SHARES, TokenBucket
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.tables import items, jobs, quota_holders
 
@@ -40,12 +39,10 @@ class Store(Protocol):
 
 __all__ = [
     "CLAIM_TTL",
-    "StoreQuotaHolders",
     "busy_workspaces",
     "claim_scope",
     "release_quota_holder",
     "renew_quota_holder",
-    "sharing_quota",
 ]
 
 #: How long a claim taken just before an ``in_flight`` commit keeps a WorkSpace locked; the
@@ -207,30 +204,3 @@ async def release_quota_holder(store: Store, scope: str, holder: str) -> None:
                 quota_holders.c.scope == scope, quota_holders.c.holder == holder
             )
         )
-
-
-class StoreQuotaHolders:
-    """The quota holders of :class:`fleetops.aws.ratelimit.QuotaShares`, kept in the store."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def renew(self, scope: str, holder: str, ttl: float) -> int:
-        return await renew_quota_holder(self.store, scope, holder, ttl)
-
-    async def release(self, scope: str, holder: str) -> None:
-        await release_quota_holder(self.store, scope, holder)
-
-
-def sharing_quota(store: Any, clients: Mapping[str, Any]) -> AbstractAsyncContextManager[Any]:
-    """For the body's duration, this process shares each client's account-region quota with the
-    other live runners of the database (scope key → client with a ``bucket``). A store without
-    SQL (the in-memory one) has nobody to share with."""
-    buckets = {
-        scope: client.bucket
-        for scope, client in clients.items()
-        if isinstance(getattr(client, "bucket", None), TokenBucket)
-    }
-    if not buckets or not hasattr(store, "transaction"):
-        return nullcontext()
-    return SHARES.sharing(StoreQuotaHolders(store), buckets)

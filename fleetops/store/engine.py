@@ -28,7 +28,6 @@ from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-import fleetops
 from fleetops.errors import StoreConfigError, StoreError
 
 __all__ = [
@@ -74,10 +73,11 @@ class DatabaseTarget:
 
 def migrations_dir() -> Path:
     """The alembic scripts: inside the wheel (``fleetops/_migrations``) or the source tree."""
-    packaged = Path(fleetops.__file__).parent / "_migrations"
+    package = Path(__file__).resolve().parent.parent  # fleetops/, from fleetops/store/engine.py
+    packaged = package / "_migrations"
     if packaged.is_dir():
         return packaged
-    return Path(fleetops.__file__).resolve().parent.parent / "migrations"
+    return package.parent / "migrations"
 
 
 def _sqlite_target(path: Path | None, url: sa.URL | None = None) -> DatabaseTarget:

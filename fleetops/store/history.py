@@ -9,25 +9,25 @@ job that no live runner holds lives here too: it is two UPDATEs over the same in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from enum import StrEnum
 
 import sqlalchemy as sa
 
-from fleetops.catalogue.actions import UNVERIFIED
-from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState, JobStatus
-from fleetops.store.history_types import (  # plain data, importable without SQLAlchemy
+from fleetops.records import (  # plain data, importable without SQLAlchemy
     NO_CODE,
+    CancelOutcome,
+    CancelResult,
     Durations,
     ErrorExample,
     ErrorGroup,
+    ItemRecord,
     JobHistory,
+    JobRecord,
     OperationStats,
     ReasonGroup,
     ScopeSummary,
     durations,
 )
+from fleetops.states import UNVERIFIED, ItemState, JobStatus
 from fleetops.store.repo import Store, lease_owner_id
 from fleetops.store.tables import events, items, jobs
 
@@ -261,21 +261,6 @@ async def job_history(
 
 
 # -- cancel ------------------------------------------------------------------------------------
-
-
-class CancelOutcome(StrEnum):
-    CANCELLED = "cancelled"  # the job is now cancelled
-    ALREADY = "already"  # it was cancelled before
-    FINISHED = "finished"  # succeeded or failed: nothing to cancel
-    RUNNING = "running"  # a live runner holds it: refused
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    outcome: CancelOutcome
-    job: JobRecord
-    items_cancelled: int = 0
-    holder: str | None = None
 
 
 async def cancel_job(

@@ -3,7 +3,7 @@ text over a reader's own connection (the standard library's ``sqlite3`` for a SQ
 for PostgreSQL), for ``jobs show`` to answer without importing the Store.
 
 Every query is the Store's, written out: the same filters, groupings, window functions and order,
-so :func:`job_history` builds a :class:`~fleetops.store.history_types.JobHistory` equal to the
+so :func:`job_history` builds a :class:`~fleetops.records.JobHistory` equal to the
 Store's for the same database. Each is bounded by the (job_id, state) index on items or the
 (job_id, at) index on events, as the Store's are.
 """
@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetops.states import ItemState
-from fleetops.store.history_types import (
+from fleetops.records import (
     NO_CODE,
-    UNVERIFIED,
     ErrorExample,
     ErrorGroup,
     JobHistory,
@@ -25,6 +23,7 @@ from fleetops.store.history_types import (
     ScopeSummary,
     durations,
 )
+from fleetops.states import UNVERIFIED, ItemState
 
 if TYPE_CHECKING:
     from fleetops.records import JobRecord

@@ -21,13 +21,58 @@ import anyio
 import anyio.lowlevel
 
 from fleetops.errors import NotFoundError, StoreError
-from fleetops.records import ItemRecord, JobRecord
+from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store.repo import EventRow, ItemUpdate, NewJob
-from fleetops.store.tables import items as items_table
-from fleetops.store.tables import jobs as jobs_table
 
-__all__ = ["MemoryStore", "MemoryWriter"]
+__all__ = ["ITEM_COLUMNS", "JOB_COLUMNS", "MemoryStore", "MemoryWriter"]
+
+#: The columns of the ``jobs`` and ``items`` tables (:mod:`fleetops.store.tables`; a test keeps
+#: them equal), named here so that the memory store needs no SQLAlchemy.
+JOB_COLUMNS = (
+    "id",
+    "parent_id",
+    "action",
+    "status",
+    "params",
+    "targets",
+    "options",
+    "region",
+    "regions",
+    "profile",
+    "endpoint_url",
+    "message",
+    "created_at",
+    "planned_at",
+    "started_at",
+    "finished_at",
+    "lease_owner",
+    "lease_expires_at",
+    "started_by",
+    "started_host",
+    "caller_arn",
+    "accounts",
+    "assume",
+)
+ITEM_COLUMNS = (
+    "id",
+    "job_id",
+    "workspace_id",
+    "region",
+    "state",
+    "attempts",
+    "seen_state",
+    "last_state",
+    "user_name",
+    "directory_id",
+    "bundle_id",
+    "reason",
+    "error_code",
+    "error_message",
+    "result",
+    "submitted_at",
+    "updated_at",
+    "account",
+)
 
 
 class MemoryStore:
@@ -49,7 +94,7 @@ class MemoryStore:
     # -- jobs --------------------------------------------------------------------------------
 
     async def create_job(self, job: NewJob) -> JobRecord:
-        row: dict[str, Any] = dict.fromkeys(jobs_table.c.keys())
+        row: dict[str, Any] = dict.fromkeys(JOB_COLUMNS)
         row.update(
             id=job.id,
             parent_id=job.parent_id,
@@ -166,7 +211,7 @@ class MemoryStore:
             if key in existing:
                 raise StoreError(f"item {key[1]} of job {key[0]} is already recorded")
             existing.add(key)
-            row: dict[str, Any] = dict.fromkeys(items_table.c.keys())
+            row: dict[str, Any] = dict.fromkeys(ITEM_COLUMNS)
             row.update(attempts=0, updated_at=time.time())
             row.update(given)
             new.append(row)

@@ -1,7 +1,8 @@
 """What the engine needs from a store, and nothing more.
 
 :class:`fleetops.store.Store` (SQLite or PostgreSQL through SQLAlchemy) and
-:class:`fleetops.store.memory.MemoryStore` (in memory, for tests) both satisfy it.
+:class:`fleetops.store.memory.MemoryStore` (in memory, for tests) both satisfy it. Written in the
+base's record types alone: importing it loads no database library.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from fleetops.records import ItemRecord, JobRecord
+from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord
 from fleetops.states import ItemState
-from fleetops.store.repo import EventRow, ItemUpdate
 
 __all__ = ["EngineStore", "ItemWriter"]
 

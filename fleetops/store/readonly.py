@@ -43,9 +43,7 @@ def sqlite_file(where: str) -> Path | None:
 
 def _head_revision() -> str | None:
     """The newest migration this fleetops ships (revision ids are the files' number prefixes)."""
-    import fleetops
-
-    package = Path(fleetops.__file__).parent
+    package = Path(__file__).resolve().parent.parent  # fleetops/, from fleetops/store/readonly.py
     for folder in (package / "_migrations", package.parent / "migrations"):
         versions = sorted(p.name.split("_", 1)[0] for p in (folder / "versions").glob("*.py"))
         if versions:

@@ -15,7 +15,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -24,70 +23,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetops.errors import NotFoundError
-from fleetops.records import ItemRecord, JobRecord
+from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
 from fleetops.store.tables import events, items, jobs
 
-__all__ = ["EventRow", "GroupWriter", "ItemUpdate", "NewJob", "Store", "new_job_id"]
+__all__ = ["GroupWriter", "Store", "lease_owner_id"]
 
 WriteOp = Callable[[AsyncConnection], Awaitable[None]]
-
-
-def new_job_id() -> str:
-    """Sortable, short, unique: ``j`` + UTC date-time + 6 hex chars."""
-    return time.strftime("j%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
-
-
-@dataclass(frozen=True)
-class NewJob:
-    action: str
-    params: Mapping[str, Any]
-    targets: Mapping[str, Any]
-    options: Mapping[str, Any]
-    region: str
-    profile: str | None = None
-    endpoint_url: str | None = None
-    parent_id: str | None = None
-    # every region of a multi-region job, with its endpoint: [{"region", "endpoint_url"}, ...]
-    regions: Sequence[Mapping[str, str | None]] = ()
-    id: str = field(default_factory=new_job_id)
-    # who started it: the OS user and host (None: taken from this process at creation)
-    started_by: str | None = None
-    started_host: str | None = None
-    caller_arn: str | None = None  # the AWS caller identity ARN, when already known
-    accounts: Sequence[str] | None = None  # account ids of a multi-account job
-    assume: Mapping[str, Any] | None = None  # role_name, role_arn_template, external_id
-
-
-@dataclass(frozen=True)
-class ItemUpdate:
-    """New values for some items. ``ids`` share the same values (one UPDATE ... IN)."""
-
-    ids: Sequence[int]
-    state: ItemState
-    attempts_inc: int = 0
-    last_state: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    reason: str | None = None
-    result: str | None = None
-    submitted: bool = False
-    clear_error: bool = False
-
-
-@dataclass(frozen=True)
-class EventRow:
-    job_id: str
-    region: str
-    operation: str
-    workspace_ids: Sequence[str]
-    outcome: str
-    error_code: str | None
-    request_id: str | None
-    attempts: int
-    duration_ms: int
-    at: float = field(default_factory=time.time)
 
 
 def current_user() -> str | None:
@@ -349,6 +292,17 @@ class Store:
         from fleetops.store.coord import busy_workspaces
 
         return await busy_workspaces(self, job_id, region, workspace_ids)
+
+    async def renew_quota_holder(self, scope: str, holder: str, ttl: float) -> int:
+        """Hold ``scope``'s quota for ``ttl`` seconds more; how many live holders share it."""
+        from fleetops.store.coord import renew_quota_holder
+
+        return await renew_quota_holder(self, scope, holder, ttl)
+
+    async def release_quota_holder(self, scope: str, holder: str) -> None:
+        from fleetops.store.coord import release_quota_holder
+
+        await release_quota_holder(self, scope, holder)
 
     # -- items -------------------------------------------------------------------------------
 

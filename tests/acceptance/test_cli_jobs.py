@@ -24,8 +24,9 @@ from typer.testing import CliRunner
 
 from fleetops.cli.jobs import jobs_app, parse_since, parse_states
 from fleetops.errors import UsageError
+from fleetops.records import EventRow, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import EventRow, NewJob, Store
+from fleetops.store import Store
 
 T0 = 1_780_000_000.0  # 2026-05-28 20:26:40Z
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from fleetops.records import NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 
 #: Never needed to read the history.
 HEAVY = (

@@ -24,13 +24,15 @@ import pytest
 from engine_support import isolate_aws_configuration
 
 from fleetops.aws.client import Connection
-from fleetops.catalogue.accounts import AssumeSpec, open_scope_clients
+from fleetops.catalogue.accounts import AssumeSpec
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
+from fleetops.engine.clients import open_scope_clients
 from fleetops.engine.runner import JobRunner
+from fleetops.records import ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob, Store
+from fleetops.store import Store
 from fleetops.store.history import job_history
 
 ACCOUNTS = ("111111111111", "222222222222", "333333333333")

@@ -14,18 +14,16 @@ from engine_support import isolate_aws_configuration
 from fleetops.aws.client import Connection, WorkSpacesClient
 from fleetops.aws.ratelimit import TokenBucket
 from fleetops.aws.retry import RetryPolicy
+from fleetops.aws.roles import AssumedRole, UnreachableAccount, caller_arn
 from fleetops.catalogue.accounts import (
-    AssumedRole,
     AssumeSpec,
-    UnreachableAccount,
     accounts_from_flags,
-    caller_arn,
     merge_accounts,
-    open_scope_clients,
     read_accounts_file,
     session_name,
 )
 from fleetops.catalogue.options import JobOptions
+from fleetops.engine.clients import open_scope_clients
 from fleetops.errors import AssumeRoleError, UsageError
 from fleetops.sim import Simulator
 
@@ -52,7 +50,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 def role_for(sim: Simulator, account: str = ACCOUNT, job_id: str = "j1") -> AssumedRole:
     caller = Connection(REGION, endpoint_url=sim.endpoint_url)
-    return AssumedRole(caller, account, SPEC, job_id=job_id)
+    return AssumedRole(caller, account, SPEC, session_name=session_name(job_id))
 
 
 def client_for(sim: Simulator, role: AssumedRole) -> WorkSpacesClient:

@@ -16,9 +16,10 @@ from fleetops.api import JobSpec, create_job, plan_job, run_job
 from fleetops.catalogue.actions import create_key
 from fleetops.catalogue.targets import Targets
 from fleetops.errors import UsageError
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
-from fleetops.store import ItemRecord, ItemUpdate, Store
+from fleetops.store import Store
 
 
 @pytest.fixture

@@ -469,7 +469,8 @@ def test_nothing_aws_happens_at_import(tmp_path: Path) -> None:
     (tmp_path / "config").write_text("[profile broken\nthis is not ini")
     modules = (
         "fleetops, fleetops.api, fleetops.engine.runner, "
-        "fleetops.catalogue.accounts, fleetops.cli.main"
+        "fleetops.catalogue.accounts, fleetops.aws.roles, fleetops.engine.clients, "
+        "fleetops.cli.main"
     )
     done = subprocess.run(
         [sys.executable, "-c", f"import {modules}; print('imported')"],

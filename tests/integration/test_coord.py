@@ -5,18 +5,28 @@ in_flight commit), and the holders of a shared quota."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from fleetops.aws.ratelimit import SHARED_HEADROOM, TokenBucket
+from fleetops.engine.quota import sharing_quota
+from fleetops.records import NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 from fleetops.store.coord import (
     CLAIM_TTL,
     busy_workspaces,
     release_quota_holder,
     renew_quota_holder,
 )
+from fleetops.store.memory import MemoryStore
 
 REGION = "us-east-1"
+
+
+@dataclass
+class FakeClient:
+    bucket: TokenBucket
 
 
 async def running_job(store: Store, states: dict[str, ItemState], *, lease: float = 30.0) -> str:
@@ -104,3 +114,22 @@ async def test_quota_holders_register_renew_expire_and_leave(any_store: Store) -
     assert await renew_quota_holder(any_store, scope, "b:2:y", 4.0, now=now + 6) == 2
     await release_quota_holder(any_store, scope, "b:2:y")
     assert await renew_quota_holder(any_store, scope, "a:1:x", 4.0, now=now + 7) == 1
+
+
+async def test_a_runner_shares_its_scopes_quota_while_it_runs(any_store: Store) -> None:
+    scope = "123456789012/us-east-1"
+    other = "another-host:7:abcd"
+    assert await renew_quota_holder(any_store, scope, other, 30.0) == 1
+    bucket = TokenBucket(10.0, 5)
+    refused = object()  # a scope whose role was refused: no bucket, no quota spent
+    async with sharing_quota(any_store, {scope: FakeClient(bucket), "x/us-east-1": refused}):
+        assert bucket.share == SHARED_HEADROOM / 2  # this runner and the other one
+    assert bucket.share == 1.0
+    # This runner's row is gone: the other holder is alone again.
+    assert await renew_quota_holder(any_store, scope, other, 30.0) == 1
+
+
+async def test_a_store_without_holder_rows_shares_with_nobody() -> None:
+    bucket = TokenBucket(10.0, 5)
+    async with sharing_quota(MemoryStore(), {"us-east-1": FakeClient(bucket)}):
+        assert bucket.share == 1.0

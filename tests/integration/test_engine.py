@@ -14,9 +14,10 @@ from fleetops.api import create_job, dry_run, plan_job, run_job
 from fleetops.catalogue.targets import Targets
 from fleetops.engine.runner import StopSignal
 from fleetops.errors import LeaseHeldError
+from fleetops.records import ItemUpdate
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
-from fleetops.store import ItemUpdate, Store
+from fleetops.store import Store
 
 
 @pytest.fixture

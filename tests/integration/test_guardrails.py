@@ -16,9 +16,10 @@ from engine_support import items_of, sim_client, spec_for
 from fleetops.api import JobSpec, create_job, dry_run, plan_job, run_job
 from fleetops.catalogue.targets import Targets
 from fleetops.engine.planner import CONNECTED_REASON
+from fleetops.records import ItemRecord
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus, exit_code_for
-from fleetops.store import ItemRecord, Store
+from fleetops.store import Store
 
 STALE = re.compile(r"^last snapshot (\d+\.\d) h old \(> --max-snapshot-age 12\)$")
 

@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from history_support import T0, seed_job
 
+from fleetops.records import EventRow, NewJob
 from fleetops.report.text import ITEM_FIELDS, export_items, history_json, job_json
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import EventRow, NewJob, Store
+from fleetops.store import Store
 from fleetops.store import history as h
 from fleetops.store.bulk import insert_rows
 from fleetops.store.tables import items

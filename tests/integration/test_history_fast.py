@@ -22,14 +22,14 @@ from typer.testing import CliRunner
 
 from fleetops.api import JobSpec, create_job, plan_job, run_job
 from fleetops.aws.client import Connection
-from fleetops.catalogue import actions
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.cli.jobs import jobs_app
+from fleetops.records import ItemUpdate
 from fleetops.report.text import history_json
 from fleetops.sim import Simulator
 from fleetops.states import ItemState
-from fleetops.store import ItemUpdate, Store, history_read, history_types, readonly
+from fleetops.store import Store, history_read, readonly
 from fleetops.store import history as store_history
 from fleetops.store.readonly import open_reader
 from fleetops.store.repo import apply_updates
@@ -117,10 +117,6 @@ async def test_the_reader_shows_what_the_store_shows(
     assert shown["narrow"]["api_calls"]["total"] and "scopes" not in shown["narrow"]
     assert len(shown["doubtful"]["in_doubt"]) == len(pending) == 4
     assert shown["doubtful"]["durations"]["run_s"] is None
-
-
-def test_the_readers_name_the_catalogues_unverified_code() -> None:
-    assert history_types.UNVERIFIED == actions.UNVERIFIED
 
 
 async def test_jobs_show_prints_the_store_answer(

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from fleetops.errors import NotFoundError
+from fleetops.records import NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 from fleetops.store.readonly import open_reader
 
 STATES = [ItemState.SUCCEEDED, ItemState.FAILED, ItemState.SKIPPED, ItemState.PENDING]

@@ -3,6 +3,8 @@ store: the same scenario runs on both and must give the same answers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,8 +14,9 @@ import anyio
 import pytest
 
 from fleetops.errors import NotFoundError
+from fleetops.records import EventRow, ItemUpdate, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import EventRow, ItemUpdate, NewJob, Store
+from fleetops.store import Store
 from fleetops.store.memory import MemoryStore
 from fleetops.store.protocol import EngineStore
 
@@ -140,3 +143,21 @@ async def test_leases_and_jobs(any_store: Any) -> None:
     await store.update_job(job.id, status=JobStatus.RUNNING, message="m")
     got = await store.get_job(job.id)
     assert (got.status, got.message, got.lease_owner) == (JobStatus.RUNNING, "m", "c")
+
+
+def test_the_memory_store_has_the_tables_columns() -> None:
+    from fleetops.store import memory, tables
+
+    assert memory.JOB_COLUMNS == tuple(tables.jobs.c.keys())
+    assert memory.ITEM_COLUMNS == tuple(tables.items.c.keys())
+
+
+def test_the_record_types_the_protocol_and_the_memory_store_load_no_sqlalchemy() -> None:
+    code = (
+        "import sys, fleetops.records, fleetops.store, fleetops.store.protocol, "
+        "fleetops.store.memory\n"
+        "from fleetops.store import EventRow, ItemUpdate, JobRecord, NewJob\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

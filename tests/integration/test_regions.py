@@ -14,9 +14,10 @@ from fleetops.aws.client import Connection
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.engine.runner import JobRunner
+from fleetops.records import ItemUpdate
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import ItemUpdate, Store
+from fleetops.store import Store
 
 
 @pytest.fixture

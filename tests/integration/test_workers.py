@@ -27,9 +27,10 @@ from fleetops.aws.client import Connection
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.queue.tasks import queue_job
+from fleetops.records import JobRecord
 from fleetops.sim import Simulator
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import JobRecord, Store
+from fleetops.store import Store
 
 LEASE = 4.0
 

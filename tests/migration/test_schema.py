@@ -95,7 +95,7 @@ async def test_each_revision_upgrades_with_data_in_place(db_url: str) -> None:
 
 
 async def test_open_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
-    from fleetops.store import NewJob
+    from fleetops.records import NewJob
 
     path = tmp_path / "m.db"
     store = await Store.open(path)
@@ -139,7 +139,7 @@ async def test_upgrade_to_team_columns_keeps_jobs_and_records_who_started(tmp_pa
 
     from alembic import command
 
-    from fleetops.store import NewJob
+    from fleetops.records import NewJob
 
     path = tmp_path / "v2.db"
     engine = sa.create_engine(f"sqlite:///{path}")

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from fleetops.records import NewJob
 from fleetops.states import ItemState
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 from fleetops.store.engine import parse_target
 
 

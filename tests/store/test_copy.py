@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from fleetops.errors import StoreConfigError, StoreError
+from fleetops.records import EventRow, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import EventRow, NewJob, Store
+from fleetops.store import Store
 from fleetops.store import copy as copy_mod
 from fleetops.store.copy import copy_database
 

@@ -7,8 +7,9 @@ import anyio
 import pytest
 
 from fleetops.errors import StoreError
+from fleetops.records import EventRow, ItemUpdate, NewJob
 from fleetops.states import ItemState
-from fleetops.store import EventRow, ItemUpdate, NewJob, Store
+from fleetops.store import Store
 from fleetops.store.repo import apply_updates
 
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from fleetops.errors import NotFoundError
+from fleetops.records import EventRow, ItemUpdate, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import EventRow, ItemUpdate, NewJob, Store
+from fleetops.store import Store
 
 
 def new_job(action: str = "reboot", **extra: Any) -> NewJob:

@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from fleetops.errors import NotFoundError
-from fleetops.store import NewJob, Store
+from fleetops.records import NewJob
+from fleetops.store import Store
 
 
 async def a_job(store: Store) -> str:

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from fleetops.errors import StoreConfigError, StoreError
-from fleetops.store import NewJob, Store
+from fleetops.records import NewJob
+from fleetops.store import Store
 from fleetops.store.engine import SCHEMA_HEAD, parse_target
 
 

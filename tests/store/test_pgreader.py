@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from fleetops.errors import NotFoundError
+from fleetops.records import NewJob
 from fleetops.states import ItemState
-from fleetops.store import NewJob, Store
+from fleetops.store import Store
 from fleetops.store.engine import SCHEMA_HEAD, parse_target
 from fleetops.store.pgreader import conninfo, open_reader
 

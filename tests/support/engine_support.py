@@ -12,8 +12,9 @@ from fleetops.api import JobSpec
 from fleetops.aws.client import Connection
 from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
+from fleetops.records import ItemRecord
 from fleetops.sim import Simulator
-from fleetops.store import ItemRecord, Store
+from fleetops.store import Store
 
 REGION = "us-east-1"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetops.records import JobRecord, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import JobRecord, NewJob, Store
+from fleetops.store import Store
 
 __all__ = ["T0", "seed_job"]
 

@@ -326,7 +326,7 @@ def test_exit_code(status: JobStatus, given: dict[str, int], code: int) -> None:
 def test_ledger_moves_items_between_counts_and_ignores_stale_reads() -> None:
     from fleetops.engine.commit import Ledger
     from fleetops.engine.types import RunStats
-    from fleetops.store import ItemRecord, ItemUpdate
+    from fleetops.records import ItemRecord, ItemUpdate
 
     def record(item_id: int, state: ItemState) -> ItemRecord:
         return ItemRecord(

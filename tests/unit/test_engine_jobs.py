@@ -14,8 +14,8 @@ from fleetops.catalogue.options import JobOptions
 from fleetops.catalogue.targets import Targets
 from fleetops.engine.runner import JobRunner, StopSignal
 from fleetops.errors import Interrupted
+from fleetops.records import ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.states import ItemState, JobStatus, exit_code_for
-from fleetops.store import ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.store.memory import MemoryStore
 
 REGION = "us-east-1"

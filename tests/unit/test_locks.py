@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from fleetops.engine.locks import BusyGate
+from fleetops.records import ItemRecord, ItemUpdate, NewJob
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import ItemRecord, ItemUpdate, NewJob
 from fleetops.store.memory import MemoryStore
 
 REGION = "us-east-1"

@@ -20,8 +20,8 @@ from fleetops.engine.verify import (
     Watch,
 )
 from fleetops.errors import CredentialsError
+from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import ItemState
-from fleetops.store import ItemRecord, ItemUpdate
 
 
 def watch(submitted_at: float = 100.0, **kw: Any) -> Watch:
