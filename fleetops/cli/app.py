@@ -11,12 +11,12 @@ nothing and the history commands never load the engine. Adding a command is one 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from fleetops import __version__
-from fleetops.cli.common import err_console, state, typer_option
+from fleetops.cli.common import err_console, state
 from fleetops.cli.history import ROOT_FLAGS, flag
 from fleetops.cli.lazy import Lazy, LazyGroup
 from fleetops.errors import FleetOpsError
@@ -76,9 +76,13 @@ def configure_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     configure(verbose, fmt, quiet=quiet)
 
 
+def _root_flag(keyword: str, **settings: Any) -> Any:
+    return flag(ROOT_FLAGS, keyword).option(**settings)
+
+
 @app.callback()
 def _root(
-    db: Annotated[str | None, typer_option(flag(ROOT_FLAGS, "db"), show_default=False)] = None,
+    db: Annotated[str | None, _root_flag("db", show_default=False)] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -88,7 +92,7 @@ def _root(
     log_format: Annotated[
         str, typer.Option("--log-format", metavar="text|json", help="Log lines as text or JSON.")
     ] = "text",
-    quiet: Annotated[bool, typer_option(flag(ROOT_FLAGS, "quiet"))] = False,
+    quiet: Annotated[bool, _root_flag("quiet")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,

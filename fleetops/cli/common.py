@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from fleetops.api import Store
-    from fleetops.cli.history import Flag
 
 __all__ = [
     "CliState",
@@ -28,7 +27,6 @@ __all__ = [
     "resolve_db",
     "run_async",
     "state",
-    "typer_option",
     "with_store",
 ]
 
@@ -120,14 +118,6 @@ async def with_store(use: Callable[[Store], Awaitable[T]], db: str | None = None
         return await use(store)
     finally:
         await store.close()
-
-
-def typer_option(flag: Flag, **settings: Any) -> Any:
-    """A typer option made from a :class:`~fleetops.cli.history.Flag` declaration (its
-    spellings, help and metavar), so that the fast path and typer read one declaration."""
-    import typer
-
-    return typer.Option(*flag.decls, help=flag.help, metavar=flag.metavar, **settings)
 
 
 def print_json(data: Any) -> None:

@@ -44,7 +44,7 @@ T = TypeVar("T")
 class Flag:
     """One flag of the commands the console script may answer before typer is imported:
     declared once here, read by that fast path (:mod:`fleetops.cli.main`) and made a typer
-    option by :func:`fleetops.cli.common.typer_option` for the typer commands."""
+    option by :meth:`option` for the typer commands."""
 
     keyword: str  # the command function's parameter
     decls: tuple[str, ...]  # its spellings, the long one first
@@ -55,6 +55,13 @@ class Flag:
     @property
     def spellings(self) -> dict[str, bool]:
         return dict.fromkeys(self.decls, self.takes_value)
+
+    def option(self, **settings: Any) -> Any:
+        """The typer option of this declaration (typer imported here, when a typer command is
+        built: the fast path never calls this)."""
+        import typer
+
+        return typer.Option(*self.decls, help=self.help, metavar=self.metavar, **settings)
 
 
 JSON_FLAG = Flag("as_json", ("--json",), False, "One JSON document on stdout.")

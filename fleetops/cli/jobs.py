@@ -21,7 +21,6 @@ from fleetops.cli.common import (
     out_console,
     print_json,
     run_async,
-    typer_option,
     with_store,
 )
 from fleetops.cli.history import (
@@ -65,7 +64,11 @@ JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a uniqu
 
 
 def _list_flag(keyword: str) -> Any:
-    return typer_option(flag(LIST_FLAGS, keyword))
+    return flag(LIST_FLAGS, keyword).option()
+
+
+def _show_flag(keyword: str) -> Any:
+    return flag(SHOW_FLAGS, keyword).option()
 
 
 @jobs_app.command("list")
@@ -85,7 +88,7 @@ def list_jobs(
 
 @jobs_app.command("show")
 def show_job(
-    job: JobArg, as_json: Annotated[bool, typer_option(flag(SHOW_FLAGS, "as_json"))] = False
+    job: JobArg, as_json: Annotated[bool, _show_flag("as_json")] = False
 ) -> None:
     """A job: status, counts, timing, throughput, errors by code, in-doubt items, API calls."""
     cli_history.show_job(job, as_json=as_json)
