@@ -30,7 +30,7 @@ from fleetops.catalogue.targets import Targets
 from fleetops.engine.planner import PlanSummary, plan
 from fleetops.engine.runner import JobRunner, StopSignal, merge_summaries
 from fleetops.errors import AssumeRoleError
-from fleetops.states import JobStatus
+from fleetops.states import COMPLETE_STATUSES, JobStatus
 from fleetops.store import JobRecord, NewJob, Store
 from fleetops.store.history import cancel_job, job_history
 
@@ -185,7 +185,7 @@ async def run_job(
 ) -> JobRecord:
     """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded."""
     job = await store.get_job(job_id)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+    if job.status in COMPLETE_STATUSES:
         # Finished: nothing to do, and saying so is not an error (a script that resumes until
         # exit 0 may have been killed just after the job's end was recorded).
         return job

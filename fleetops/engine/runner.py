@@ -46,7 +46,7 @@ from fleetops.errors import (
     Interrupted,
     LeaseHeldError,
 )
-from fleetops.states import ItemState, JobStatus, RunEnd, final_status
+from fleetops.states import ACTED_ON_ITEM_STATES, ItemState, JobStatus, RunEnd, final_status
 from fleetops.store import JobRecord
 from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
@@ -56,14 +56,6 @@ __all__ = ["JobRunner", "RunStats", "StopSignal", "merge_summaries"]
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 30.0
-ACTED_ON = (
-    ItemState.PENDING,
-    ItemState.IN_FLIGHT,
-    ItemState.SUBMITTED,
-    ItemState.SUCCEEDED,
-    ItemState.FAILED,
-    ItemState.IN_DOUBT,
-)
 
 
 def _throttles_of(stats: ClientStats) -> Callable[[], int]:
@@ -265,7 +257,7 @@ class JobRunner:
         counts = await self.store.counts(self.job.id)
         self.stats.reset_counts(counts)
         self.ctx.budget = error_budget(
-            self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON)
+            self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON_ITEM_STATES)
         )
         async with anyio.create_task_group() as tg:
             for worker in self.workers:

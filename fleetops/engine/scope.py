@@ -29,7 +29,7 @@ from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
-from fleetops.states import ItemState
+from fleetops.states import UNFINISHED_ITEM_STATES, ItemState
 from fleetops.store import ItemRecord, ItemUpdate
 
 __all__ = ["GRACE_SECONDS", "RegionWorker", "ScopeWorker"]
@@ -470,9 +470,7 @@ class ScopeWorker:
     async def fail_unreachable(self, exc: AssumeRoleError) -> int:
         """This scope's account cannot be reached: every unfinished item fails with the reason
         (their state cannot be known without the role); returns how many."""
-        items = await self._items(
-            [ItemState.PENDING, ItemState.IN_FLIGHT, ItemState.SUBMITTED, ItemState.IN_DOUBT]
-        )
+        items = await self._items(sorted(UNFINISHED_ITEM_STATES))
         if items:
             await self._fail(items, exc.code, exc.message)
         return len(items)

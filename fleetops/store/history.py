@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from fleetops.catalogue.actions import UNVERIFIED
 from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import UNCANCELLABLE_STATUSES, ItemState, JobStatus
 from fleetops.store.history_types import (  # plain data, importable without SQLAlchemy
     NO_CODE,
     Durations,
@@ -55,7 +55,7 @@ __all__ = [
 #: How long cancel holds the job's lease while it writes (it releases it at once).
 CANCEL_LEASE_TTL = 30.0
 #: Job statuses with nothing left to cancel.
-FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINISHED = UNCANCELLABLE_STATUSES
 
 
 def error_groups_query(job_id: str, *, examples: int = 3) -> sa.Executable:

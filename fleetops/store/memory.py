@@ -22,7 +22,7 @@ import anyio.lowlevel
 
 from fleetops.errors import NotFoundError, StoreError
 from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import ACTIVE_ITEM_STATES, ItemState, JobStatus
 from fleetops.store.repo import EventRow, ItemUpdate, NewJob
 from fleetops.store.tables import items as items_table
 from fleetops.store.tables import jobs as jobs_table
@@ -146,7 +146,7 @@ class MemoryStore:
             if r["job_id"] in live
             and r["region"] == region
             and r["workspace_id"] in wanted
-            and r["state"] in (ItemState.IN_FLIGHT.value, ItemState.SUBMITTED.value)
+            and r["state"] in ACTIVE_ITEM_STATES
         }
         for ws in workspace_ids:
             holder, expires = self._claims.get((region, ws), (job_id, 0.0))
