@@ -38,6 +38,8 @@ from fleetops.catalogue.actions import ACTIONS as CATALOGUE
 from fleetops.catalogue.actions import Param, all_params, get_action
 from fleetops.catalogue.options import JobOptions, parse_max_errors, parse_waves
 from fleetops.catalogue.targets import (
+    SELECTORS,
+    Selector,
     Targets,
     validate_bundle_id,
     validate_directory_id,
@@ -210,11 +212,15 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-#: How a job file reads a value of each catalogue parameter kind.
-_PARAM_TYPES: dict[str, Any] = {
+#: How a job file reads a value of each kind of the catalogue's parameters and selectors.
+_KIND_TYPES: dict[str, Any] = {
     "text": str,
     "int": Annotated[int, Field(gt=0)],
+    "days": Annotated[float, Field(gt=0)],
+    "workspace_ids": Annotated[list[WorkspaceId], BeforeValidator(_listify)],
+    "directory_id": DirectoryId,
     "bundle_id": BundleId,
+    "states": Annotated[list[WorkspaceState], BeforeValidator(_listify)],
     "running_mode": RunningMode,
     "compute_type": ComputeType,
     "protocols": Annotated[list[ProtocolName], BeforeValidator(_listify)],
@@ -228,7 +234,14 @@ _PARAM_TYPES: dict[str, Any] = {
 def _param_field(param: Param) -> tuple[Any, Any]:
     # A key that is a Python keyword (``from``) is a field with an alias.
     alias = param.key if keyword.iskeyword(param.key) else None
-    return (_PARAM_TYPES[param.kind] | None, Field(default=None, alias=alias))
+    return (_KIND_TYPES[param.kind] | None, Field(default=None, alias=alias))
+
+
+def _selector_field(selector: Selector) -> tuple[Any, Any]:
+    # A repeatable selector is a list (empty: not given), the others a value or None.
+    if selector.repeatable:
+        return (_KIND_TYPES[selector.kind], [])
+    return (_KIND_TYPES[selector.kind] | None, None)
 
 
 def _field_name(key: str) -> str:
@@ -244,20 +257,14 @@ ParamsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 
-class TargetsSpec(_Spec):
-    """Which WorkSpaces: selectors combine with AND (as the ``run`` flags do)."""
-
-    workspace_ids: Annotated[list[WorkspaceId], BeforeValidator(_listify)] = []
-    ids_file: str | None = None
-    directory_id: DirectoryId | None = None
-    bundle_id: BundleId | None = None
-    states: Annotated[list[WorkspaceState], BeforeValidator(_listify)] = []
-    running_mode: RunningMode | None = None
-    compute_type: ComputeType | None = None
-    user: str | None = None
-    tags: TagPairs = []
-    exclude_tags: TagPairs = []
-    idle_days: float | None = Field(default=None, gt=0)
+#: Which WorkSpaces: selectors combine with AND (as the ``run`` flags do); one field per
+#: selector of the catalogue, named as its key.
+TargetsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "TargetsSpec",
+    __base__=_Spec,
+    __doc__="Which WorkSpaces: selectors combine with AND (as the ``run`` flags do).",
+    **{selector.key: _selector_field(selector) for selector in SELECTORS},
+)
 
 
 class OptionsSpec(_Spec):
@@ -314,24 +321,14 @@ class JobFile(_Spec):
 
     def to_targets(self) -> Targets:
         """The selectors as :class:`Targets` (reads ``ids_file``, relative to the file)."""
-        t = self.targets
-        ids_file = str(self.resolve_path(t.ids_file)) if t.ids_file is not None else None
+        given = {selector.key: getattr(self.targets, selector.key) for selector in SELECTORS}
+        paths = [s.key for s in SELECTORS if s.kind == "path" and given[s.key] is not None]
+        for key in paths:
+            given[key] = str(self.resolve_path(given[key]))
         try:
-            return Targets.build(
-                workspace_ids=t.workspace_ids,
-                ids_file=ids_file,
-                directory_id=t.directory_id,
-                bundle_id=t.bundle_id,
-                states=t.states,
-                running_mode=t.running_mode,
-                compute_type=t.compute_type,
-                user=t.user,
-                tags=t.tags,
-                exclude_tags=t.exclude_tags,
-                idle_days=t.idle_days,
-            )
-        except UsageError as exc:
-            where: Loc = ("targets", "ids_file") if ids_file is not None else ("targets",)
+            return Targets.build(**given)
+        except UsageError as exc:  # a file read is the likely cause: point at it
+            where: Loc = ("targets", paths[0]) if paths else ("targets",)
             raise self.error(where, str(exc)) from exc
 
     def to_options(self, overrides: Mapping[str, Any] | None = None) -> JobOptions:
