@@ -6,7 +6,9 @@
     options: {rate: 2, max_errors: 2%, waves: "5,50,all"}
     region: [us-east-1, eu-west-1]
 
-A file is validated whole before anything runs (pydantic, unknown keys refused). Every problem is
+A file is validated whole before anything runs (pydantic, unknown keys refused): one model for
+the file and one per section (:data:`ParamsSection`, :data:`TargetsSection`,
+:class:`OptionsSection`), the first two made from the catalogue's declarations. Every problem is
 one line naming the file, the line and the field — ``jobs/x.yaml:7: options.rate: Input should be
 greater than 0`` — found by walking the YAML node tree (``yaml.compose``) along the error's path.
 Relative paths in a file (``targets.ids_file``, ``params.from``) are relative to its folder.
@@ -47,7 +49,14 @@ from fleetops.catalogue.targets import (
 )
 from fleetops.errors import JobFileError, UsageError
 
-__all__ = ["ACTIONS", "JobFile", "OptionsSpec", "ParamsSpec", "TargetsSpec", "load_job_file"]
+__all__ = [
+    "ACTIONS",
+    "JobFile",
+    "OptionsSection",
+    "ParamsSection",
+    "TargetsSection",
+    "load_job_file",
+]
 
 #: The actions a job file may name: the catalogue's, in its order.
 ACTIONS = tuple(CATALOGUE)
@@ -208,7 +217,9 @@ def _account(value: object) -> str:
 Account = Annotated[str, BeforeValidator(_account)]
 
 
-class _Spec(BaseModel):
+class _Strict(BaseModel):
+    """A mapping of the file (the whole file, or one of its sections): unknown keys refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -250,24 +261,24 @@ def _field_name(key: str) -> str:
 
 #: What the action needs, named as the ``run`` flags are (``--to-bundle`` → ``to_bundle``): one
 #: field per parameter of the catalogue.
-ParamsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "ParamsSpec",
-    __base__=_Spec,
+ParamsSection: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "ParamsSection",
+    __base__=_Strict,
     **{_field_name(p.key): _param_field(p) for p in all_params()},
 )
 
 
 #: Which WorkSpaces: selectors combine with AND (as the ``run`` flags do); one field per
 #: selector of the catalogue, named as its key.
-TargetsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "TargetsSpec",
-    __base__=_Spec,
+TargetsSection: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "TargetsSection",
+    __base__=_Strict,
     __doc__="Which WorkSpaces: selectors combine with AND (as the ``run`` flags do).",
     **{selector.key: _selector_field(selector) for selector in SELECTORS},
 )
 
 
-class OptionsSpec(_Spec):
+class OptionsSection(_Strict):
     """How the job runs; each key is a ``run`` flag, and a flag given overrides the key."""
 
     rate: float | None = Field(default=None, gt=0)
@@ -282,14 +293,14 @@ class OptionsSpec(_Spec):
     ignore_snapshot_age: bool | None = None
 
 
-class JobFile(_Spec):
+class JobFile(_Strict):
     """A validated job file. Build one with :func:`load_job_file`."""
 
     action: Annotated[str, AfterValidator(_action)]
     description: str | None = None
-    params: ParamsSpec = ParamsSpec()
-    targets: TargetsSpec
-    options: OptionsSpec = OptionsSpec()
+    params: ParamsSection = ParamsSection()
+    targets: TargetsSection
+    options: OptionsSection = OptionsSection()
     region: Annotated[list[Region], BeforeValidator(_listify)] = []
     profile: str | None = None
     endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
@@ -496,9 +507,9 @@ def _show(loc: Sequence[str | int]) -> str:
 
 _MODELS: dict[Loc, type[BaseModel]] = {
     (): JobFile,
-    ("params",): ParamsSpec,
-    ("targets",): TargetsSpec,
-    ("options",): OptionsSpec,
+    ("params",): ParamsSection,
+    ("targets",): TargetsSection,
+    ("options",): OptionsSection,
 }
 
 
@@ -515,6 +526,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required"
+    if kind == "model_type":  # pydantic names the model class: the file knows only sections
+        return "Input should be a valid dictionary"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from fleetops.catalogue.actions import ACTIONS, ActionSpec, Param, all_params
 from fleetops.catalogue.jobfile import ACTIONS as JOBFILE_ACTIONS
-from fleetops.catalogue.jobfile import ParamsSpec, TargetsSpec, load_job_file
+from fleetops.catalogue.jobfile import ParamsSection, TargetsSection, load_job_file
 from fleetops.catalogue.specs import RunRequest, Where, build_spec
 from fleetops.catalogue.targets import SELECTORS, Selector, Targets
 from fleetops.cli import run as cli_run
@@ -74,7 +74,7 @@ def test_job_files_name_exactly_the_catalogue_actions() -> None:
 
 
 def test_job_file_params_are_exactly_the_catalogue_params() -> None:
-    fields = {field.alias or name for name, field in ParamsSpec.model_fields.items()}
+    fields = {field.alias or name for name, field in ParamsSection.model_fields.items()}
     assert fields == {p.key for p in all_params()}
 
 
@@ -196,7 +196,7 @@ def _selector_value(selector: Selector, tmp_path: Path) -> str:
 def test_selectors_are_the_targets_fields_and_the_job_file_targets() -> None:
     keys = [selector.key for selector in SELECTORS]
     assert keys == [f.name for f in dataclasses.fields(Targets)]
-    assert list(TargetsSpec.model_fields) == keys
+    assert list(TargetsSection.model_fields) == keys
     assert [p.name for p in SELECTOR_FLAGS] == keys
 
 
