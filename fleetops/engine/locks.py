@@ -117,16 +117,16 @@ class BusyGate:
 _GATES: weakref.WeakKeyDictionary[Any, BusyGate] = weakref.WeakKeyDictionary()
 
 
-async def hold_busy(worker: Any, batch: Sequence[ItemRecord]) -> list[ItemRecord]:
-    """The engine's hook (a scope worker, just before a batch's ``in_flight`` commit): the items
+async def hold_busy(scope_run: Any, batch: Sequence[ItemRecord]) -> list[ItemRecord]:
+    """The engine's hook (a scope run, just before a batch's ``in_flight`` commit): the items
     of ``batch`` whose WorkSpaces no other live job holds. Busy ones stay pending (and are seen
     again on the next pass) or, after :data:`BUSY_WAIT`, are skipped ``busy in job J``."""
-    gate = _GATES.get(worker)
+    gate = _GATES.get(scope_run)
     if gate is None:
-        store = worker.store
+        store = scope_run.store
         if not hasattr(store, "busy_workspaces"):
             return list(batch)
-        gate = _GATES[worker] = BusyGate(
-            store.busy_workspaces, worker.ctx.commit, worker.job_id, worker.region
+        gate = _GATES[scope_run] = BusyGate(
+            store.busy_workspaces, scope_run.ctx.commit, scope_run.job_id, scope_run.region
         )
     return await gate.admit(batch)  # skips go through the run's commit path (its figures too)

@@ -9,7 +9,7 @@ Tasks of one run::
 
     heartbeat   renews the job's lease
     writer      group-commits every state change (the store's writer)
-    per scope (fleetops.engine.scope.ScopeWorker: an account in a region), in parallel, each with
+    per scope (fleetops.engine.scope.ScopeRun: an account in a region), in parallel, each with
     its
     own client and quota bucket:
       submitter   pending items → batches of the model's max → one task per call
@@ -30,14 +30,14 @@ from fleetops.catalogue.actions import get_action
 from fleetops.catalogue.options import JobOptions, error_budget
 from fleetops.catalogue.targets import Candidate, Targets
 from fleetops.engine.commit import Committer
-from fleetops.engine.context import JobContext
+from fleetops.engine.context import RunContext
 from fleetops.engine.planner import (
     NOT_FOUND_ANYWHERE,
     NOT_FOUND_REASON,
     PlanSummary,
     plan_row,
 )
-from fleetops.engine.scope import ScopeWorker
+from fleetops.engine.scope import ScopeRun
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -108,7 +108,7 @@ class JobRunner:
         self.writer = store.writer()
         self.committer = Committer(self.writer, self.stats)
         self.plan_summary: PlanSummary | None = None
-        self.ctx = JobContext(
+        self.ctx = RunContext(
             store=store,
             committer=self.committer,
             job=job,
@@ -119,14 +119,14 @@ class JobRunner:
             stop=self.stop,
             stats=self.stats,
         )
-        self.workers = [
-            ScopeWorker(
+        self.scope_runs = [
+            ScopeRun(
                 self.ctx, Scope.parse(key), client.call, policy=getattr(client, "policy", None)
             )
             for key, client in self.clients.items()
         ]
-        for worker in self.workers:
-            worker.collect_not_found = len(self.workers) > 1
+        for scope_run in self.scope_runs:
+            scope_run.collect_not_found = len(self.scope_runs) > 1
         for client in self.clients.values():
             client_stats = getattr(client, "stats", None)
             if isinstance(client_stats, ClientStats):
@@ -260,15 +260,15 @@ class JobRunner:
             self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON_ITEM_STATES)
         )
         async with anyio.create_task_group() as tg:
-            for worker in self.workers:
-                tg.start_soon(self._run_scope, worker)
+            for scope_run in self.scope_runs:
+                tg.start_soon(self._run_scope, scope_run)
         return await self._final_status()
 
-    async def _run_scope(self, worker: ScopeWorker) -> None:
+    async def _run_scope(self, scope_run: ScopeRun) -> None:
         try:
             try:
-                await worker.reconcile(redo_in_doubt=self.redo_in_doubt)
-                await worker.execute()
+                await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
+                await scope_run.execute()
             except BaseExceptionGroup as group:
                 error = _aws_error(group)
                 if error is None:
@@ -276,13 +276,13 @@ class JobRunner:
                 raise error from group
         except AssumeRoleError as exc:
             # This account cannot be reached: its items fail with the reason; the others go on.
-            self.ctx.unreachable[worker.scope.key] = f"{exc.code}: {exc.message}"
-            await worker.fail_unreachable(exc)
+            self.ctx.unreachable[scope_run.scope.key] = f"{exc.code}: {exc.message}"
+            await scope_run.fail_unreachable(exc)
         except CredentialsError as exc:
             # One scope's credentials failing stops every scope: the job pauses, resumable.
-            self.stop.set(f"credentials rejected in {worker.scope} ({exc.code})")
+            self.stop.set(f"credentials rejected in {scope_run.scope} ({exc.code})")
         except AwsError as exc:
-            self.ctx.fail(api_failure(exc, f"in {worker.scope}"))
+            self.ctx.fail(api_failure(exc, f"in {scope_run.scope}"))
 
     async def _final_status(self) -> tuple[JobStatus, str | None]:
         counts = await self.store.counts(self.job.id)
@@ -309,37 +309,37 @@ class JobRunner:
         await self.store.delete_items(self.job.id)
         summaries: list[PlanSummary] = []
 
-        async def plan_scope(worker: ScopeWorker) -> None:
+        async def plan_scope(scope_run: ScopeRun) -> None:
             try:
                 try:
-                    summary = await worker.plan()
+                    summary = await scope_run.plan()
                 except BaseExceptionGroup as group:
                     error = _aws_error(group)
                     if error is None:
                         raise
                     raise error from group
-                summary.scope = worker.scope.key
+                summary.scope = scope_run.scope.key
                 summaries.append(summary)
             except AssumeRoleError as exc:
                 # This account cannot be reached: nothing to plan there; the others go on.
                 reason = (
                     f"{exc.code}: {exc.message} (not planned: once the role can be assumed, "
-                    f"run a job for account {worker.scope.account})"
+                    f"run a job for account {scope_run.scope.account})"
                 )
-                log.info("scope %s not planned: %s", worker.scope, reason)
-                self.ctx.unreachable[worker.scope.key] = reason
+                log.info("scope %s not planned: %s", scope_run.scope, reason)
+                self.ctx.unreachable[scope_run.scope.key] = reason
                 options = self.ctx.options
                 summaries.append(
                     PlanSummary(
                         action=self.job.action,
                         rate=options.rate,
                         burst=options.burst,
-                        scope=worker.scope.key,
-                        unreachable={worker.scope.key: reason},
+                        scope=scope_run.scope.key,
+                        unreachable={scope_run.scope.key: reason},
                     )
                 )
             except AwsError as exc:  # credentials missing or rejected included
-                self.ctx.fail(api_failure(exc, f"planning failed in {worker.scope}"))
+                self.ctx.fail(api_failure(exc, f"planning failed in {scope_run.scope}"))
 
         with anyio.CancelScope() as scope:
             async with anyio.create_task_group() as tg:
@@ -350,14 +350,14 @@ class JobRunner:
 
                 tg.start_soon(cancel_on_stop)
                 async with anyio.create_task_group() as scopes:
-                    for worker in self.workers:
-                        scopes.start_soon(plan_scope, worker)
+                    for scope_run in self.scope_runs:
+                        scopes.start_soon(plan_scope, scope_run)
                 tg.cancel_scope.cancel()
-        if scope.cancelled_caught or len(summaries) != len(self.workers):
+        if scope.cancelled_caught or len(summaries) != len(self.scope_runs):
             if self.ctx.failure is not None:
                 await self.store.delete_items(self.job.id)
             return
-        if len(self.workers) > 1:
+        if len(self.scope_runs) > 1:
             await self._record_not_found(summaries)
         self.plan_summary = merge_summaries(summaries)
         await self.store.update_job(self.job.id, planned_at=time.time())
@@ -367,7 +367,7 @@ class JobRunner:
     async def _record_not_found(self, summaries: list[PlanSummary]) -> None:
         """A job over several scopes: a named WorkSpace that no scope holds is recorded once,
         skipped as not found anywhere (each scope left out the ones it does not hold)."""
-        planned = [w for w in self.workers if w.scope.key not in self.ctx.unreachable]
+        planned = [w for w in self.scope_runs if w.scope.key not in self.ctx.unreachable]
         missing = sorted(set.intersection(*(w.not_found for w in planned))) if planned else []
         for summary in summaries:
             summary.skipped.pop(NOT_FOUND_REASON, None)
