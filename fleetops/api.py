@@ -26,7 +26,7 @@ from contextlib import (
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fleetops.errors import UsageError
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import COMPLETE_STATUSES, ItemState, JobStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -230,7 +230,7 @@ async def run_job(
 ) -> JobRecord:
     """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded."""
     job = await store.get_job(job_id)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+    if job.status in COMPLETE_STATUSES:
         # Finished: nothing to do, and saying so is not an error (a script that resumes until
         # exit 0 may have been killed just after the job's end was recorded).
         return job

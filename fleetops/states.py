@@ -1,4 +1,8 @@
-"""Item and job states, and the pure rules between them: a run's final status, its exit code."""
+"""Item and job states, and the pure rules between them: a run's final status, its exit code.
+
+Every set of states the code tests against (which jobs have ended, which items are still
+unfinished, which hold their WorkSpace) is named here once; nothing else spells one out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "ACTED_ON_ITEM_STATES",
+    "ACTIVE_ITEM_STATES",
+    "COMPLETE_STATUSES",
+    "ENDED_STATUSES",
     "FINAL_ITEM_STATES",
+    "OUTCOME_ITEM_STATES",
+    "QUEUEABLE_STATUSES",
+    "UNCANCELLABLE_STATUSES",
+    "UNFINISHED_ITEM_STATES",
     "UNVERIFIED",
     "ItemState",
     "JobStatus",
@@ -54,6 +66,32 @@ class JobStatus(StrEnum):
     ABORTED = "aborted"  # max-errors tripped
     INTERRUPTED = "interrupted"  # killed, Ctrl-C, expired credentials, items in doubt: resumable
     CANCELLED = "cancelled"
+
+
+# -- the sets of states, each named once: code that asks "is this job over?" uses these --------
+
+#: Items whose outcome is still to come: every state but the final ones (in doubt included).
+UNFINISHED_ITEM_STATES = frozenset(ItemState) - FINAL_ITEM_STATES
+#: Items the action is for: every state but skipped and cancelled (the base of ``--max-errors
+#: P%``).
+ACTED_ON_ITEM_STATES = frozenset(ItemState) - {ItemState.SKIPPED, ItemState.CANCELLED}
+#: Items whose call is under way (committed, or accepted and being verified): in a live job,
+#: such an item holds its WorkSpace against every other job.
+ACTIVE_ITEM_STATES = frozenset({ItemState.IN_FLIGHT, ItemState.SUBMITTED})
+#: Items that reached the outcome of a call: it succeeded, it failed, or it may have happened.
+OUTCOME_ITEM_STATES = frozenset({ItemState.SUCCEEDED, ItemState.FAILED, ItemState.IN_DOUBT})
+
+#: Jobs that have ended: a worker leaves them alone (an interrupted job has not ended; it is
+#: resumed).
+ENDED_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.ABORTED, JobStatus.CANCELLED}
+)
+#: Jobs with nothing left to do: resuming one returns it as it is.
+COMPLETE_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.CANCELLED})
+#: Jobs with nothing left to cancel (an aborted job still holds pending items to cancel).
+UNCANCELLABLE_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: Jobs that may be put on the queue: not started yet, or stopped and resumable.
+QUEUEABLE_STATUSES = frozenset({JobStatus.PLANNED, JobStatus.QUEUED, JobStatus.INTERRUPTED})
 
 
 def exit_code_for(status: JobStatus, counts: Mapping[str, int]) -> int:

@@ -913,8 +913,9 @@ class CreateSpec(ActionSpec):
         return str(workspaces[0]["WorkspaceId"]) if workspaces else None
 
 
-def _actions() -> dict[str, ActionSpec]:
-    specs = [
+def _power_actions() -> list[ActionSpec]:
+    """The power actions: one batched call over a list of ids, then watch the state."""
+    return [
         ActionSpec(
             name="reboot",
             summary="reboot (AVAILABLE, UNHEALTHY)",
@@ -952,6 +953,13 @@ def _actions() -> dict[str, ActionSpec]:
             already_done_states=frozenset({"STOPPED", "STOPPING"}),
             interrupts_session=True,
         ),
+    ]
+
+
+def _destructive_actions() -> list[ActionSpec]:
+    """The destructive actions: terminate, and those that restore the user volume from a
+    snapshot (rebuild, restore, migrate)."""
+    return [
         ActionSpec(
             name="terminate",
             summary="terminate (destructive)",
@@ -1031,6 +1039,13 @@ def _actions() -> dict[str, ActionSpec]:
             retry_safe=False,
             reconcile_by_user=True,
         ),
+    ]
+
+
+def _properties_actions() -> list[ActionSpec]:
+    """The actions that change what a WorkSpace is, not whether it runs: properties, the
+    maintenance state, tags."""
+    return [
         ModifySpec(
             name="modify",
             summary="modify WorkSpace properties",
@@ -1071,6 +1086,12 @@ def _actions() -> dict[str, ActionSpec]:
             evidence_states=frozenset(),
             verifies=False,
         ),
+    ]
+
+
+def _create_actions() -> list[ActionSpec]:
+    """The action that makes new WorkSpaces, from the rows of a users CSV."""
+    return [
         CreateSpec(
             name="create",
             summary="create WorkSpaces from a users CSV",
@@ -1086,6 +1107,11 @@ def _actions() -> dict[str, ActionSpec]:
             reconcile_by_user=True,
         ),
     ]
+
+
+def _actions() -> dict[str, ActionSpec]:
+    """The catalogue, family by family, in the order ``run --help`` lists it."""
+    specs = [*_power_actions(), *_destructive_actions(), *_properties_actions(), *_create_actions()]
     return {spec.name: spec for spec in specs}
 
 

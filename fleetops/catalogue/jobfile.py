@@ -6,7 +6,9 @@
     options: {rate: 2, max_errors: 2%, waves: "5,50,all"}
     region: [us-east-1, eu-west-1]
 
-A file is validated whole before anything runs (pydantic, unknown keys refused). Every problem is
+A file is validated whole before anything runs (pydantic, unknown keys refused): one model for
+the file and one per section (:data:`ParamsSection`, :data:`TargetsSection`,
+:class:`OptionsSection`), the first two made from the catalogue's declarations. Every problem is
 one line naming the file, the line and the field — ``jobs/x.yaml:7: options.rate: Input should be
 greater than 0`` — found by walking the YAML node tree (``yaml.compose``) along the error's path.
 Relative paths in a file (``targets.ids_file``, ``params.from``) are relative to its folder.
@@ -38,6 +40,8 @@ from fleetops.catalogue.actions import ACTIONS as CATALOGUE
 from fleetops.catalogue.actions import Param, all_params, get_action
 from fleetops.catalogue.options import JobOptions, parse_max_errors, parse_waves
 from fleetops.catalogue.targets import (
+    SELECTORS,
+    Selector,
     Targets,
     validate_bundle_id,
     validate_directory_id,
@@ -45,7 +49,14 @@ from fleetops.catalogue.targets import (
 )
 from fleetops.errors import JobFileError, UsageError
 
-__all__ = ["ACTIONS", "JobFile", "OptionsSpec", "ParamsSpec", "TargetsSpec", "load_job_file"]
+__all__ = [
+    "ACTIONS",
+    "JobFile",
+    "OptionsSection",
+    "ParamsSection",
+    "TargetsSection",
+    "load_job_file",
+]
 
 #: The actions a job file may name: the catalogue's, in its order.
 ACTIONS = tuple(CATALOGUE)
@@ -206,15 +217,21 @@ def _account(value: object) -> str:
 Account = Annotated[str, BeforeValidator(_account)]
 
 
-class _Spec(BaseModel):
+class _Strict(BaseModel):
+    """A mapping of the file (the whole file, or one of its sections): unknown keys refused."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-#: How a job file reads a value of each catalogue parameter kind.
-_PARAM_TYPES: dict[str, Any] = {
+#: How a job file reads a value of each kind of the catalogue's parameters and selectors.
+_KIND_TYPES: dict[str, Any] = {
     "text": str,
     "int": Annotated[int, Field(gt=0)],
+    "days": Annotated[float, Field(gt=0)],
+    "workspace_ids": Annotated[list[WorkspaceId], BeforeValidator(_listify)],
+    "directory_id": DirectoryId,
     "bundle_id": BundleId,
+    "states": Annotated[list[WorkspaceState], BeforeValidator(_listify)],
     "running_mode": RunningMode,
     "compute_type": ComputeType,
     "protocols": Annotated[list[ProtocolName], BeforeValidator(_listify)],
@@ -228,7 +245,14 @@ _PARAM_TYPES: dict[str, Any] = {
 def _param_field(param: Param) -> tuple[Any, Any]:
     # A key that is a Python keyword (``from``) is a field with an alias.
     alias = param.key if keyword.iskeyword(param.key) else None
-    return (_PARAM_TYPES[param.kind] | None, Field(default=None, alias=alias))
+    return (_KIND_TYPES[param.kind] | None, Field(default=None, alias=alias))
+
+
+def _selector_field(selector: Selector) -> tuple[Any, Any]:
+    # A repeatable selector is a list (empty: not given), the others a value or None.
+    if selector.repeatable:
+        return (_KIND_TYPES[selector.kind], [])
+    return (_KIND_TYPES[selector.kind] | None, None)
 
 
 def _field_name(key: str) -> str:
@@ -237,30 +261,24 @@ def _field_name(key: str) -> str:
 
 #: What the action needs, named as the ``run`` flags are (``--to-bundle`` → ``to_bundle``): one
 #: field per parameter of the catalogue.
-ParamsSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "ParamsSpec",
-    __base__=_Spec,
+ParamsSection: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "ParamsSection",
+    __base__=_Strict,
     **{_field_name(p.key): _param_field(p) for p in all_params()},
 )
 
 
-class TargetsSpec(_Spec):
-    """Which WorkSpaces: selectors combine with AND (as the ``run`` flags do)."""
-
-    workspace_ids: Annotated[list[WorkspaceId], BeforeValidator(_listify)] = []
-    ids_file: str | None = None
-    directory_id: DirectoryId | None = None
-    bundle_id: BundleId | None = None
-    states: Annotated[list[WorkspaceState], BeforeValidator(_listify)] = []
-    running_mode: RunningMode | None = None
-    compute_type: ComputeType | None = None
-    user: str | None = None
-    tags: TagPairs = []
-    exclude_tags: TagPairs = []
-    idle_days: float | None = Field(default=None, gt=0)
+#: Which WorkSpaces: selectors combine with AND (as the ``run`` flags do); one field per
+#: selector of the catalogue, named as its key.
+TargetsSection: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "TargetsSection",
+    __base__=_Strict,
+    __doc__="Which WorkSpaces: selectors combine with AND (as the ``run`` flags do).",
+    **{selector.key: _selector_field(selector) for selector in SELECTORS},
+)
 
 
-class OptionsSpec(_Spec):
+class OptionsSection(_Strict):
     """How the job runs; each key is a ``run`` flag, and a flag given overrides the key."""
 
     rate: float | None = Field(default=None, gt=0)
@@ -275,14 +293,14 @@ class OptionsSpec(_Spec):
     ignore_snapshot_age: bool | None = None
 
 
-class JobFile(_Spec):
+class JobFile(_Strict):
     """A validated job file. Build one with :func:`load_job_file`."""
 
     action: Annotated[str, AfterValidator(_action)]
     description: str | None = None
-    params: ParamsSpec = ParamsSpec()
-    targets: TargetsSpec
-    options: OptionsSpec = OptionsSpec()
+    params: ParamsSection = ParamsSection()
+    targets: TargetsSection
+    options: OptionsSection = OptionsSection()
     region: Annotated[list[Region], BeforeValidator(_listify)] = []
     profile: str | None = None
     endpoint_url: Annotated[str, AfterValidator(_endpoint)] | None = None
@@ -314,24 +332,14 @@ class JobFile(_Spec):
 
     def to_targets(self) -> Targets:
         """The selectors as :class:`Targets` (reads ``ids_file``, relative to the file)."""
-        t = self.targets
-        ids_file = str(self.resolve_path(t.ids_file)) if t.ids_file is not None else None
+        given = {selector.key: getattr(self.targets, selector.key) for selector in SELECTORS}
+        paths = [s.key for s in SELECTORS if s.kind == "path" and given[s.key] is not None]
+        for key in paths:
+            given[key] = str(self.resolve_path(given[key]))
         try:
-            return Targets.build(
-                workspace_ids=t.workspace_ids,
-                ids_file=ids_file,
-                directory_id=t.directory_id,
-                bundle_id=t.bundle_id,
-                states=t.states,
-                running_mode=t.running_mode,
-                compute_type=t.compute_type,
-                user=t.user,
-                tags=t.tags,
-                exclude_tags=t.exclude_tags,
-                idle_days=t.idle_days,
-            )
-        except UsageError as exc:
-            where: Loc = ("targets", "ids_file") if ids_file is not None else ("targets",)
+            return Targets.build(**given)
+        except UsageError as exc:  # a file read is the likely cause: point at it
+            where: Loc = ("targets", paths[0]) if paths else ("targets",)
             raise self.error(where, str(exc)) from exc
 
     def to_options(self, overrides: Mapping[str, Any] | None = None) -> JobOptions:
@@ -499,9 +507,9 @@ def _show(loc: Sequence[str | int]) -> str:
 
 _MODELS: dict[Loc, type[BaseModel]] = {
     (): JobFile,
-    ("params",): ParamsSpec,
-    ("targets",): TargetsSpec,
-    ("options",): OptionsSpec,
+    ("params",): ParamsSection,
+    ("targets",): TargetsSection,
+    ("options",): OptionsSection,
 }
 
 
@@ -518,6 +526,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "unknown key"
     if kind == "missing":
         return "required"
+    if kind == "model_type":  # pydantic names the model class: the file knows only sections
+        return "Input should be a valid dictionary"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):

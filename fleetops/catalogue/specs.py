@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetops.catalogue.actions import ACTIONS, get_action
 from fleetops.catalogue.options import JobOptions, parse_waves
-from fleetops.catalogue.targets import Targets
+from fleetops.catalogue.targets import SELECTORS, Targets
 from fleetops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,21 +22,6 @@ if TYPE_CHECKING:
     from fleetops.catalogue.jobfile import JobFile
 
 __all__ = ["SELECTORS", "JobSpec", "RunRequest", "Where", "build_spec", "is_job_file"]
-
-#: The selector keywords of :meth:`Targets.build` (the ``run`` flags and a job file's targets).
-SELECTORS = (
-    "workspace_ids",
-    "ids_file",
-    "directory_id",
-    "bundle_id",
-    "states",
-    "running_mode",
-    "compute_type",
-    "user",
-    "tags",
-    "exclude_tags",
-    "idle_days",
-)
 
 
 @dataclass(frozen=True)
@@ -132,7 +117,7 @@ class JobSpec:
 @dataclass(frozen=True)
 class RunRequest:
     """A run as asked for: an action name or a job file, and the values given as flags (keys of
-    :data:`SELECTORS`, of the catalogue's params, and of :class:`JobOptions`; None or empty
+    the :data:`SELECTORS`, of the catalogue's params, and of :class:`JobOptions`; None or empty
     means not given). A flag that is both a selector and a parameter (``--running-mode``) is a
     parameter of an action that takes it, a selector otherwise. ``params`` holds the flags;
     ``argument`` the word after the action name, if any."""
@@ -158,13 +143,9 @@ def _given(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _override_targets(targets: Targets, flags: Mapping[str, Any]) -> Targets:
     """A job file's selectors with those given as flags replacing the file's."""
-    merged = {**targets.as_dict(), **flags}
+    merged = {**targets.as_raw(), **flags}
     if "ids_file" in flags and "workspace_ids" not in flags:
         merged.pop("workspace_ids", None)  # the flag's file replaces the file's ids
-    for key in ("tags", "exclude_tags"):
-        merged[key] = (
-            list(flags[key]) if key in flags else [f"{k}={v}" for k, v in merged.get(key, ())]
-        )
     return Targets.build(**merged)
 
 
@@ -183,11 +164,10 @@ def build_spec(request: RunRequest) -> JobSpec:
         action = get_action(request.action)
     selectors = _given(request.selectors)
     raw_params = _given(request.params)
-    for key in set(selectors) & set(raw_params):  # one flag, two meanings: the action decides
-        if action.param(key) is not None:
-            del selectors[key]
-        else:
-            del raw_params[key]
+    for key in set(selectors) & {p.key for p in action.params}:  # one flag, two meanings:
+        raw_params.setdefault(key, selectors.pop(key))  # the action that takes it decides
+    for key in set(selectors) & set(raw_params):
+        del raw_params[key]
     if request.argument is not None:
         positional = [p for p in action.params if p.positional]
         if not positional:

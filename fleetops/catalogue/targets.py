@@ -1,5 +1,10 @@
 """Selectors → a stream of WorkSpaces, using the cheapest calls that answer them.
 
+Each selector is declared once, as a field of :class:`Targets` (a :class:`Selector`: its
+flag, its kind of value, its help, how it filters); the ``run`` flags, the job file's
+``targets`` fields, the run request's keywords and the job's recorded targets are generated
+from these declarations, so a new selector is one field.
+
 DescribeWorkspaces takes either up to 25 ids or one filter (DirectoryId, BundleId, UserName with
 DirectoryId, WorkspaceName), pages of at most 25, and no tag filter. So:
 
@@ -15,8 +20,16 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +37,11 @@ from fleetops.aws.model import integer_member_max, list_member_max, member_patte
 from fleetops.errors import AwsError, UsageError
 
 __all__ = [
+    "SELECTORS",
+    "SELECTOR_BY_KEY",
+    "SELECTOR_KEYS",
     "Candidate",
+    "Selector",
     "Targets",
     "epoch",
     "read_ids_file",
@@ -89,135 +106,6 @@ def _parse_tag(text: str) -> tuple[str, str]:
     return key, value
 
 
-@dataclass(frozen=True)
-class Targets:
-    """Which WorkSpaces a job is about. Selectors combine with AND."""
-
-    workspace_ids: tuple[str, ...] = ()
-    directory_id: str | None = None
-    bundle_id: str | None = None
-    states: tuple[str, ...] = ()
-    running_mode: str | None = None
-    compute_type: str | None = None
-    user: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    exclude_tags: tuple[tuple[str, str], ...] = ()
-    idle_days: float | None = None
-    ids_file: str | None = None  # recorded for history; its ids are in workspace_ids
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        workspace_ids: Sequence[str] = (),
-        ids_file: str | None = None,
-        directory_id: str | None = None,
-        bundle_id: str | None = None,
-        states: Sequence[str] = (),
-        running_mode: str | None = None,
-        compute_type: str | None = None,
-        user: str | None = None,
-        tags: Sequence[str] = (),
-        exclude_tags: Sequence[str] = (),
-        idle_days: float | None = None,
-    ) -> Targets:
-        """Validate raw selector values (from flags or a job file)."""
-        ids = [validate_workspace_id(i) for i in workspace_ids]
-        if ids_file is not None:
-            ids.extend(read_ids_file(ids_file))
-        unique = tuple(dict.fromkeys(ids))
-        if (ids_file is not None or workspace_ids) and not unique:
-            raise UsageError(f"ids file {ids_file} holds no WorkSpace ids")
-        if directory_id is not None:
-            validate_directory_id(directory_id)
-        if bundle_id is not None:
-            validate_bundle_id(bundle_id)
-        if idle_days is not None and idle_days <= 0:
-            raise UsageError("--idle-days must be a positive number of days")
-        known_states = _enum_values("WorkspaceState")
-        for state in states:
-            if known_states and state.upper() not in known_states:
-                raise UsageError(f"unknown WorkSpace state {state!r}")
-        modes = _enum_values("RunningMode")
-        if running_mode is not None and modes and running_mode.upper() not in modes:
-            raise UsageError(f"unknown running mode {running_mode!r} ({', '.join(sorted(modes))})")
-        computes = _enum_values("Compute")
-        if compute_type is not None and computes and compute_type.upper() not in computes:
-            raise UsageError(f"unknown compute type {compute_type!r}")
-        return cls(
-            workspace_ids=unique,
-            ids_file=ids_file,
-            directory_id=directory_id,
-            bundle_id=bundle_id,
-            states=tuple(s.upper() for s in states),
-            running_mode=running_mode.upper() if running_mode else None,
-            compute_type=compute_type.upper() if compute_type else None,
-            user=user,
-            tags=tuple(_parse_tag(t) for t in tags),
-            exclude_tags=tuple(_parse_tag(t) for t in exclude_tags),
-            idle_days=idle_days,
-        )
-
-    @property
-    def selects_all(self) -> bool:
-        """No selector at all: every WorkSpace in the region."""
-        return not (
-            self.workspace_ids
-            or self.directory_id
-            or self.bundle_id
-            or self.states
-            or self.running_mode
-            or self.compute_type
-            or self.user
-            or self.tags
-            or self.idle_days
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """For the job record. A long id list is stored whole: resume needs no file."""
-        data = asdict(self)
-        return {key: value for key, value in data.items() if value not in (None, (), [])}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Targets:
-        values = dict(data)
-        for key in ("workspace_ids", "states"):
-            if key in values:
-                values[key] = tuple(values[key])
-        for key in ("tags", "exclude_tags"):
-            if key in values:
-                values[key] = tuple(tuple(pair) for pair in values[key])
-        return cls(**values)
-
-    # -- local predicates (free) ----------------------------------------------------------
-
-    def matches_locally(self, ws: Mapping[str, Any]) -> bool:
-        props = ws.get("WorkspaceProperties") or {}
-        if self.states and ws.get("State") not in self.states:
-            return False
-        if self.running_mode and props.get("RunningMode") != self.running_mode:
-            return False
-        if self.compute_type and props.get("ComputeTypeName") != self.compute_type:
-            return False
-        if self.bundle_id and ws.get("BundleId") != self.bundle_id:
-            return False
-        if self.directory_id and ws.get("DirectoryId") != self.directory_id:
-            return False
-        return not (
-            self.user
-            and not fnmatch.fnmatchcase(str(ws.get("UserName", "")).lower(), self.user.lower())
-        )
-
-    @property
-    def needs_tags(self) -> bool:
-        return bool(self.tags or self.exclude_tags)
-
-    def matches_tags(self, tags: Mapping[str, str]) -> bool:
-        if any(tags.get(key) != value for key, value in self.tags):
-            return False
-        return not any(tags.get(key) == value for key, value in self.exclude_tags)
-
-
 def _enum_values(shape: str) -> frozenset[str]:
     from fleetops.aws.model import service_model
 
@@ -225,6 +113,267 @@ def _enum_values(shape: str) -> frozenset[str]:
         return frozenset(service_model().shape_for(shape).enum or ())
     except Exception:
         return frozenset()
+
+
+# -- the selectors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One target selector, declared once (as a field of :class:`Targets`) for every front end.
+
+    ``key`` is its name everywhere but the command line: the :class:`Targets` field, the job
+    file's ``targets.<key>``, the keyword of :meth:`Targets.build` and of a run request's
+    ``selectors``, the key of the job's recorded ``targets``. ``flag`` is the ``run`` flag and
+    ``help`` its help. ``kind`` says how a value is read (each front end knows the kinds, as for
+    :class:`~fleetops.catalogue.actions.Param`): ``workspace_ids``, ``states`` and ``pairs``
+    (KEY=VALUE) are repeatable; ``path``, ``directory_id``, ``bundle_id``, ``running_mode``,
+    ``compute_type``, ``text`` and ``days`` (a positive number) are one value.
+
+    How it filters: ``matches`` checks a described WorkSpace locally (free); ``matches_tags``
+    checks its tags (one DescribeTags per WorkSpace, asked for the survivors only). The
+    selectors that choose the DescribeWorkspaces route (ids, directory, bundle, a plain user
+    name) and idleness (connection status) are read by name where those calls are made.
+    ``narrows`` is False for a selector that alone does not narrow "every WorkSpace" (an
+    opt-out, or the ids file whose ids are the ``workspace_ids``).
+    """
+
+    flag: str
+    kind: str
+    help: str
+    matches: Callable[[Any, Mapping[str, Any]], bool] | None = None
+    matches_tags: Callable[[Any, Mapping[str, str]], bool] | None = None
+    narrows: bool = True
+    key: str = ""  # the field's name, set when the catalogue is read
+
+    @property
+    def repeatable(self) -> bool:
+        return self.kind in _REPEATABLE
+
+    def read(self, raw: Any) -> Any:
+        """A raw value (a flag's, a job file's) → the :class:`Targets` field's value; a value
+        that cannot be read is a :class:`UsageError`."""
+        return _READERS[self.kind](self, raw)
+
+    def restore(self, recorded: Any) -> Any:
+        """The value as recorded (JSON: lists) → the field's value (tuples)."""
+        if self.kind == "pairs":
+            return tuple(tuple(pair) for pair in recorded)
+        return tuple(recorded) if self.repeatable else recorded
+
+    def unread(self, value: Any) -> Any:
+        """The field's value → a raw value :meth:`read` takes back (tags as ``K=V``)."""
+        if self.kind == "pairs":
+            return [f"{key}={item}" for key, item in value]
+        return list(value) if self.repeatable else value
+
+
+_REPEATABLE = frozenset({"workspace_ids", "states", "pairs"})
+
+
+def _enum_reader(shape: str, what: str, *, list_known: bool = False) -> Callable[[str], str]:
+    def read(value: str) -> str:
+        known = _enum_values(shape)
+        if known and value.upper() not in known:
+            listed = f" ({', '.join(sorted(known))})" if list_known else ""
+            raise UsageError(f"unknown {what} {value!r}{listed}")
+        return value.upper()
+
+    return read
+
+
+def _positive_days(selector: Selector, value: Any) -> Any:
+    if value <= 0:
+        raise UsageError(f"{selector.flag} must be a positive number of days")
+    return value
+
+
+_read_state = _enum_reader("WorkspaceState", "WorkSpace state")
+_read_running_mode = _enum_reader("RunningMode", "running mode", list_known=True)
+_read_compute_type = _enum_reader("Compute", "compute type")
+
+#: How each kind of selector value is read (and checked).
+_READERS: dict[str, Callable[[Selector, Any], Any]] = {
+    "workspace_ids": lambda _, ids: tuple(validate_workspace_id(i) for i in ids),
+    "path": lambda _, path: str(path),
+    "directory_id": lambda _, value: validate_directory_id(value),
+    "bundle_id": lambda _, value: validate_bundle_id(value),
+    "states": lambda _, states: tuple(_read_state(s) for s in states),
+    "running_mode": lambda _, value: _read_running_mode(value),
+    "compute_type": lambda _, value: _read_compute_type(value),
+    "text": lambda _, value: value,
+    "pairs": lambda _, pairs: tuple(_parse_tag(t) for t in pairs),
+    "days": _positive_days,
+}
+
+
+def _selector(
+    flag: str,
+    kind: str,
+    help: str,
+    *,
+    matches: Callable[[Any, Mapping[str, Any]], bool] | None = None,
+    matches_tags: Callable[[Any, Mapping[str, str]], bool] | None = None,
+    narrows: bool = True,
+) -> Any:
+    """A :class:`Targets` field that is a selector; its default is "not given"."""
+    declared = Selector(flag, kind, help, matches, matches_tags, narrows)
+    return field(default=() if kind in _REPEATABLE else None, metadata={"selector": declared})
+
+
+def _member_is(member: str) -> Callable[[Any, Mapping[str, Any]], bool]:
+    return lambda value, ws: ws.get(member) == value
+
+
+def _property_is(prop: str) -> Callable[[Any, Mapping[str, Any]], bool]:
+    return lambda value, ws: (ws.get("WorkspaceProperties") or {}).get(prop) == value
+
+
+def _state_in(states: tuple[str, ...], ws: Mapping[str, Any]) -> bool:
+    return ws.get("State") in states
+
+
+def _user_matches(glob: str, ws: Mapping[str, Any]) -> bool:
+    return fnmatch.fnmatchcase(str(ws.get("UserName", "")).lower(), glob.lower())
+
+
+def _has_tags(pairs: tuple[tuple[str, str], ...], tags: Mapping[str, str]) -> bool:
+    return all(tags.get(key) == value for key, value in pairs)
+
+
+def _lacks_tags(pairs: tuple[tuple[str, str], ...], tags: Mapping[str, str]) -> bool:
+    return not any(tags.get(key) == value for key, value in pairs)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Which WorkSpaces a job is about. Selectors combine with AND.
+
+    Each field is a selector, declared here once (:class:`Selector`): the ``run`` flags, the job
+    file's ``targets`` fields and the job's recorded targets are made from these fields, in
+    this order, and nothing else. A new selector is one field.
+    """
+
+    workspace_ids: tuple[str, ...] = _selector(
+        "--workspace-id", "workspace_ids", "A WorkSpace id (repeatable)."
+    )
+    #: Recorded for history; its ids are in ``workspace_ids`` (resume needs no file).
+    ids_file: str | None = _selector(
+        "--ids-file", "path", "A file of WorkSpace ids, one a line, # comments.", narrows=False
+    )
+    directory_id: str | None = _selector(
+        "--directory-id", "directory_id", "Select a directory.", matches=_member_is("DirectoryId")
+    )
+    bundle_id: str | None = _selector(
+        "--bundle-id", "bundle_id", "Select a bundle.", matches=_member_is("BundleId")
+    )
+    states: tuple[str, ...] = _selector(
+        "--state", "states", "Select a state (repeatable).", matches=_state_in
+    )
+    running_mode: str | None = _selector(
+        "--running-mode",
+        "running_mode",
+        "Select a running mode (modify: the new running mode).",
+        matches=_property_is("RunningMode"),
+    )
+    compute_type: str | None = _selector(
+        "--compute-type",
+        "compute_type",
+        "Select a compute type (modify: the new one).",
+        matches=_property_is("ComputeTypeName"),
+    )
+    user: str | None = _selector("--user", "text", "Select users by glob.", matches=_user_matches)
+    tags: tuple[tuple[str, str], ...] = _selector(
+        "--tag", "pairs", "Select by tag K=V (repeatable).", matches_tags=_has_tags
+    )
+    exclude_tags: tuple[tuple[str, str], ...] = _selector(
+        "--exclude-tag",
+        "pairs",
+        "Leave out tag K=V (opt-out).",
+        matches_tags=_lacks_tags,
+        narrows=False,
+    )
+    idle_days: float | None = _selector(
+        "--idle-days", "days", "Select WorkSpaces unused for N days."
+    )
+
+    @classmethod
+    def build(cls, **given: Any) -> Targets:
+        """Validate raw selector values (from flags or a job file), keyed by
+        :attr:`Selector.key`; None or empty is not given. The ids of ``ids_file`` join the
+        ``workspace_ids`` (duplicates dropped, order kept)."""
+        unknown = sorted(given.keys() - SELECTOR_KEYS)
+        if unknown:
+            raise TypeError(f"Targets.build() got an unexpected keyword argument {unknown[0]!r}")
+        values: dict[str, Any] = {}
+        for selector in SELECTORS:
+            raw = given.get(selector.key)
+            if raw is not None and raw != () and raw != []:
+                values[selector.key] = selector.read(raw)
+        ids = list(values.get("workspace_ids", ()))
+        ids_file = values.get("ids_file")
+        if ids_file is not None:
+            ids.extend(read_ids_file(ids_file))
+            if not ids:
+                raise UsageError(f"ids file {ids_file} holds no WorkSpace ids")
+        if ids:
+            values["workspace_ids"] = tuple(dict.fromkeys(ids))
+        return cls(**values)
+
+    def _given(self) -> Iterator[tuple[Selector, Any]]:
+        """The selectors given, with their values."""
+        for selector in SELECTORS:
+            value = getattr(self, selector.key)
+            if value:
+                yield selector, value
+
+    @property
+    def selects_all(self) -> bool:
+        """No selector at all: every WorkSpace in the region."""
+        return not any(selector.narrows for selector, _ in self._given())
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the job record. A long id list is stored whole: resume needs no file."""
+        data = asdict(self)
+        return {key: value for key, value in data.items() if value not in (None, (), [])}
+
+    def as_raw(self) -> dict[str, Any]:
+        """The selectors given, as :meth:`build` takes them (a job file's, that flags override)."""
+        return {key: SELECTOR_BY_KEY[key].unread(value) for key, value in self.as_dict().items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Targets:
+        known = SELECTOR_BY_KEY
+        return cls(**{k: known[k].restore(v) if k in known else v for k, v in data.items()})
+
+    # -- filters -------------------------------------------------------------------------------
+
+    def matches_locally(self, ws: Mapping[str, Any]) -> bool:
+        """Does a described WorkSpace pass the free, local selectors?"""
+        return all(
+            selector.matches(value, ws)
+            for selector, value in self._given()
+            if selector.matches is not None
+        )
+
+    @property
+    def needs_tags(self) -> bool:
+        return any(selector.matches_tags is not None for selector, _ in self._given())
+
+    def matches_tags(self, tags: Mapping[str, str]) -> bool:
+        return all(
+            selector.matches_tags(value, tags)
+            for selector, value in self._given()
+            if selector.matches_tags is not None
+        )
+
+
+#: Every selector, in the order of the ``run`` flags and the job file's fields.
+SELECTORS: tuple[Selector, ...] = tuple(
+    replace(f.metadata["selector"], key=f.name) for f in fields(Targets)
+)
+SELECTOR_KEYS = frozenset(selector.key for selector in SELECTORS)
+SELECTOR_BY_KEY: dict[str, Selector] = {selector.key: selector for selector in SELECTORS}
 
 
 @dataclass

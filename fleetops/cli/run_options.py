@@ -1,11 +1,12 @@
-"""The flags of ``fleetops run`` by group, declared as data: the selectors (keywords of
-:meth:`~fleetops.catalogue.targets.Targets.build`), the job options (fields of
-:class:`~fleetops.catalogue.options.JobOptions`) and the action parameters (from the catalogue).
+"""The flags of ``fleetops run`` by group: the selectors and the action parameters, made from
+the catalogue's declarations (:data:`~fleetops.catalogue.targets.SELECTORS`,
+:func:`~fleetops.catalogue.actions.all_params`), and the job options (fields of
+:class:`~fleetops.catalogue.options.JobOptions`), declared here.
 
 :func:`option_group` gives a command every flag of a group and hands their values to it as one
 dict (keyed by the group's names, only the flags given), so that the command function stays a
-short list of its own flags and a body that calls the API. A new selector or option is one entry
-here.
+short list of its own flags and a body that calls the API. A new selector or parameter is one
+entry in the catalogue, a new option one entry here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import typer
 
 from fleetops.catalogue.actions import Param, all_params
 from fleetops.catalogue.options import DEFAULT_BURST, DEFAULT_RATE
+from fleetops.catalogue.targets import SELECTORS
 
 __all__ = [
     "OPTION_FLAGS",
@@ -43,26 +45,23 @@ def _flag(name: str, kind: Any, *decls: str, help: str, panel: str) -> inspect.P
 _SELECT = "Selectors (combined with AND)"
 _OPTIONS = "Job options"
 
-#: Which WorkSpaces: each name is a keyword of ``Targets.build``.
+#: How a flag reads a value of each kind of the catalogue's parameters and selectors (text
+#: when not named here).
+_KIND_TYPES: dict[str, Any] = {
+    "int": int,
+    "days": float,
+    "workspace_ids": list[str],
+    "states": list[str],
+    "pairs": list[str],
+    "keys": list[str],
+    "path": Path,
+}
+
+#: Which WorkSpaces: a flag per selector of the catalogue, named by its key.
 SELECTOR_FLAGS: list[inspect.Parameter] = [
-    _flag("workspace_ids", list[str], "--workspace-id", help="A WorkSpace id (repeatable).",
-          panel=_SELECT),
-    _flag("ids_file", Path, "--ids-file", help="A file of WorkSpace ids, one a line, # comments.",
-          panel=_SELECT),
-    _flag("directory_id", str, "--directory-id", help="Select a directory.", panel=_SELECT),
-    _flag("bundle_id", str, "--bundle-id", help="Select a bundle.", panel=_SELECT),
-    _flag("states", list[str], "--state", help="Select a state (repeatable).", panel=_SELECT),
-    _flag("running_mode", str, "--running-mode",
-          help="Select a running mode (modify: the new running mode).", panel=_SELECT),
-    _flag("compute_type", str, "--compute-type",
-          help="Select a compute type (modify: the new one).", panel=_SELECT),
-    _flag("user", str, "--user", help="Select users by glob.", panel=_SELECT),
-    _flag("tags", list[str], "--tag", help="Select by tag K=V (repeatable).", panel=_SELECT),
-    _flag("exclude_tags", list[str], "--exclude-tag", help="Leave out tag K=V (opt-out).",
-          panel=_SELECT),
-    _flag("idle_days", float, "--idle-days", help="Select WorkSpaces unused for N days.",
-          panel=_SELECT),
-]  # fmt: skip
+    _flag(s.key, _KIND_TYPES.get(s.kind, str), s.flag, help=s.help, panel=_SELECT)
+    for s in SELECTORS
+]
 
 #: How the job runs: each name is a field of ``JobOptions``.
 OPTION_FLAGS: list[inspect.Parameter] = [
@@ -88,8 +87,7 @@ OPTION_FLAGS: list[inspect.Parameter] = [
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.
-_SHARED = {"--running-mode", "--compute-type"}
-_KIND_TYPES: dict[str, Any] = {"int": int, "pairs": list[str], "keys": list[str], "path": Path}
+_SHARED = frozenset(selector.flag for selector in SELECTORS)
 
 
 def _takers(param: Param) -> str:

@@ -19,7 +19,7 @@ import anyio
 
 from fleetops.aws.client import not_executed
 from fleetops.aws.retry import RetryPolicy, attempts_spent
-from fleetops.engine.context import JobContext
+from fleetops.engine.context import RunContext
 from fleetops.engine.decide import CircuitBreaker
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 class AuditedCall:
     """The engine's call function of one scope."""
 
-    def __init__(self, ctx: JobContext, scope: Scope, api: ApiCall, policy: RetryPolicy) -> None:
+    def __init__(self, ctx: RunContext, scope: Scope, api: ApiCall, policy: RetryPolicy) -> None:
         self.ctx = ctx
         self.scope = scope
         self.api = api

@@ -16,13 +16,13 @@ from fleetops.engine.types import RunStats, StopSignal
 from fleetops.records import EventRow, ItemUpdate, JobRecord
 from fleetops.store.protocol import EngineStore
 
-__all__ = ["JobContext"]
+__all__ = ["RunContext"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class JobContext:
+class RunContext:
     """What every scope of one run shares."""
 
     store: EngineStore

@@ -1,6 +1,6 @@
 """The engine's decisions about items and calls, as pure functions of what was observed.
 
-The orchestrators (runner, scope workers, verifier) gather observations, ask these, and commit
+The orchestrators (runner, scope runs, verifier) gather observations, ask these, and commit
 the answer; nothing here does I/O. The verification verdict is the action catalogue's
 (``ActionSpec.judge_observed``), the retry of an item is :mod:`fleetops.aws.retry`'s, the error
 budget

@@ -9,7 +9,7 @@ Tasks of one run::
 
     heartbeat   renews the job's lease
     writer      group-commits every state change (the store's writer)
-    per scope (fleetops.engine.scope.ScopeWorker: an account in a region), in parallel, each with
+    per scope (fleetops.engine.scope.ScopeRun: an account in a region), in parallel, each with
     its
     own client and quota bucket:
       submitter   pending items → batches of the model's max → one task per call
@@ -30,14 +30,14 @@ from fleetops.catalogue.actions import get_action
 from fleetops.catalogue.options import JobOptions, error_budget
 from fleetops.catalogue.targets import Candidate, Targets
 from fleetops.engine.commit import Committer
-from fleetops.engine.context import JobContext
+from fleetops.engine.context import RunContext
 from fleetops.engine.planner import (
     NOT_FOUND_ANYWHERE,
     NOT_FOUND_REASON,
     PlanSummary,
     plan_row,
 )
-from fleetops.engine.scope import ScopeWorker
+from fleetops.engine.scope import ScopeRun
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -47,7 +47,7 @@ from fleetops.errors import (
     LeaseHeldError,
 )
 from fleetops.records import JobRecord
-from fleetops.states import ItemState, JobStatus, RunEnd, final_status
+from fleetops.states import ACTED_ON_ITEM_STATES, ItemState, JobStatus, RunEnd, final_status
 from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
 
@@ -56,14 +56,6 @@ __all__ = ["JobRunner", "RunStats", "StopSignal", "merge_summaries"]
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 30.0
-ACTED_ON = (
-    ItemState.PENDING,
-    ItemState.IN_FLIGHT,
-    ItemState.SUBMITTED,
-    ItemState.SUCCEEDED,
-    ItemState.FAILED,
-    ItemState.IN_DOUBT,
-)
 
 
 def _throttles_of(stats: ClientStats) -> Callable[[], int]:
@@ -116,7 +108,7 @@ class JobRunner:
         self.writer = store.writer()
         self.committer = Committer(self.writer, self.stats)
         self.plan_summary: PlanSummary | None = None
-        self.ctx = JobContext(
+        self.ctx = RunContext(
             store=store,
             committer=self.committer,
             job=job,
@@ -127,14 +119,14 @@ class JobRunner:
             stop=self.stop,
             stats=self.stats,
         )
-        self.workers = [
-            ScopeWorker(
+        self.scope_runs = [
+            ScopeRun(
                 self.ctx, Scope.parse(key), client.call, policy=getattr(client, "policy", None)
             )
             for key, client in self.clients.items()
         ]
-        for worker in self.workers:
-            worker.collect_not_found = len(self.workers) > 1
+        for scope_run in self.scope_runs:
+            scope_run.collect_not_found = len(self.scope_runs) > 1
         for client in self.clients.values():
             client_stats = getattr(client, "stats", None)
             if isinstance(client_stats, ClientStats):
@@ -265,18 +257,18 @@ class JobRunner:
         counts = await self.store.counts(self.job.id)
         self.stats.reset_counts(counts)
         self.ctx.budget = error_budget(
-            self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON)
+            self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON_ITEM_STATES)
         )
         async with anyio.create_task_group() as tg:
-            for worker in self.workers:
-                tg.start_soon(self._run_scope, worker)
+            for scope_run in self.scope_runs:
+                tg.start_soon(self._run_scope, scope_run)
         return await self._final_status()
 
-    async def _run_scope(self, worker: ScopeWorker) -> None:
+    async def _run_scope(self, scope_run: ScopeRun) -> None:
         try:
             try:
-                await worker.reconcile(redo_in_doubt=self.redo_in_doubt)
-                await worker.execute()
+                await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
+                await scope_run.execute()
             except BaseExceptionGroup as group:
                 error = _aws_error(group)
                 if error is None:
@@ -284,13 +276,13 @@ class JobRunner:
                 raise error from group
         except AssumeRoleError as exc:
             # This account cannot be reached: its items fail with the reason; the others go on.
-            self.ctx.unreachable[worker.scope.key] = f"{exc.code}: {exc.message}"
-            await worker.fail_unreachable(exc)
+            self.ctx.unreachable[scope_run.scope.key] = f"{exc.code}: {exc.message}"
+            await scope_run.fail_unreachable(exc)
         except CredentialsError as exc:
             # One scope's credentials failing stops every scope: the job pauses, resumable.
-            self.stop.set(f"credentials rejected in {worker.scope} ({exc.code})")
+            self.stop.set(f"credentials rejected in {scope_run.scope} ({exc.code})")
         except AwsError as exc:
-            self.ctx.fail(api_failure(exc, f"in {worker.scope}"))
+            self.ctx.fail(api_failure(exc, f"in {scope_run.scope}"))
 
     async def _final_status(self) -> tuple[JobStatus, str | None]:
         counts = await self.store.counts(self.job.id)
@@ -315,14 +307,14 @@ class JobRunner:
         so a plan cut short starts over. An API failure ends the plan: the job fails."""
         self.stats.phase = "planning"
         await self.store.delete_items(self.job.id)
-        by_key = {worker.scope.key: worker for worker in self.workers}
+        by_key = {run.scope.key: run for run in self.scope_runs}
         summaries: list[PlanSummary] = []
 
         async def plan_scope(key: str) -> PlanSummary | None:
-            worker = by_key[key]
+            scope_run = by_key[key]
             try:
                 try:
-                    return await worker.plan()
+                    return await scope_run.plan()
                 except BaseExceptionGroup as group:
                     error = _aws_error(group)
                     if error is None:
@@ -331,7 +323,7 @@ class JobRunner:
             except AssumeRoleError:
                 raise  # the fan-out records the scope as unreachable
             except AwsError as exc:  # credentials missing or rejected included
-                self.ctx.fail(api_failure(exc, f"planning failed in {worker.scope}"))
+                self.ctx.fail(api_failure(exc, f"planning failed in {scope_run.scope}"))
                 return None
 
         def not_planned(key: str, exc: AssumeRoleError) -> str:
@@ -357,11 +349,11 @@ class JobRunner:
                     list(by_key), plan_scope, self.job.action, self.ctx.options, not_planned
                 )
                 tg.cancel_scope.cancel()
-        if scope.cancelled_caught or len(summaries) != len(self.workers):
+        if scope.cancelled_caught or len(summaries) != len(self.scope_runs):
             if self.ctx.failure is not None:
                 await self.store.delete_items(self.job.id)
             return
-        if len(self.workers) > 1:
+        if len(self.scope_runs) > 1:
             await self._record_not_found(summaries)
         self.plan_summary = merge_summaries(summaries)
         await self.store.update_job(self.job.id, planned_at=time.time())
@@ -371,7 +363,7 @@ class JobRunner:
     async def _record_not_found(self, summaries: list[PlanSummary]) -> None:
         """A job over several scopes: a named WorkSpace that no scope holds is recorded once,
         skipped as not found anywhere (each scope left out the ones it does not hold)."""
-        planned = [w for w in self.workers if w.scope.key not in self.ctx.unreachable]
+        planned = [w for w in self.scope_runs if w.scope.key not in self.ctx.unreachable]
         missing = sorted(set.intersection(*(w.not_found for w in planned))) if planned else []
         for summary in summaries:
             summary.skipped.pop(NOT_FOUND_REASON, None)

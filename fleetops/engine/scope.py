@@ -3,9 +3,9 @@
 A job spans one scope or several; each has its own client and quota bucket and runs in parallel
 with the others (:class:`fleetops.engine.runner.JobRunner` coordinates them). Everything the scopes
 share — the store and the commit path, the stop signal, the figures, the error budget — lives in
-:class:`~fleetops.engine.context.JobContext`. The decisions are made elsewhere
+:class:`~fleetops.engine.context.RunContext`. The decisions are made elsewhere
 (:mod:`fleetops.engine.decide`,
-:mod:`fleetops.aws.retry`); a worker gathers observations, asks, and commits the answer.
+:mod:`fleetops.aws.retry`); a scope run gathers observations, asks, and commits the answer.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from anyio.abc import TaskGroup
 from fleetops.aws.client import not_executed
 from fleetops.aws.retry import RetryPolicy, item_backoff, retry_item
 from fleetops.engine.calls import AuditedCall
-from fleetops.engine.context import JobContext
+from fleetops.engine.context import RunContext
 from fleetops.engine.decide import AfterTransient, after_transient, failed_request
 from fleetops.engine.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine.locks import BusyGate
@@ -30,9 +30,9 @@ from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
 from fleetops.records import ItemRecord, ItemUpdate
-from fleetops.states import ItemState
+from fleetops.states import UNFINISHED_ITEM_STATES, ItemState
 
-__all__ = ["GRACE_SECONDS", "RegionWorker", "ScopeWorker"]
+__all__ = ["GRACE_SECONDS", "ScopeRun"]
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ DOUBT_REASON = (
 )
 
 
-class ScopeWorker:
+class ScopeRun:
     """Plans, reconciles, submits and verifies the items of one scope."""
 
     def __init__(
         self,
-        ctx: JobContext,
+        ctx: RunContext,
         scope: Scope | str,
         call: ApiCall,
         *,
@@ -473,9 +473,7 @@ class ScopeWorker:
     async def fail_unreachable(self, exc: AssumeRoleError) -> int:
         """This scope's account cannot be reached: every unfinished item fails with the reason
         (their state cannot be known without the role); returns how many."""
-        items = await self._items(
-            [ItemState.PENDING, ItemState.IN_FLIGHT, ItemState.SUBMITTED, ItemState.IN_DOUBT]
-        )
+        items = await self._items(sorted(UNFINISHED_ITEM_STATES))
         if items:
             await self._fail(items, exc.code, exc.message)
         return len(items)
@@ -615,7 +613,3 @@ class ScopeWorker:
         await self.ctx.commit(updates)
         if not self.options.no_wait and self.action.verifies:
             self.verifier.watch_new(accepted, results)
-
-
-#: The per-region name of a scope worker (a scope without an account is a region).
-RegionWorker = ScopeWorker

@@ -1,4 +1,4 @@
-"""Types the engine's orchestrators share (runner, scope workers, verifier), below all of them.
+"""Types the engine's orchestrators share (runner, scope runs, verifier), below all of them.
 
 A job's work is split by *scope*: one account (None: the connection's own) in one region. Each
 scope has its own client and quota bucket; everything else of a run (the store, the stop signal,

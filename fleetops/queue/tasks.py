@@ -21,7 +21,7 @@ import procrastinate
 from procrastinate import exceptions as pq_exceptions
 
 from fleetops.errors import UsageError
-from fleetops.states import JobStatus
+from fleetops.states import QUEUEABLE_STATUSES, JobStatus
 from fleetops.store.queue_db import ensure_queue_schema, queue_connector, queue_conninfo
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ async def queue_job(store: Store, job_id: str) -> JobRecord:
     """
     require_postgresql(store)
     job = await store.get_job(job_id)
-    if job.status not in (JobStatus.PLANNED, JobStatus.QUEUED, JobStatus.INTERRUPTED):
+    if job.status not in QUEUEABLE_STATUSES:
         raise UsageError(f"job {job.id} is {job.status.value}: only a planned job can be queued")
     dsn = conninfo(store)
     await ensure_schema(dsn)

@@ -44,7 +44,7 @@ from fleetops.queue.tasks import (
     require_postgresql,
     waiting_job_ids,
 )
-from fleetops.states import JobStatus
+from fleetops.states import ENDED_STATUSES, JobStatus
 from fleetops.store import Store, lease_owner_id
 
 __all__ = ["DRAIN_REASON", "WorkerConfig", "WorkerRuntime", "serve"]
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_REASON = "worker stopping (SIGTERM)"
 #: Statuses a worker leaves alone: the job has ended.
-ENDED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.ABORTED, JobStatus.CANCELLED})
+ENDED = ENDED_STATUSES
 #: How often each worker looks for stalled workers' jobs.
 RECOVER_INTERVAL = 1.0
 #: How often each worker puts ``queued`` jobs missing from the queue (a crash of `run --queue`

@@ -26,7 +26,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import ACTIVE_ITEM_STATES, JobStatus
 from fleetops.store.tables import items, jobs, quota_holders
 
 
@@ -50,7 +50,7 @@ __all__ = [
 CLAIM_TTL = 10.0
 #: Arbitrary constant key of the PostgreSQL advisory lock that serialises WorkSpace checks.
 _CLAIM_LOCK_KEY = 0x6F70735F6C6F636B  # "ops_lock"
-_BUSY_STATES = (ItemState.IN_FLIGHT.value, ItemState.SUBMITTED.value)
+_BUSY_STATES = tuple(sorted(state.value for state in ACTIVE_ITEM_STATES))
 _CHUNK = 500
 
 

@@ -27,7 +27,7 @@ from fleetops.records import (  # plain data, importable without SQLAlchemy
     ScopeSummary,
     durations,
 )
-from fleetops.states import UNVERIFIED, ItemState, JobStatus
+from fleetops.states import UNCANCELLABLE_STATUSES, UNVERIFIED, ItemState, JobStatus
 from fleetops.store.repo import Store, lease_owner_id
 from fleetops.store.tables import events, items, jobs
 
@@ -55,7 +55,7 @@ __all__ = [
 #: How long cancel holds the job's lease while it writes (it releases it at once).
 CANCEL_LEASE_TTL = 30.0
 #: Job statuses with nothing left to cancel.
-FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINISHED = UNCANCELLABLE_STATUSES
 
 
 def error_groups_query(job_id: str, *, examples: int = 3) -> sa.Executable:

@@ -22,7 +22,7 @@ import anyio.lowlevel
 
 from fleetops.errors import NotFoundError, StoreError
 from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import ACTIVE_ITEM_STATES, ItemState, JobStatus
 
 __all__ = ["ITEM_COLUMNS", "JOB_COLUMNS", "MemoryStore", "MemoryWriter"]
 
@@ -191,7 +191,7 @@ class MemoryStore:
             if r["job_id"] in live
             and r["region"] == region
             and r["workspace_id"] in wanted
-            and r["state"] in (ItemState.IN_FLIGHT.value, ItemState.SUBMITTED.value)
+            and r["state"] in ACTIVE_ITEM_STATES
         }
         for ws in workspace_ids:
             holder, expires = self._claims.get((region, ws), (job_id, 0.0))

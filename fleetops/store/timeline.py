@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from fleetops.states import ItemState
+from fleetops.states import OUTCOME_ITEM_STATES, ItemState
 from fleetops.store.repo import Store
 from fleetops.store.tables import events, items
 
 __all__ = ["ScopeCounts", "Slice", "Timeline", "call_errors", "scope_counts", "timeline"]
 
 #: Item states that end an item's run of the action (an outcome, not a decision to skip).
-FINISHED = (ItemState.SUCCEEDED.value, ItemState.FAILED.value, ItemState.IN_DOUBT.value)
+FINISHED = tuple(sorted(state.value for state in OUTCOME_ITEM_STATES))
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""The catalogue (fleetops.catalogue.actions) is the single source of action names and parameters:
-the
-``run`` command and job files accept exactly what it lists, under the names it gives, and say
-what is missing or misplaced with its messages."""
+"""The catalogue is the single source of action names and parameters (fleetops.catalogue.actions)
+and of target selectors (fleetops.catalogue.targets): the ``run`` command and job files accept
+exactly what it lists, under the names it gives, and say what is missing or misplaced with its
+messages."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,12 @@ from typer.testing import CliRunner
 
 from fleetops.catalogue.actions import ACTIONS, ActionSpec, Param, all_params
 from fleetops.catalogue.jobfile import ACTIONS as JOBFILE_ACTIONS
-from fleetops.catalogue.jobfile import ParamsSpec, load_job_file
-from fleetops.catalogue.specs import RunRequest, build_spec
+from fleetops.catalogue.jobfile import ParamsSection, TargetsSection, load_job_file
+from fleetops.catalogue.specs import RunRequest, Where, build_spec
+from fleetops.catalogue.targets import SELECTORS, Selector, Targets
 from fleetops.cli import run as cli_run
 from fleetops.cli.app import app
+from fleetops.cli.run_options import SELECTOR_FLAGS
 from fleetops.errors import JobFileError, UsageError
 
 CONN = ["--region", "us-east-1", "--endpoint-url", "http://127.0.0.1:9"]
@@ -70,7 +74,7 @@ def test_job_files_name_exactly_the_catalogue_actions() -> None:
 
 
 def test_job_file_params_are_exactly_the_catalogue_params() -> None:
-    fields = {field.alias or name for name, field in ParamsSpec.model_fields.items()}
+    fields = {field.alias or name for name, field in ParamsSection.model_fields.items()}
     assert fields == {p.key for p in all_params()}
 
 
@@ -166,3 +170,71 @@ def test_job_file_accepts_exactly_the_parameters_of_each_action(name: str, tmp_p
         with pytest.raises(JobFileError) as refused:
             load_job_file(job)
         assert str(refused.value).endswith(spec.unknown_param(other.key, style="field"))
+
+
+# -- the selectors (fleetops.catalogue.targets): one declaration each, every front end made of it
+
+
+def _selector_value(selector: Selector, tmp_path: Path) -> str:
+    """A valid value of each kind of selector."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{WS}\n")
+    return {
+        "workspace_ids": WS,
+        "path": str(ids),
+        "directory_id": "d-1234567890",
+        "bundle_id": "wsb-012345678",
+        "states": "AVAILABLE",
+        "running_mode": "AUTO_STOP",
+        "compute_type": "STANDARD",
+        "text": "alice*",
+        "pairs": "team=finance",
+        "days": "3",
+    }[selector.kind]
+
+
+def test_selectors_are_the_targets_fields_and_the_job_file_targets() -> None:
+    keys = [selector.key for selector in SELECTORS]
+    assert keys == [f.name for f in dataclasses.fields(Targets)]
+    assert list(TargetsSection.model_fields) == keys
+    assert [p.name for p in SELECTOR_FLAGS] == keys
+
+
+@pytest.mark.parametrize("selector", SELECTORS, ids=lambda s: s.key)
+def test_each_selector_flag_reaches_the_targets(
+    selector: Selector, tmp_path: Path, requests: list[RunRequest]
+) -> None:
+    value = _selector_value(selector, tmp_path)
+    argv = ["run", "reboot", selector.flag, value, *CONN]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert set(requests[-1].selectors) == {selector.key}
+    targets = build_spec(requests[-1]).targets
+    assert getattr(targets, selector.key)
+    assert Targets.from_dict(json.loads(json.dumps(targets.as_dict()))) == targets
+    assert Targets.build(**targets.as_raw()) == targets
+    help_text = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output
+    assert selector.flag in help_text
+
+
+@pytest.mark.parametrize("selector", SELECTORS, ids=lambda s: s.key)
+def test_each_selector_is_a_job_file_field(selector: Selector, tmp_path: Path) -> None:
+    value = _selector_value(selector, tmp_path)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"action: reboot\ntargets:\n  {selector.key}: {value!r}\n")
+    assert getattr(load_job_file(job).to_targets(), selector.key)
+    job.write_text(f"action: reboot\ntargets:\n  {selector.key}x: {value!r}\n")
+    with pytest.raises(JobFileError) as refused:
+        load_job_file(job)
+    assert f"targets.{selector.key}x: unknown key (did you mean {selector.key}?)" in str(
+        refused.value
+    )
+
+
+def test_a_selector_flag_that_is_also_a_parameter_is_the_parameter_of_an_action_taking_it() -> None:
+    where = Where(region=("us-east-1",), endpoint_url=("http://127.0.0.1:9",))
+    ask = {"running_mode": "MANUAL"}
+    modify = build_spec(RunRequest("modify", selectors=ask, where=where))
+    assert (modify.params, modify.targets.running_mode) == (ask, None)
+    reboot = build_spec(RunRequest("reboot", selectors=ask, params=ask, where=where))
+    assert (reboot.params, reboot.targets.running_mode) == ({}, "MANUAL")

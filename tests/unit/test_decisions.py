@@ -26,7 +26,22 @@ from fleetops.engine.decide import (
     failed_request,
     reconcile_verdict,
 )
-from fleetops.states import ItemState, JobStatus, RunEnd, exit_code_for, final_status
+from fleetops.states import (
+    ACTED_ON_ITEM_STATES,
+    ACTIVE_ITEM_STATES,
+    COMPLETE_STATUSES,
+    ENDED_STATUSES,
+    FINAL_ITEM_STATES,
+    OUTCOME_ITEM_STATES,
+    QUEUEABLE_STATUSES,
+    UNCANCELLABLE_STATUSES,
+    UNFINISHED_ITEM_STATES,
+    ItemState,
+    JobStatus,
+    RunEnd,
+    exit_code_for,
+    final_status,
+)
 
 # -- item retry ----------------------------------------------------------------------------
 
@@ -318,6 +333,36 @@ def test_credentials_stop_says_to_renew_them() -> None:
 )
 def test_exit_code(status: JobStatus, given: dict[str, int], code: int) -> None:
     assert exit_code_for(status, given) == code
+
+
+def test_the_named_item_sets() -> None:
+    assert UNFINISHED_ITEM_STATES == {
+        ItemState.PENDING,
+        ItemState.IN_FLIGHT,
+        ItemState.SUBMITTED,
+        ItemState.IN_DOUBT,
+    }
+    assert UNFINISHED_ITEM_STATES.isdisjoint(FINAL_ITEM_STATES)
+    assert ACTED_ON_ITEM_STATES == set(ItemState) - {ItemState.SKIPPED, ItemState.CANCELLED}
+    assert ACTIVE_ITEM_STATES == {ItemState.IN_FLIGHT, ItemState.SUBMITTED}
+    assert ACTIVE_ITEM_STATES <= UNFINISHED_ITEM_STATES & ACTED_ON_ITEM_STATES
+    assert OUTCOME_ITEM_STATES == {ItemState.SUCCEEDED, ItemState.FAILED, ItemState.IN_DOUBT}
+
+
+def test_the_named_job_sets() -> None:
+    """An interrupted job has not ended (a worker resumes it); an aborted one still has items
+    to cancel; only a job that has not ended may be queued."""
+    assert ENDED_STATUSES == {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.ABORTED,
+        JobStatus.CANCELLED,
+    }
+    assert COMPLETE_STATUSES == {JobStatus.SUCCEEDED, JobStatus.CANCELLED}
+    assert COMPLETE_STATUSES < UNCANCELLABLE_STATUSES < ENDED_STATUSES
+    assert JobStatus.ABORTED not in UNCANCELLABLE_STATUSES
+    assert QUEUEABLE_STATUSES == {JobStatus.PLANNED, JobStatus.QUEUED, JobStatus.INTERRUPTED}
+    assert QUEUEABLE_STATUSES.isdisjoint(ENDED_STATUSES)
 
 
 # -- the ledger: figures derived from the updates committed --------------------------------

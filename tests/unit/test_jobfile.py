@@ -164,6 +164,16 @@ def test_missing_required_fields(tmp_path: Path) -> None:
     assert error_of(write(tmp_path, "action: reboot\n")).endswith(":1: targets: required")
 
 
+@pytest.mark.parametrize("section", ["targets", "params", "options"])
+def test_a_section_that_is_not_a_mapping_says_so_without_naming_a_class(
+    tmp_path: Path, section: str
+) -> None:
+    head = "" if section == "targets" else "targets: {}\n"
+    path = write(tmp_path, f"action: reboot\n{head}{section}: [a]\n")
+    line = 3 if head else 2
+    assert error_of(path) == f"{path}:{line}: {section}: Input should be a valid dictionary"
+
+
 def test_unknown_action(tmp_path: Path) -> None:
     path = write(tmp_path, "targets: {}\naction: reboto\n")
     assert error_of(path) == f"{path}:2: action: unknown action 'reboto' (did you mean reboot?)"
