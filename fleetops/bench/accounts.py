@@ -151,6 +151,7 @@ def run_s9(sizes: Sizes, workdir: Path) -> dict[str, Any]:
             "mode": "one fleetops job over 4 accounts x 2 regions, a role assumed in each account",
         },
         "fleetops": {"one_account_region": one, "eight_account_regions": eight, "scaling": scale},
+        "peer": {"note": "no peer: a plain boto3 script assumes no roles across accounts"},
         "targets": [
             _target("8 account-regions throughput / 1", scale, 7.0, at_most=False),
             _target("calls / minimum", eight.get("calls_over_min"), 1.05, at_most=True),

@@ -151,7 +151,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", f"## {sc['id']} — {sc['title']}", ""]
         setup = {k: v for k, v in sc["setup"].items() if k != "states"}
         lines += [f"Setup: {_fmt(setup)}.", "", "| | |", "|---|---|"]
-        fl, peer = sc["fleetops"], sc["peer"]
+        fl, peer = sc["fleetops"], sc.get("peer", {})
         if "one_region" in fl:
             for key in ("one_region", "four_regions"):
                 lines.append(f"| fleetops {key} | {_fmt(fl[key])} |")
@@ -166,6 +166,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| imports of `{name}` (cumulative) | {top} |")
         else:
             lines += _run_rows("fleetops", fl)
+            for phase, run in fl.items():  # a scenario of several runs (S9: 1, then 8 scopes)
+                if isinstance(run, dict) and "wall_s" in run:
+                    lines += _run_rows(f"fleetops {phase.replace('_', ' ')}", run)
             if "job" in fl:
                 lines.append(f"| fleetops job | {_fmt(fl['job'].get('counts', fl['job']))} |")
             for key in ("first_run", "items_at_kill", "reboots_repeated"):

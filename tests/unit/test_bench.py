@@ -98,6 +98,32 @@ def test_markdown_reports_a_failed_scenario_without_hiding_the_others() -> None:
     assert "| S5 history queries | jobs list | 0.2 | ≤ 0.3 | **met** |" in text
 
 
+def test_markdown_reports_a_scenario_of_several_runs_and_no_peer() -> None:
+    """S9's shape: two runs of fleetops (one scope, then eight) and no peer entry at all."""
+    run = {"wall_s": 12.5, "calls": 300, "items_per_s": 40.0}
+    report = {
+        "command": "python -m fleetops.bench run",
+        "mode": "quick",
+        "total_s": 1.0,
+        "machine": {"date": "2026-01-01T00:00:00Z", "nproc": 2, "cpu_model": "cpu",
+                    "python": "3.11", "platform": "linux", "loadavg_at_start": [0.1, 0.1, 0.1],
+                    "git_commit": "abc", "boto3": "1", "aiobotocore": "2", "sqlalchemy": "2"},
+        "scenarios": [
+            {
+                "id": "S9",
+                "title": "accounts",
+                "setup": {"accounts": ["1", "2"]},
+                "fleetops": {"one_account_region": run, "eight_account_regions": run,
+                             "scaling": 7.5},
+                "targets": [{"name": "scaling", "value": 7.5, "target": "≥ 7", "met": True}],
+            },
+        ],
+    }  # fmt: skip
+    text = render_markdown(report)
+    assert "| S9 accounts | scaling | 7.5 | ≥ 7 | **met** |" in text
+    assert "fleetops one account region" in text and "fleetops eight account regions" in text
+
+
 def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = subprocess.run(
