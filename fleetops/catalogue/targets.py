@@ -30,6 +30,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -346,26 +347,31 @@ class Targets:
         known = SELECTOR_BY_KEY
         return cls(**{k: known[k].restore(v) if k in known else v for k, v in data.items()})
 
-    # -- filters -------------------------------------------------------------------------------
+    # -- filters (called once per WorkSpace described: the selectors given are found once) -----
+
+    @cached_property
+    def _local_checks(self) -> tuple[tuple[Callable[[Any, Mapping[str, Any]], bool], Any], ...]:
+        return tuple((s.matches, value) for s, value in self._given() if s.matches is not None)
+
+    @cached_property
+    def _tag_checks(self) -> tuple[tuple[Callable[[Any, Mapping[str, str]], bool], Any], ...]:
+        return tuple(
+            (s.matches_tags, value) for s, value in self._given() if s.matches_tags is not None
+        )
 
     def matches_locally(self, ws: Mapping[str, Any]) -> bool:
         """Does a described WorkSpace pass the free, local selectors?"""
-        return all(
-            selector.matches(value, ws)
-            for selector, value in self._given()
-            if selector.matches is not None
-        )
+        for check, value in self._local_checks:  # a loop: twice as fast as all() over a genexpr
+            if not check(value, ws):
+                return False
+        return True
 
     @property
     def needs_tags(self) -> bool:
-        return any(selector.matches_tags is not None for selector, _ in self._given())
+        return bool(self._tag_checks)
 
     def matches_tags(self, tags: Mapping[str, str]) -> bool:
-        return all(
-            selector.matches_tags(value, tags)
-            for selector, value in self._given()
-            if selector.matches_tags is not None
-        )
+        return all(check(value, tags) for check, value in self._tag_checks)
 
 
 #: Every selector, in the order of the ``run`` flags and the job file's fields.
