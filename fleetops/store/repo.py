@@ -1,8 +1,11 @@
 """Every database operation of fleetops, and nothing else.
 
-Reads are short queries; writes of the running engine go through :class:`GroupWriter`, which
-commits whatever has queued up in one transaction (group commit), so SQLite's per-commit cost is
-shared by every batch that finished meanwhile.
+Reads are short queries: a job, the job list, counts and item pages are the reads of
+:mod:`fleetops.store.reads` (SQL written once in :mod:`fleetops.store.queries`, shared with the
+history commands' light readers) run through ``sqlalchemy.text()`` by :meth:`Store.read`. Writes
+of the running engine go through :class:`GroupWriter`, which commits whatever has queued up in
+one transaction (group commit), so SQLite's per-commit cost is shared by every batch that
+finished meanwhile.
 """
 
 from __future__ import annotations
