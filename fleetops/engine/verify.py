@@ -26,11 +26,11 @@ from typing import Any
 import anyio
 
 from fleetops.aws.model import list_member_max
-from fleetops.catalogue.actions import GONE, UNVERIFIED, ActionSpec, Verdict
+from fleetops.catalogue.actions import GONE, ActionSpec, Verdict
 from fleetops.engine.types import CallFn
 from fleetops.errors import AwsError, CredentialsError
 from fleetops.records import ItemRecord, ItemUpdate
-from fleetops.states import ItemState
+from fleetops.states import UNVERIFIED, ItemState
 
 __all__ = ["DESCRIBE_MAX", "CommitFn", "SettleModel", "Verifier", "Watch"]
 

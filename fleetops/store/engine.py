@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from fleetops.errors import StoreConfigError, StoreError
+from fleetops.store.queries import SCHEMA_VERSION
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -236,7 +237,7 @@ def _check_and_upgrade(connection: sa.Connection, where: str, create: bool) -> N
         # WAL is a property of the file: set once, it stays.
         connection.exec_driver_sql("PRAGMA journal_mode = WAL")
     if not fresh:
-        current = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        current = connection.execute(sa.text(SCHEMA_VERSION.sql)).scalar()
         if current == SCHEMA_HEAD:
             return
         if current is not None and current not in _known_revisions():
@@ -310,6 +311,6 @@ def explain_db_error(exc: BaseException, where: str) -> StoreError:
 
 
 async def current_revision(conn: AsyncConnection) -> str | None:
-    result = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+    result = await conn.execute(sa.text(SCHEMA_VERSION.sql))
     value = result.scalar()
     return str(value) if value is not None else None

@@ -5,20 +5,19 @@ a history command most of its start-up, the queries themselves milliseconds. :fu
 gives a reader over one read-only psycopg connection when ``where`` is a PostgreSQL URL whose
 schema is this fleetops's newest; for anything else (no schema, an older one to migrate, a newer
 one, a server that does not answer) it answers None and the caller uses
-:class:`~fleetops.store.Store`, which says what is wrong. The records are the store's own, equal
-field by field to the Store's.
+:class:`~fleetops.store.Store`, which says what is wrong. Its reads are the Store's own
+(:mod:`fleetops.store.reads`), so the records equal the Store's field by field.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from fleetops.errors import NotFoundError
-from fleetops.records import ItemRecord, JobRecord
-from fleetops.states import ItemState
+from fleetops.store.queries import SCHEMA_VERSION, Query, expand, pyformat
 from fleetops.store.reader_base import ReaderBase
+from fleetops.store.reads import Rows
 
 __all__ = ["PostgresReader", "conninfo", "open_reader"]
 
@@ -53,7 +52,7 @@ def open_reader(where: str, head: str | None) -> PostgresReader | None:
         return None
     try:
         conn.read_only = True
-        found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        found = conn.execute(pyformat(SCHEMA_VERSION.sql)).fetchone()
     except psycopg.Error:  # no fleetops schema here (or no alembic_version table)
         conn.close()
         return None
@@ -69,83 +68,9 @@ def _display(info: str) -> str:
 
 
 class PostgresReader(ReaderBase):
-    """The history's read queries over one read-only psycopg connection."""
+    """The history's reads over one read-only psycopg connection."""
 
-    def _rows(self, query: str, params: Any) -> list[dict[str, Any]]:
-        return list(self.conn.execute(query, params).fetchall())
-
-    def get_job(self, job_id: str) -> JobRecord:
-        """A job by id, or by a unique prefix of its id (as :meth:`Store.get_job`)."""
-        rows = self._rows("SELECT * FROM jobs WHERE id = %s", (job_id,))
-        if not rows and job_id:
-            prefix = job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            rows = self._rows(
-                "SELECT * FROM jobs WHERE id LIKE %s ESCAPE '\\' LIMIT 2", (prefix + "%",)
-            )
-            if len(rows) > 1:
-                raise NotFoundError(f"job id prefix {job_id!r} is ambiguous")
-        if not rows:
-            raise NotFoundError(f"no job {job_id!r} in {self.where}")
-        return JobRecord.from_row(rows[0])
-
-    def list_jobs(
-        self,
-        *,
-        status: str | None = None,
-        action: str | None = None,
-        since: float | None = None,
-        limit: int = 20,
-        started_by: str | None = None,
-    ) -> list[JobRecord]:
-        """The newest jobs first, filtered as :meth:`Store.list_jobs` filters them."""
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("started_by", started_by), ("status", status), ("action", action)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if since is not None:
-            where.append("created_at >= %s")
-            params.append(since)
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._rows(
-            f"SELECT * FROM jobs{clause} ORDER BY created_at DESC, id DESC LIMIT %s",
-            (*params, limit),
-        )
-        return [JobRecord.from_row(row) for row in rows]
-
-    def counts_for(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Items by state (zeros included) of each job."""
-        result = {job_id: {state.value: 0 for state in ItemState} for job_id in job_ids}
-        if not job_ids:
-            return result
-        rows = self._rows(
-            "SELECT job_id, state, count(*) AS n FROM items WHERE job_id = ANY(%s)"
-            " GROUP BY job_id, state",
-            (list(job_ids),),
-        )
-        for row in rows:
-            result[row["job_id"]][str(row["state"])] = int(row["n"])
-        return result
-
-    def items_page(
-        self,
-        job_id: str,
-        *,
-        states: Iterable[ItemState] | None = None,
-        after_id: int = 0,
-        limit: int = 1000,
-    ) -> list[ItemRecord]:
-        """One page of a job's items in id order (as :meth:`Store.items_page`)."""
-        if states is None:
-            rows = self._rows(
-                "SELECT * FROM items WHERE job_id = %s AND id > %s ORDER BY id LIMIT %s",
-                (job_id, after_id, limit),
-            )
-        else:
-            rows = self._rows(
-                "SELECT * FROM items WHERE job_id = %s AND id > %s AND state = ANY(%s)"
-                " ORDER BY id LIMIT %s",
-                (job_id, after_id, [state.value for state in states], limit),
-            )
-        return [ItemRecord.from_row(row) for row in rows]
+    def fetch(self, query: Query, params: Mapping[str, Any]) -> Rows:
+        """psycopg takes ``%(name)s`` parameters (converted from ``:name``); lists are spread."""
+        sql, values = expand(query, params)
+        return list(self.conn.execute(pyformat(sql), values).fetchall())

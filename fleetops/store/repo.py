@@ -1,8 +1,11 @@
 """Every database operation of fleetops, and nothing else.
 
-Reads are short queries; writes of the running engine go through :class:`GroupWriter`, which
-commits whatever has queued up in one transaction (group commit), so SQLite's per-commit cost is
-shared by every batch that finished meanwhile.
+Reads are short queries: a job, the job list, counts and item pages are the reads of
+:mod:`fleetops.store.reads` (SQL written once in :mod:`fleetops.store.queries`, shared with the
+history commands' light readers) run through ``sqlalchemy.text()`` by :meth:`Store.read`. Writes
+of the running engine go through :class:`GroupWriter`, which commits whatever has queued up in
+one transaction (group commit), so SQLite's per-commit cost is shared by every batch that
+finished meanwhile.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
@@ -25,12 +29,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from fleetops.errors import NotFoundError
 from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
 from fleetops.states import ItemState, JobStatus
+from fleetops.store import reads
 from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
+from fleetops.store.queries import Query
+from fleetops.store.reads import Read
 from fleetops.store.tables import events, items, jobs
 
 __all__ = ["GroupWriter", "Store", "lease_owner_id"]
 
 WriteOp = Callable[[AsyncConnection], Awaitable[None]]
+T = TypeVar("T")
+
+
+@cache
+def _text(query: Query) -> sa.TextClause:
+    """A query of :mod:`fleetops.store.queries` as SQLAlchemy runs it (lists expanded)."""
+    text = sa.text(query.sql)
+    if query.lists:
+        text = text.bindparams(*(sa.bindparam(name, expanding=True) for name in query.lists))
+    return text
 
 
 def current_user() -> str | None:
@@ -143,29 +160,20 @@ class Store:
             )
         return await self.get_job(job.id)
 
+    async def read(self, read: Read[T]) -> T:
+        """Run one of the history's reads (:mod:`fleetops.store.reads`) on one connection."""
+        async with self.reading() as conn:
+            try:
+                query, params = next(read)
+                while True:
+                    result = await conn.execute(_text(query), params)
+                    query, params = read.send([dict(row) for row in result.mappings()])
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
     async def get_job(self, job_id: str) -> JobRecord:
         """A job by id, or by a unique prefix of its id."""
-        async with self.reading() as conn:
-            row = (await conn.execute(jobs.select().where(jobs.c.id == job_id))).mappings().first()
-            if row is None and job_id:
-                rows = (
-                    (
-                        await conn.execute(
-                            jobs.select()
-                            .where(jobs.c.id.startswith(job_id, autoescape=True))
-                            .limit(2)
-                        )
-                    )
-                    .mappings()
-                    .all()
-                )
-                if len(rows) == 1:
-                    row = rows[0]
-                elif len(rows) > 1:
-                    raise NotFoundError(f"job id prefix {job_id!r} is ambiguous")
-        if row is None:
-            raise NotFoundError(f"no job {job_id!r} in {self.where}")
-        return JobRecord.from_row(row)
+        return await self.read(reads.get_job(job_id, self.where))
 
     async def list_jobs(
         self,
@@ -177,18 +185,11 @@ class Store:
         started_by: str | None = None,
     ) -> list[JobRecord]:
         """The newest jobs first, filtered by status, action, age and who started them."""
-        query = jobs.select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-        if started_by is not None:
-            query = query.where(jobs.c.started_by == started_by)
-        if status is not None:
-            query = query.where(jobs.c.status == status)
-        if action is not None:
-            query = query.where(jobs.c.action == action)
-        if since is not None:
-            query = query.where(jobs.c.created_at >= since)
-        async with self.reading() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [JobRecord.from_row(row) for row in rows]
+        return await self.read(
+            reads.list_jobs(
+                status=status, action=action, since=since, limit=limit, started_by=started_by
+            )
+        )
 
     async def update_job(self, job_id: str, **values: Any) -> None:
         if "status" in values and isinstance(values["status"], JobStatus):
@@ -198,34 +199,11 @@ class Store:
 
     async def counts(self, job_id: str, *, region: str | None = None) -> dict[str, int]:
         """Items by state (every state present, zeros included), of one region or all."""
-        query = (
-            sa.select(items.c.state, sa.func.count())
-            .where(items.c.job_id == job_id)
-            .group_by(items.c.state)
-        )
-        if region is not None:
-            query = query.where(items.c.region == region)
-        async with self.reading() as conn:
-            rows = (await conn.execute(query)).all()
-        counts = {state.value: 0 for state in ItemState}
-        for state, count in rows:
-            counts[str(state)] = int(count)
-        return counts
+        return (await self.read(reads.counts_for([job_id], region=region)))[job_id]
 
     async def counts_for(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        if not job_ids:
-            return {}
-        query = (
-            sa.select(items.c.job_id, items.c.state, sa.func.count())
-            .where(items.c.job_id.in_(list(job_ids)))
-            .group_by(items.c.job_id, items.c.state)
-        )
-        async with self.reading() as conn:
-            rows = (await conn.execute(query)).all()
-        result = {job_id: {state.value: 0 for state in ItemState} for job_id in job_ids}
-        for job_id, state, count in rows:
-            result[job_id][str(state)] = int(count)
-        return result
+        """Items by state (zeros included) of each job."""
+        return await self.read(reads.counts_for(job_ids))
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -329,19 +307,11 @@ class Store:
         region: str | None = None,
     ) -> list[ItemRecord]:
         """One page of a job's items in id order (keyset pagination: stream big jobs)."""
-        query = (
-            items.select()
-            .where(items.c.job_id == job_id, items.c.id > after_id)
-            .order_by(items.c.id)
-            .limit(limit)
+        return await self.read(
+            reads.items_page(
+                job_id, states=states, after_id=after_id, limit=limit, region=region
+            )
         )
-        if region is not None:
-            query = query.where(items.c.region == region)
-        if states is not None:
-            query = query.where(items.c.state.in_([s.value for s in states]))
-        async with self.reading() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [ItemRecord.from_row(row) for row in rows]
 
     async def iter_items(
         self,

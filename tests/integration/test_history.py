@@ -9,17 +9,19 @@ import json
 import os
 import socket
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from history_support import T0, seed_job
 
-from fleetops.records import EventRow, NewJob
+from fleetops.records import NO_CODE, EventRow, NewJob
 from fleetops.report.text import ITEM_FIELDS, export_items, history_json, job_json
 from fleetops.states import ItemState, JobStatus
-from fleetops.store import Store
+from fleetops.store import Store, queries
 from fleetops.store import history as h
 from fleetops.store.bulk import insert_rows
+from fleetops.store.queries import Query
 from fleetops.store.tables import items
 
 
@@ -81,7 +83,7 @@ async def test_errors_grouped_by_code_with_three_examples(store: Store) -> None:
     groups = await h.error_groups(store, job.id)
     assert [(g.code, g.count) for g in groups] == [
         ("InvalidResourceStateException", 6),
-        (h.NO_CODE, 2),
+        (NO_CODE, 2),
         ("ResourceNotFoundException", 2),
     ]
     first = groups[0]
@@ -219,27 +221,28 @@ async def test_cancel_a_finished_job_is_refused(store: Store) -> None:
     assert (await store.get_job(job.id)).status is JobStatus.SUCCEEDED
 
 
-async def _plan(store: Store, query: sa.Executable) -> str:
-    sql = str(query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
+async def _plan(store: Store, query: Query, **params: Any) -> str:
+    """The database's plan for one of the history's queries, with these parameters."""
     async with store.engine.connect() as conn:
         if store.dialect == "postgresql":
             # an empty table is cheapest to scan: ask which index the planner can use
             await conn.exec_driver_sql("SET enable_seqscan = off")
-            rows = (await conn.execute(sa.text("EXPLAIN " + sql))).all()
+            rows = (await conn.execute(sa.text("EXPLAIN " + query.sql), params)).all()
             return "\n".join(str(row[0]) for row in rows).replace("Seq Scan on ", "SCAN ")
-        rows = (await conn.execute(sa.text("EXPLAIN QUERY PLAN " + sql))).all()
+        rows = (await conn.execute(sa.text("EXPLAIN QUERY PLAN " + query.sql), params)).all()
     return "\n".join(str(row[-1]) for row in rows)
 
 
 async def test_history_queries_use_the_job_indexes(store: Store) -> None:
     plans = [
-        await _plan(store, h.error_groups_query("j1")),
-        await _plan(store, h.reason_groups_query("j1", ItemState.SKIPPED, limit=10)),
+        await _plan(store, queries.ERROR_GROUPS, job_id="j1", examples=3),
+        await _plan(store, queries.REASON_GROUPS, job_id="j1", state="skipped", limit=10),
+        await _plan(store, queries.UNVERIFIED_ITEMS, job_id="j1", examples=3),
     ]
     for plan in plans:
         # SQLite takes (job_id, state); PostgreSQL may take (job_id, region, state) too
         assert "ix_items_job_" in plan and "SCAN items" not in plan, plan
-    ops = await _plan(store, h.operation_stats_query("j1"))
+    ops = await _plan(store, queries.OPERATION_STATS, job_id="j1")
     assert "ix_events_job_at" in ops and "SCAN events" not in ops
 
 

@@ -17,12 +17,11 @@ from engine_support import items_of, sim_client, spec_for
 from rich.console import Console
 
 from fleetops.api import create_job, run_job
-from fleetops.catalogue.actions import UNVERIFIED
 from fleetops.catalogue.targets import Targets
 from fleetops.records import ItemRecord
 from fleetops.report.text import history_json, render_job
 from fleetops.sim import Simulator
-from fleetops.states import ItemState, JobStatus, exit_code_for
+from fleetops.states import UNVERIFIED, ItemState, JobStatus, exit_code_for
 from fleetops.store import Store
 from fleetops.store.history import job_history
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from fleetops.catalogue.actions import UNVERIFIED, get_action
+from fleetops.catalogue.actions import get_action
 from fleetops.engine.verify import (
     EVIDENCE_WAIT,
     FIRST_POLL,
@@ -21,7 +21,7 @@ from fleetops.engine.verify import (
 )
 from fleetops.errors import CredentialsError
 from fleetops.records import ItemRecord, ItemUpdate
-from fleetops.states import ItemState
+from fleetops.states import UNVERIFIED, ItemState
 
 
 def watch(submitted_at: float = 100.0, **kw: Any) -> Watch:
