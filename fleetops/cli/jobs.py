@@ -47,6 +47,10 @@ __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_sta
 #: ``jobs`` subcommands kept in other modules (``module:attribute``, loaded when they run).
 JOBS_COMMANDS: dict[str, Lazy] = {
     "report": Lazy("fleetops.cli.report:report_job", "Draw a job as one HTML file (-o FILE)."),
+    "approve": Lazy(
+        "fleetops.cli.approve:approve_job",
+        "Approve a plan stored with --require-approval (by someone other than its planner).",
+    ),
 }
 
 
