@@ -69,6 +69,7 @@ __all__ = [
     "copy_database",
     "create_job",
     "current_user",
+    "database_target",
     "dry_run",
     "failed_workspaces",
     "get_job",
@@ -767,3 +768,18 @@ async def report_data(store: Store, job_id: str) -> ReportData:
     from fleetops.report.html import gather
 
     return await gather(store, (await store.get_job(job_id)).id)
+
+
+def database_target(given: str | None = None) -> str:
+    """The store a command uses: ``given`` (``--db``), else ``$FLEETOPS_DB``, else
+    ``fleetops.db`` in the user data dir."""
+    import os
+
+    chosen = given or os.environ.get("FLEETOPS_DB")
+    if chosen:
+        return chosen
+    from pathlib import Path
+
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")
