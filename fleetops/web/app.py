@@ -101,11 +101,16 @@ def _host_name(host: str) -> str:
 
 
 def _same_origin(headers: Headers) -> bool:
-    """A POST from this site's own pages: its ``Origin`` (when the browser sends one) names the
-    host it was sent to."""
+    """Whether a POST may come from this site's own pages: a browser says where it was sent
+    from in ``Sec-Fetch-Site``, or else in ``Origin`` (``null`` under this site's
+    ``no-referrer`` policy: it then says nothing); a client that sends neither is no browser
+    (scripts with a bearer token), and a form still needs its CSRF token."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = headers.get("origin")
     if origin is None or origin == "null":
-        return origin is None
+        return True
     return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 

@@ -7,6 +7,7 @@ Every wait has a deadline and every server started here is stopped at teardown b
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -131,8 +132,10 @@ async def make_history(db: Path) -> History:
 
 
 @pytest.fixture
-async def history(tmp_path: Path) -> History:
-    return await make_history(tmp_path / "web.db")
+def history(tmp_path: Path) -> History:
+    # made on an event loop of its own, done before the test starts: the browser tests drive
+    # playwright's synchronous API, which wants no asyncio loop around it
+    return asyncio.run(make_history(tmp_path / "web.db"))
 
 
 @pytest.fixture

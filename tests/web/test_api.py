@@ -144,6 +144,12 @@ def test_a_signed_in_browser_uses_its_cookie_and_its_csrf_token(
             headers={"Origin": "https://evil.example"},
         )
         assert elsewhere.status_code == 403
+        cross_site = bob.post(
+            f"/jobs/{history.plan}/approve",
+            data={"csrf": csrf},
+            headers={"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+        )
+        assert cross_site.status_code == 403
         assert cli_json(server.out.parent, history.db, "jobs", "show", history.plan)[
             "approval"
         ]["approved_by"] is None  # fmt: skip
