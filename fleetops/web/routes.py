@@ -68,7 +68,13 @@ def timing(durations: dict[str, Any]) -> str:
     return ", ".join(parts) or "–"
 
 
+def moment(text: str | None) -> str:
+    """``2026-12-04T19:24:27.862Z`` shown as ``2026-12-04 19:24:27Z`` (as dashboard.js does)."""
+    return f"{text[:19].replace('T', ' ')}Z" if text else ""
+
+
 TEMPLATES.globals.update(pairs=pairs, timing=timing)
+TEMPLATES.filters["moment"] = moment
 #: Item states a job has finished with (the progress of a run counts these).
 DONE_STATES = ("succeeded", "failed", "skipped", "in_doubt", "cancelled")
 MAX_LIST = 500

@@ -10,6 +10,11 @@
   const body = document.body;
   const pollMs = Number(body.dataset.pollMs || 0);
 
+  function moment(text) {
+    // 2026-12-04T19:24:27.862Z shown as 2026-12-04 19:24:27Z (as the server's template does)
+    return text ? text.slice(0, 19).replace("T", " ") + "Z" : "";
+  }
+
   function progressOf(job) {
     const done = DONE.reduce((sum, state) => sum + (job.counts[state] || 0), 0);
     return [done, job.total];
@@ -68,7 +73,7 @@
       cell(job.counts.failed, "n"),
       cell(job.counts.in_doubt, "n"),
       cell(job.started_by),
-      cell(job.created_at)
+      cell(moment(job.created_at))
     );
     return tr;
   }
