@@ -62,7 +62,7 @@ jobs_app = typer.Typer(
     cls=JobsGroup,
     no_args_is_help=True,
     add_completion=False,
-    help="Jobs: list, show, items, export; start a stored plan, resume, retry, cancel.",
+    help="Jobs: list, show, items, export; start or approve a stored plan; resume, retry, cancel.",
 )
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a unique prefix of one.")]

@@ -145,11 +145,11 @@ class Gate:
         scope["fleetops.user"] = user
         scope["fleetops.session"] = session
         if user is None and not path.startswith(PUBLIC_PREFIXES):
+            if path.startswith("/api/"):
+                return _error(path, 401, "sign in: a session cookie or Authorization: Bearer TOKEN")
             from fleetops.web.routes import sign_in_page
 
-            return sign_in_page(path, status=401) if not path.startswith("/api/") else (
-                _error(path, 401, "sign in: a session cookie or Authorization: Bearer TOKEN")
-            )
+            return sign_in_page(path, status=401)  # a browser gets the form
         return None
 
     def _identify(self, headers: Headers, tokens: Tokens) -> tuple[str | None, Any]:

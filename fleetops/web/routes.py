@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from fleetops import api
 from fleetops.errors import FleetOpsError, NotFoundError, UsageError
 from fleetops.states import ItemState, JobStatus
+from fleetops.web.app import COOKIE
 from fleetops.web.auth import SESSION_SECONDS, Session, same_secret
 
 __all__ = ["ROUTES", "sign_in_page"]
@@ -78,6 +80,7 @@ TEMPLATES.filters["moment"] = moment
 #: Item states a job has finished with (the progress of a run counts these).
 DONE_STATES = ("succeeded", "failed", "skipped", "in_doubt", "cancelled")
 MAX_LIST = 500
+_LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 #: Failed items a job page lists (the rest: ``fleetops jobs items JOB --state failed``).
 FAILED_SHOWN = 100
 
@@ -133,8 +136,9 @@ def sign_in_page(next_path: str, *, status: int = 200, error: str | None = None)
 
 
 def _safe_next(path: str) -> str:
-    """Where to go after signing in: a path of this site, never another site."""
-    if not path.startswith("/") or path.startswith("//") or "\\" in path or path == "/login":
+    """Where to go after signing in: a path of this site, never another site (no ``//host``,
+    no backslash, no control character or space a browser would drop to make one)."""
+    if not _LOCAL_PATH.match(path) or path.startswith("//") or path.startswith("/login"):
         return "/"
     return path
 
@@ -228,8 +232,8 @@ def approval_state(document: dict[str, Any], user: str | None, auth: bool) -> di
         why_not = f"you ({user}) planned this job: another person approves it"
     elif waiting and not startable:
         why_not = f"the job is {document['status']}, not a complete stored plan"
-    return {**approval, "waiting": waiting, "can_approve": waiting and not why_not,
-            "why_not": why_not}  # fmt: skip
+    can_approve = bool(waiting and why_not is None)
+    return {**approval, "waiting": waiting, "can_approve": can_approve, "why_not": why_not}
 
 
 async def job_page(
@@ -322,7 +326,7 @@ async def login(request: Request) -> Response:
     session = config.sessions.open(holder)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        "fleetops_session",
+        COOKIE,
         session.sid,
         max_age=int(SESSION_SECONDS),
         path="/",
@@ -341,7 +345,7 @@ async def logout(request: Request) -> Response:
             return Response("the form expired\n", status_code=403, media_type="text/plain")
         _config(request).sessions.close(session.sid)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie("fleetops_session", path="/")
+    response.delete_cookie(COOKIE, path="/")
     return response
 
 

@@ -159,6 +159,20 @@ def test_a_signed_in_browser_uses_its_cookie_and_its_csrf_token(
     assert shown["approval"]["approved_by"] == "bob" and shown["approval"]["comment"] == "ok"
 
 
+def test_signing_in_goes_back_to_a_page_of_this_site_only(
+    server: Served, history: History
+) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for asked, landed in (
+            (f"/jobs/{history.done}", f"/jobs/{history.done}"),
+            ("//evil.example/", "/"),
+            ("/\t/evil.example", "/"),
+            ("https://evil.example/", "/"),
+        ):
+            answer = client.post("/login", data={"token": TOKENS["bob"], "next": asked})
+            assert answer.status_code == 303 and answer.headers["location"] == landed, asked
+
+
 def test_the_planner_cannot_approve_a_script_of_another_user_can(
     server: Served, history: History
 ) -> None:
