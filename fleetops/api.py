@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from fleetops.records import CancelResult as CancelResult
     from fleetops.records import ItemRecord, JobHistory, ScopeSummary
     from fleetops.records import JobRecord as JobRecord
+    from fleetops.report.html import ReportData
     from fleetops.store import Store as Store
     from fleetops.store.copy import CopyReport
     from fleetops.store.history import cancel_job as cancel_job
@@ -59,16 +60,21 @@ __all__ = [
     "JobSpec",
     "RunRequest",
     "Where",
+    "approval_error",
+    "approve_job",
     "build_spec",
     "cancel_job",
     "check_configuration",
     "copy_database",
     "create_job",
+    "current_user",
+    "database_target",
     "dry_run",
     "failed_workspaces",
     "get_job",
     "history_of",
     "is_postgresql",
+    "item_documents",
     "job_document",
     "job_history",
     "jobs_document",
@@ -77,6 +83,8 @@ __all__ = [
     "plan_age_error",
     "plan_job",
     "read_history",
+    "refuse_unapproved",
+    "report_data",
     "require_database",
     "resume_job",
     "retry_candidates",
@@ -149,6 +157,7 @@ async def create_job(store: Store, spec: JobSpec, *, parent_id: str | None = Non
             ],
             accounts=list(spec.accounts) if spec.accounts else None,
             assume=spec.assume.as_dict() if spec.accounts and spec.assume else None,
+            require_approval=spec.require_approval,
         )
     )
 
@@ -234,6 +243,7 @@ async def run_job(
         # Finished: nothing to do, and saying so is not an error (a script that resumes until
         # exit 0 may have been killed just after the job's end was recorded).
         return job
+    refuse_unapproved(job)  # every way in (start, resume, a worker) meets the two-person rule
     from fleetops.catalogue.options import JobOptions
     from fleetops.engine.runner import JobRunner
 
@@ -421,11 +431,13 @@ async def startable_plan(
     store: Store, job_id: str, *, max_plan_age: float = DEFAULT_MAX_PLAN_AGE
 ) -> JobRecord:
     """The job ``job_id`` if it is a complete stored plan no older than ``max_plan_age`` hours,
-    else a :class:`UsageError` saying why (and what to do instead)."""
+    approved when it needs an approval, else a :class:`UsageError` saying why (and what to do
+    instead)."""
     job = await store.get_job(job_id)
     problem = plan_age_error(job, max_plan_age)
     if problem is not None:
         raise UsageError(problem)
+    refuse_unapproved(job)
     return job
 
 
@@ -661,3 +673,113 @@ async def write_report(store: Store, job_id: str, output: Path) -> str:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
     return record.id
 
+
+
+# -- the two-person rule, and what the dashboard reads ------------------------------------------
+
+
+def current_user() -> str | None:
+    """Who this process acts as: the OS user, as a job's ``started_by`` records it (getpass:
+    ``LOGNAME``, ``USER``, ``LNAME``, ``USERNAME``, then the password database)."""
+    from fleetops.store.repo import current_user as os_user
+
+    return os_user()
+
+
+def approval_error(job: JobRecord) -> str | None:
+    """Why ``job`` may not run yet under the two-person rule (None: it may). Pure."""
+    if not job.require_approval or job.approved_by is not None:
+        return None
+    planner = f" other than {job.started_by}" if job.started_by else ""
+    return (
+        f"job {job.id} awaits approval: someone{planner} runs "
+        f"`fleetops jobs approve {job.id}` first"
+    )
+
+
+def refuse_unapproved(job: JobRecord) -> None:
+    """An :class:`AwaitsApprovalError` if ``job`` needs an approval it does not have yet: the one
+    check that ``jobs start``, ``jobs resume`` and the workers (all through :func:`run_job`)
+    meet before any action call."""
+    problem = approval_error(job)
+    if problem is not None:
+        from fleetops.errors import AwaitsApprovalError
+
+        raise AwaitsApprovalError(problem)
+
+
+#: The longest comment an approval records.
+MAX_APPROVAL_COMMENT = 1000
+
+
+def _approval_refusal(job: JobRecord, by: str) -> str | None:
+    """Why ``by`` cannot approve ``job`` (None: they can). Pure."""
+    if not job.require_approval:
+        return f"job {job.id} needs no approval (it was not planned with --require-approval)"
+    if job.approved_by is not None:
+        from fleetops.records import iso
+
+        return f"job {job.id} was already approved by {job.approved_by} at {iso(job.approved_at)}"
+    if job.status is not JobStatus.PLANNED or job.planned_at is None:
+        return f"job {job.id} is {job.status.value}, not a complete stored plan awaiting approval"
+    if not job.started_by:
+        return f"job {job.id} records no planner: the two-person rule cannot be checked"
+    if by == job.started_by:
+        return f"{by} planned job {job.id}: an approval must come from someone else"
+    return None
+
+
+async def approve_job(
+    store: Store, job_id: str, *, by: str | None = None, comment: str | None = None
+) -> JobRecord:
+    """Record ``by``'s approval (default: this process's OS user) of the stored plan
+    ``job_id``, which then may start; a planner approving their own plan, a job that needs no
+    approval or has one already, an unknown approver: a :class:`UsageError`, nothing written."""
+    approver = (by if by is not None else current_user() or "").strip()
+    if not approver:
+        raise UsageError("cannot tell who is approving (no OS user name): nothing recorded")
+    text = (comment or "").strip() or None
+    if text is not None and len(text) > MAX_APPROVAL_COMMENT:
+        raise UsageError(f"an approval comment is at most {MAX_APPROVAL_COMMENT} characters")
+    job = await store.get_job(job_id)
+    problem = _approval_refusal(job, approver)
+    if problem is None and not await store.approve_job(job.id, approver, text):
+        problem = _approval_refusal(await store.get_job(job.id), approver) or (
+            f"job {job.id} changed while it was being approved: look again"
+        )
+    if problem is not None:
+        raise UsageError(problem)
+    return await store.get_job(job.id)
+
+
+def item_documents(
+    reader: History, job_id: str, states: Sequence[ItemState], *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` items of a job in ``states``, in plan order, as ``jobs items --json``
+    shows each one."""
+    from fleetops.report.documents import item_json
+
+    found = reader.items_page(reader.get_job(job_id).id, states=states, limit=limit)
+    return [item_json(item) for item in found]
+
+
+async def report_data(store: Store, job_id: str) -> ReportData:
+    """What ``jobs report`` draws of a job (its timeline, errors, scopes, calls)."""
+    from fleetops.report.html import gather
+
+    return await gather(store, (await store.get_job(job_id)).id)
+
+
+def database_target(given: str | None = None) -> str:
+    """The store a command uses: ``given`` (``--db``), else ``$FLEETOPS_DB``, else
+    ``fleetops.db`` in the user data dir."""
+    import os
+
+    chosen = given or os.environ.get("FLEETOPS_DB")
+    if chosen:
+        return chosen
+    from pathlib import Path
+
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")

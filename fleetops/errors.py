@@ -7,7 +7,8 @@ are translated at the edge with ``raise ... from exc``.
     FleetOpsError
     ├── UsageError            bad input from the operator (exit 2, nothing written)
     │   ├── JobFileError      a job file that does not parse or validate
-    │   └── ConfigurationError  no region, no credentials, an unknown profile
+    │   ├── ConfigurationError  no region, no credentials, an unknown profile
+    │   └── AwaitsApprovalError a stored plan of the two-person rule, not approved yet
     ├── NotFoundError         a job id that does not exist (exit 2)
     ├── StoreError            the database cannot be used (locked, read-only, full, foreign, newer)
     │   ├── StoreConfigError  the --db given cannot be used: bad URL, unreachable server, unknown
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "AssumeRoleError",
+    "AwaitsApprovalError",
     "AwsError",
     "ConfigurationError",
     "CredentialsError",
@@ -57,6 +59,11 @@ class JobFileError(UsageError):
 
 class ConfigurationError(UsageError):
     """The AWS configuration cannot be used: no region, no credentials, an unknown profile."""
+
+
+class AwaitsApprovalError(UsageError):
+    """A stored plan that needs an approval by someone other than its planner, and has none:
+    nothing of it runs (exit 2)."""
 
 
 class NotFoundError(FleetOpsError):

@@ -97,6 +97,10 @@ class JobRecord:
     caller_arn: str | None = None  # the AWS caller identity, once the connection is resolved
     accounts: tuple[str, ...] | None = None  # account ids of a multi-account job
     assume: dict[str, Any] | None = None  # role_name, role_arn_template, external_id
+    require_approval: bool = False  # a stored plan that starts only once someone else approves
+    approved_by: str | None = None  # who approved it (never its planner, started_by)
+    approved_at: float | None = None
+    approval_comment: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -123,6 +127,10 @@ class JobRecord:
             caller_arn=row.get("caller_arn"),
             accounts=_accounts(row.get("accounts")),
             assume=dict(row["assume"]) if row.get("assume") else None,
+            require_approval=bool(row.get("require_approval")),
+            approved_by=row.get("approved_by"),
+            approved_at=row.get("approved_at"),
+            approval_comment=row.get("approval_comment"),
             **_regions(row),
         )
 
@@ -219,6 +227,7 @@ class NewJob:
     caller_arn: str | None = None  # the AWS caller identity ARN, when already known
     accounts: Sequence[str] | None = None  # account ids of a multi-account job
     assume: Mapping[str, Any] | None = None  # role_name, role_arn_template, external_id
+    require_approval: bool = False  # its stored plan starts only once someone else approves
 
 
 @dataclass(frozen=True)

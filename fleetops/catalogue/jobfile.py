@@ -309,6 +309,8 @@ class JobFile(_Strict):
     role_name: str | None = None
     role_arn_template: str | None = None
     external_id: str | None = None
+    # the two-person rule: stored with --plan-only, the plan starts once someone else approves
+    require_approval: bool = False
 
     _path: Path = PrivateAttr(default=Path("job.yaml"))
     _root: yaml.Node | None = PrivateAttr(default=None)

@@ -103,6 +103,7 @@ class JobSpec:
     more_regions: tuple[Connection, ...] = ()  # a job spanning regions: the others
     accounts: tuple[str, ...] | None = None  # other accounts (None: the caller's own)
     assume: Any = None  # fleetops.catalogue.accounts.AssumeSpec: the role to assume in each account
+    require_approval: bool = False  # the two-person rule: its plan waits for another's approval
 
     @property
     def connections(self) -> tuple[Connection, ...]:
@@ -128,6 +129,7 @@ class RunRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     where: Where = field(default_factory=Where)
     argument: str | None = None  # the word after the action (``maintenance on``)
+    require_approval: bool = False  # --require-approval (or the job file's require_approval)
 
 
 def is_job_file(text: str) -> bool:
@@ -202,4 +204,5 @@ def build_spec(request: RunRequest) -> JobSpec:
         params=params,
         accounts=accounts,
         assume=assume,
+        require_approval=request.require_approval or bool(job and job.require_approval),
     )

@@ -32,10 +32,11 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "jobs": Lazy(
         "fleetops.cli.jobs:jobs_app",
-        "Jobs: list, show, items, export; start, resume, retry, cancel.",
+        "Jobs: list, show, items, export; start, resume, retry, cancel, approve.",
     ),
     "db": Lazy("fleetops.cli.db:db_app", "The job database: create or upgrade its schema."),
     "worker": Lazy("fleetops.cli.worker:worker", "Run queued jobs from a shared PostgreSQL store."),
+    "serve": Lazy("fleetops.web.cli:serve", "A web dashboard of the jobs (and approvals)."),
     "sim": Lazy("fleetops.sim.cli:sim_app", "The local WorkSpaces simulator."),
     "bench": Lazy("fleetops.bench.cli:bench_app", "The benchmark suite."),
     "demo": Lazy(

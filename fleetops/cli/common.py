@@ -4,11 +4,9 @@ fleetops errors into one line on stderr and an exit code."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from fleetops.errors import FleetOpsError
@@ -65,12 +63,9 @@ state = CliState()
 
 def resolve_db(db: str | None = None) -> str:
     """``--db``, else ``$FLEETOPS_DB``, else ``fleetops.db`` in the user data dir."""
-    chosen = db or state.db or os.environ.get("FLEETOPS_DB")
-    if chosen:
-        return chosen
-    import platformdirs
+    from fleetops.api import database_target
 
-    return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")
+    return database_target(db or state.db)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -46,6 +46,10 @@ __all__ = ["JOBS_COMMANDS", "existing_db", "jobs_app", "parse_since", "parse_sta
 #: ``jobs`` subcommands kept in other modules (``module:attribute``, loaded when they run).
 JOBS_COMMANDS: dict[str, Lazy] = {
     "report": Lazy("fleetops.cli.report:report_job", "Draw a job as one HTML file (-o FILE)."),
+    "approve": Lazy(
+        "fleetops.cli.approve:approve_job",
+        "Approve a plan stored with --require-approval (by someone other than its planner).",
+    ),
 }
 
 
@@ -57,7 +61,7 @@ jobs_app = typer.Typer(
     cls=JobsGroup,
     no_args_is_help=True,
     add_completion=False,
-    help="Jobs: list, show, items, export; start a stored plan, resume, retry, cancel.",
+    help="Jobs: list, show, items, export; start or approve a stored plan; resume, retry, cancel.",
 )
 
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="A job id, or a unique prefix of one.")]

@@ -43,7 +43,8 @@ def _actions_help() -> str:
         "selected WorkSpaces.\n\n"
         "Actions:\n\n" + "\n\n".join(lines) + "\n\n"
         "--plan-only plans and stores the job (status planned) and prints the plan and its id; "
-        "`fleetops jobs start JOB` then runs exactly that plan.\n\n" + USERS_CSV_HELP
+        "`fleetops jobs start JOB` then runs exactly that plan; with --require-approval "
+        "only once another user has run `fleetops jobs approve JOB`.\n\n" + USERS_CSV_HELP
     )
 
 
@@ -76,6 +77,14 @@ def run(
     queue: Annotated[
         bool, typer.Option("--queue", help="Plan and store the job queued for a worker.")
     ] = False,
+    require_approval: Annotated[
+        bool,
+        typer.Option(
+            "--require-approval",
+            help="With --plan-only: the plan starts only once another user runs "
+            "`fleetops jobs approve JOB` (the two-person rule).",
+        ),
+    ] = False,
     yes: YesOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Final job as JSON on stdout.")] = False,
     selectors: dict[str, Any] | None = None,
@@ -92,6 +101,7 @@ def run(
         params={**(params or {}), **shared},  # the action decides what a shared flag means
         options=options or {},
         where=where or Where(),
+        require_approval=require_approval,
     )
     if dry_run_ and plan_only:
         fail("--dry-run writes nothing and --plan-only stores the plan: give one of them")
@@ -123,6 +133,11 @@ def run_request(
     try:
         spec = build_spec(request)
         _check_guards(spec, yes=yes or dry_run or plan_only)
+        if spec.require_approval and not (plan_only or dry_run):
+            raise UsageError(
+                "this job requires approval: store its plan with --plan-only, have another "
+                "user run `fleetops jobs approve JOB`, then `fleetops jobs start JOB`"
+            )
     except UsageError as exc:
         fail(str(exc), exc.exit_code)
     if dry_run:
@@ -205,6 +220,12 @@ async def _run_spec(
         return code
     print_plan(summary, job_id=job.id, as_json=as_json and plan_only)
     if plan_only:
+        if job.require_approval:
+            err_console.print(
+                f"job {job.id} awaits approval: another user runs "
+                f"`fleetops jobs approve {job.id}`, then `fleetops jobs start {job.id}` runs it",
+                highlight=False,
+            )
         return 0
     confirm(
         f"{spec.action} {summary.eligible} WorkSpaces?",

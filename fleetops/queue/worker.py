@@ -33,7 +33,7 @@ import procrastinate
 
 from fleetops import api
 from fleetops.engine.runner import StopSignal
-from fleetops.errors import FleetOpsError, LeaseHeldError
+from fleetops.errors import AwaitsApprovalError, FleetOpsError, LeaseHeldError
 from fleetops.queue.tasks import (
     QUEUE,
     TASK,
@@ -126,6 +126,9 @@ class WorkerRuntime:
                 )
                 await anyio.sleep(min(max(wait, 0.2), lease))
                 continue
+            except AwaitsApprovalError as exc:  # the plan stays as it is, until approved
+                log.error("job %s: %s", job_id, exc)
+                return
             except FleetOpsError as exc:
                 log.error("job %s: %s", job_id, exc)
                 await self.store.update_job(

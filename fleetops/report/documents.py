@@ -23,6 +23,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "ITEM_FIELDS",
     "ItemWriter",
+    "approval_json",
     "history_json",
     "item_json",
     "job_json",
@@ -58,7 +59,8 @@ def job_json(
     job: JobRecord, counts: Mapping[str, int], unverified: int | None = None
 ) -> dict[str, Any]:
     """The job as ``jobs show --json`` documents it, then ``parent_id``, ``profile``, ``message``,
-    ``options``, ``planned_at`` and ``regions`` (every region of the job, with its endpoint), and
+    ``options``, ``planned_at``, ``regions`` (every region of the job, with its endpoint),
+    who started it, its accounts and ``approval`` (:func:`approval_json`), and
     with ``unverified`` given, ``unverified``: how many of the succeeded items were never
     verified (as ``jobs show --json`` counts them)."""
     full = {state.value: int(counts.get(state.value, 0)) for state in ItemState}
@@ -88,10 +90,22 @@ def job_json(
         "caller_arn": job.caller_arn,
         "accounts": list(job.accounts) if job.accounts else None,
         "assume": job.assume,
+        "approval": approval_json(job),
     }
     if unverified is not None:
         data["unverified"] = unverified
     return data
+
+
+def approval_json(job: JobRecord) -> dict[str, Any]:
+    """The two-person rule of a job: whether its plan needs an approval, and who gave it when
+    (and why)."""
+    return {
+        "required": job.require_approval,
+        "approved_by": job.approved_by,
+        "approved_at": iso(job.approved_at),
+        "comment": job.approval_comment,
+    }
 
 
 def item_json(item: ItemRecord) -> dict[str, Any]:

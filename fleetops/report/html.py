@@ -22,7 +22,7 @@ from fleetops.store import Store
 from fleetops.store.history import job_history
 from fleetops.store.timeline import ScopeCounts, Timeline, call_errors, scope_counts, timeline
 
-__all__ = ["ReportData", "gather", "render", "svg_chart", "write_report"]
+__all__ = ["CSS", "ReportData", "gather", "render", "sections", "svg_chart", "write_report"]
 
 STATES = [state.value for state in ItemState]
 COLORS = {
@@ -47,6 +47,7 @@ th{color:#6b7280;font-weight:600;border-bottom:1px solid #e5e7eb}td.n,th.n{text-
 .status-succeeded{color:#16a34a}.status-failed,.status-aborted{color:#dc2626}
 svg{display:block;margin:4px 0 14px;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#4b5563}
+svg text.chart-title{font-weight:600;font-size:12px}
 .none{color:#6b7280}.facts td{padding-right:28px}
 """
 
@@ -138,7 +139,7 @@ def svg_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" '
         f'data-chart="{html.escape(title)}">',
-        f'<text x="{left}" y="14" style="font-weight:600;font-size:12px">'
+        f'<text x="{left}" y="14" class="chart-title">'
         f"{html.escape(title)} ({html.escape(unit)})</text>",
     ]
     for i in range(5):
@@ -329,15 +330,29 @@ def _operations(data: ReportData) -> str:
     )
 
 
-def render(data: ReportData) -> str:
-    """The whole HTML document."""
+def sections(data: ReportData) -> str:
+    """The report's body, section by section (summary, timeline, errors, scopes, skipped,
+    calls): HTML with every value escaped and no script or inline style, so that a page with a
+    strict Content-Security-Policy (the dashboard's) shows it as it is, styled by :data:`CSS`."""
     h = data.history
-    job = h.job
     skipped = (
         _table(["reason", "WorkSpaces"], [(r.reason, r.count) for r in h.skipped], {1})
         if h.skipped
         else '<p class="none">None skipped.</p>'
     )
+    return (
+        f"<h2>Summary</h2>{_summary(data)}"
+        f"<h2>Timeline</h2>{_timeline_html(data.timeline)}"
+        f"<h2>Errors</h2>{_errors(data)}"
+        f"<h2>By account and region</h2>{_scopes(data)}"
+        f"<h2>Skipped</h2>{skipped}"
+        f"<h2>API calls by operation</h2>{_operations(data)}"
+    )
+
+
+def render(data: ReportData) -> str:
+    """The whole HTML document."""
+    job = data.history.job
     title = f"fleetops job {job.id}: {job.action} — {job.status.value}"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -345,11 +360,6 @@ def render(data: ReportData) -> str:
         f"<h1>{html.escape(title)}</h1>"
         f'<p class="sub">Report generated {html.escape(iso(data.generated_at) or "")} '
         "by fleetops jobs report.</p>"
-        f"<h2>Summary</h2>{_summary(data)}"
-        f"<h2>Timeline</h2>{_timeline_html(data.timeline)}"
-        f"<h2>Errors</h2>{_errors(data)}"
-        f"<h2>By account and region</h2>{_scopes(data)}"
-        f"<h2>Skipped</h2>{skipped}"
-        f"<h2>API calls by operation</h2>{_operations(data)}"
+        f"{sections(data)}"
         "</body></html>\n"
     )

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_FORMATS",
     "ITEM_FIELDS",
+    "approval_line",
     "export_items",
     "format_duration",
     "history_json",
@@ -284,6 +285,14 @@ class _Facts:
         )
 
 
+def approval_line(job: JobRecord) -> str:
+    """The two-person rule of a job that needs an approval, in one line."""
+    if job.approved_by is None:
+        return f"required, awaits approval by someone other than {job.started_by or '?'}"
+    line = f"approved by {job.approved_by} at {_when(job.approved_at)}"
+    return line + (f" ({job.approval_comment})" if job.approval_comment else "")
+
+
 def _job_facts(history: JobHistory) -> Text:
     """The job's facts, one a row: where, targets, who, when, how fast, how far."""
     job = history.job
@@ -304,6 +313,8 @@ def _job_facts(history: JobHistory) -> Text:
     if job.started_by or job.started_host:
         who = "@".join(part for part in (job.started_by, job.started_host) if part)
         facts.add_row("started by", who)
+    if job.require_approval:
+        facts.add_row("approval", approval_line(job))
     if job.caller_arn:
         facts.add_row("caller", job.caller_arn)
     if job.accounts:

@@ -110,7 +110,7 @@ class MemoryStore:
             endpoint_url=job.endpoint_url,
             created_at=time.time(),
         )
-        for name in ("started_by", "started_host", "caller_arn", "assume"):
+        for name in ("started_by", "started_host", "caller_arn", "assume", "require_approval"):
             if name in row and getattr(job, name, None) is not None:
                 row[name] = getattr(job, name)
         if "accounts" in row and getattr(job, "accounts", None) is not None:
@@ -300,6 +300,19 @@ class MemoryStore:
                 }
             )
         self.writes += 1
+
+    async def approve_job(self, job_id: str, by: str, comment: str | None = None) -> bool:
+        """As :meth:`fleetops.store.Store.approve_job`."""
+        row = self.jobs.get(job_id)
+        if (
+            row is None
+            or row["status"] != JobStatus.PLANNED.value
+            or not row.get("require_approval")
+            or row.get("approved_by") is not None
+        ):
+            return False
+        row.update(approved_by=by, approved_at=time.time(), approval_comment=comment)
+        return True
 
 
 def _update_row(row: dict[str, Any], update: ItemUpdate, now: float) -> None:

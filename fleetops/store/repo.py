@@ -156,6 +156,7 @@ class Store:
                     # SQL NULL (not JSON null) for "none given"
                     accounts=list(job.accounts) if job.accounts is not None else sa.null(),
                     assume=dict(job.assume) if job.assume is not None else sa.null(),
+                    require_approval=job.require_approval,
                 )
             )
         return await self.get_job(job.id)
@@ -340,6 +341,23 @@ class Store:
 
     def writer(self) -> GroupWriter:
         return GroupWriter(self)
+
+    async def approve_job(self, job_id: str, by: str, comment: str | None = None) -> bool:
+        """Record ``by``'s approval of the stored plan ``job_id``: one conditional UPDATE, so of
+        two approvers at once only one is recorded. False: the job is no longer a plan that
+        awaits an approval (approved meanwhile, started, cancelled)."""
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status == JobStatus.PLANNED.value,
+                    jobs.c.require_approval.is_(True),
+                    jobs.c.approved_by.is_(None),
+                )
+                .values(approved_by=by, approved_at=time.time(), approval_comment=comment)
+            )
+        return bool(result.rowcount == 1)
 
 
 #: The columns an :class:`ItemUpdate` may set besides ``state`` and ``updated_at``, each with

@@ -35,6 +35,11 @@ jobs = sa.Table(
     sa.Column("accounts", sa.JSON(none_as_null=True), nullable=True),
     # role_name, role_arn_template, external_id
     sa.Column("assume", sa.JSON(none_as_null=True), nullable=True),
+    # the two-person rule: a plan that needs an approval, and who gave it, when and why
+    sa.Column("require_approval", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("approved_by", sa.String(128), nullable=True),
+    sa.Column("approved_at", sa.Float, nullable=True),
+    sa.Column("approval_comment", sa.Text, nullable=True),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),
