@@ -52,6 +52,10 @@ JOB_COLUMNS = (
     "caller_arn",
     "accounts",
     "assume",
+    "require_approval",
+    "approved_by",
+    "approved_at",
+    "approval_comment",
 )
 ITEM_COLUMNS = (
     "id",

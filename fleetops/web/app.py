@@ -32,7 +32,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fleetops.web.auth import Sessions, Tokens
+from fleetops.web.auth import COOKIE, Sessions, Tokens
 
 if TYPE_CHECKING:
     from fleetops.api import Store
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["COOKIE", "SECURITY_HEADERS", "WebConfig", "create_app"]
 
 HERE = Path(__file__).parent
-#: The session cookie's name (its value is a random session id, never a token).
-COOKIE = "fleetops_session"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"

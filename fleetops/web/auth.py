@@ -27,6 +27,7 @@ from fleetops.errors import UsageError
 
 __all__ = [
     "BARE_HOLDER",
+    "COOKIE",
     "MIN_TOKEN_LENGTH",
     "SESSION_SECONDS",
     "Session",
@@ -35,6 +36,9 @@ __all__ = [
     "load_tokens",
     "same_secret",
 ]
+
+#: The session cookie's name (its value is a random session id, never a token).
+COOKIE = "fleetops_session"
 
 #: Who a bare token (no ``NAME:``) belongs to.
 BARE_HOLDER = "dashboard"

@@ -34,8 +34,7 @@ from starlette.routing import Route
 from fleetops import api
 from fleetops.errors import FleetOpsError, NotFoundError, UsageError
 from fleetops.states import ItemState, JobStatus
-from fleetops.web.app import COOKIE
-from fleetops.web.auth import SESSION_SECONDS, Session, same_secret
+from fleetops.web.auth import COOKIE, SESSION_SECONDS, Session, same_secret
 
 __all__ = ["ROUTES", "sign_in_page"]
 
