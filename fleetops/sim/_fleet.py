@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fleetops.sim._health import heals
 from fleetops.sim._history import GONE_STATE, History
 from fleetops.sim._rules import BATCH_RULES, STUCK_REBOOT_SECONDS, failure
 from fleetops.sim._validate import ApiError
@@ -68,6 +69,9 @@ class FleetConfig:
     transition_seconds: float = 2.0
     #: Seconds DescribeWorkspaces lags behind the truth (see ``_history``); 0: none.
     describe_lag: float = 0.0
+    #: The share of UNHEALTHY WorkSpaces a reboot / a restore heals (see ``_health``).
+    reboot_heal_fraction: float = 1.0
+    restore_heal_fraction: float = 1.0
 
 
 def _token(after: str) -> str:
@@ -335,7 +339,7 @@ class Fleet:
             rate = self.config.stuck_reboot_rate
             stuck = rate > 0 and self._faults.random() < rate
             ws.connection_state = "DISCONNECTED"
-            self._begin(ws, "REBOOTING", "AVAILABLE", stuck=stuck)
+            self._begin(ws, "REBOOTING", self._healed(operation, ws), stuck=stuck)
         elif operation == "StartWorkspaces":
             self._begin(ws, "STARTING", "AVAILABLE")
         elif operation == "StopWorkspaces":
@@ -349,7 +353,19 @@ class Fleet:
                 self._begin(ws, "TERMINATING", "")
         elif operation == "RestoreWorkspace":
             ws.connection_state = "DISCONNECTED"
-            self._begin(ws, "RESTORING", "AVAILABLE")
+            self._begin(ws, "RESTORING", self._healed(operation, ws))
+
+    def _healed(self, operation: str, ws: WorkSpace) -> str:
+        """The end state of a reboot or restore: an UNHEALTHY WorkSpace may stay so."""
+        if ws.state != "UNHEALTHY":
+            return "AVAILABLE"
+        config = self.config
+        fraction = (
+            config.reboot_heal_fraction
+            if operation == "RebootWorkspaces"
+            else config.restore_heal_fraction
+        )
+        return "AVAILABLE" if heals(config.seed, ws.id, operation, fraction) else "UNHEALTHY"
 
     def create(self, requests: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
         pending: list[dict[str, Any]] = []
