@@ -23,7 +23,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetops.errors import NotFoundError
-from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
+from fleetops.records import (
+    EventRow,
+    ItemRecord,
+    ItemUpdate,
+    JobRecord,
+    NewJob,
+    StepChange,
+    StepRecord,
+)
 from fleetops.states import ItemState, JobStatus
 from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
 from fleetops.store.tables import events, items, jobs
@@ -370,6 +378,25 @@ class Store:
 
     def writer(self) -> GroupWriter:
         return GroupWriter(self)
+
+    # -- the steps of a recipe's items (fleetops.store.steps) -------------------------------
+
+    async def write_steps(self, changes: Sequence[StepChange]) -> None:
+        """Close, open and reset steps and their items, in one transaction."""
+        from fleetops.store.steps import write_changes
+
+        if changes:
+            async with self.transaction() as conn:
+                await write_changes(conn, changes)
+
+    async def item_steps(
+        self, job_id: str, item_ids: Iterable[int] | None = None
+    ) -> list[StepRecord]:
+        """A job's steps (of ``item_ids`` only, when given), by item and rung."""
+        from fleetops.store.steps import read_steps
+
+        async with self.reading() as conn:
+            return await read_steps(conn, job_id, item_ids)
 
 
 #: The columns an :class:`ItemUpdate` may set besides ``state`` and ``updated_at``, each with
