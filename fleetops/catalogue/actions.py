@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetops.aws.model import list_member_max, member_pattern, service_model
+from fleetops.catalogue.recipes import DEFAULT_SETTLE, ladder_of, parse_duration, parse_ladder
 from fleetops.errors import UsageError
 from fleetops.states import UNVERIFIED
 
@@ -35,6 +36,7 @@ __all__ = [
     "ActionSpec",
     "Outcome",
     "Param",
+    "RecipeSpec",
     "Request",
     "Verdict",
     "all_params",
@@ -194,6 +196,10 @@ class Param:
             return [str(item) for item in value]
         if self.kind == "path":
             return str(Path(value).expanduser().resolve())
+        if self.kind == "ladder":
+            return parse_ladder(value)
+        if self.kind == "duration":
+            return parse_duration(value)
         return value
 
 
@@ -245,6 +251,8 @@ class ActionSpec:
     requires: str = "all"
     #: One line for ``run --help``.
     summary: str = ""
+    #: The states selected when a run names neither states nor WorkSpaces (recover: UNHEALTHY).
+    default_states: tuple[str, ...] = ()
 
     # -- the catalogue: parameters, flags, fields, messages -----------------------------------
 
@@ -418,7 +426,9 @@ class ActionSpec:
             if seen or _resting_change(state, prev_state):
                 return _OK
             return _WAIT_UNPROVEN
-        if state in self.failure_states and state != prev_state:
+        # A failure state after evidence was seen (REBOOTING, then UNHEALTHY again) is the
+        # action's failure too, whatever the state at plan time.
+        if state in self.failure_states and (state != prev_state or seen):
             return Verdict(
                 done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
             )
@@ -643,7 +653,9 @@ class ModifySpec(ActionSpec):
             return _WAIT_EVIDENCE
         if not _differences(ws, wanted_properties(params)):
             return _OK
-        if state in self.failure_states and state != prev_state:
+        # A failure state after evidence was seen (REBOOTING, then UNHEALTHY again) is the
+        # action's failure too, whatever the state at plan time.
+        if state in self.failure_states and (state != prev_state or seen):
             return Verdict(
                 done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
             )
@@ -1109,9 +1121,85 @@ def _create_actions() -> list[ActionSpec]:
     ]
 
 
+@dataclass(frozen=True)
+class RecipeSpec(ActionSpec):
+    """A recipe: several actions of the catalogue in a row, one step at a time per WorkSpace
+    (:mod:`fleetops.catalogue.recipes`; the engine's :mod:`fleetops.engine.steps` runs them).
+
+    As an action it is what planning sees: the first rung's eligibility less its healthy end
+    state (a WorkSpace already AVAILABLE needs no recovery), the connected guard of rungs that
+    end a session; the snapshot guard belongs to each destructive rung and is checked when a
+    WorkSpace reaches it."""
+
+    def rungs(self, params: Params) -> list[ActionSpec]:
+        """The actions of the job's ladder, in order."""
+        return [ACTIONS[name] for name in ladder_of(params)]
+
+    def destructive_rungs(self, params: Params) -> list[str]:
+        return [rung.name for rung in self.rungs(params) if rung.destructive]
+
+    def eligible_for(self, params: Params) -> frozenset[str]:
+        return self.rungs(params)[0].eligible_states - self.end_states
+
+    def missing_params(self, given: Set[str], *, style: str = "flag") -> str | None:
+        return None  # the ladder and the settle time have defaults
+
+    def validate_params(self, params: Params) -> None:
+        ladder_of(params)
+        if params.get("settle") is not None:
+            parse_duration(params["settle"])
+
+    def plan_note(self, params: Params, eligible: int) -> str:
+        """What the plan and the confirmation say of the rungs a WorkSpace may reach."""
+        ladder = ", ".join(rung.name for rung in self.rungs(params))
+        risky = self.destructive_rungs(params)
+        note = f"ladder {ladder}: each WorkSpace climbs a rung only while it is not AVAILABLE"
+        if risky:
+            note += (
+                f"; it may reach {' and '.join(risky)} (destructive: data newer than the "
+                f"last snapshot is lost), up to {eligible} WorkSpaces"
+            )
+        return note
+
+
+def _recipe_actions() -> list[ActionSpec]:
+    """The recipes: several actions in a row per WorkSpace."""
+    return [
+        RecipeSpec(
+            name="recover",
+            summary="recover UNHEALTHY WorkSpaces: reboot, then restore, then rebuild "
+            "(destructive rungs), each only while not AVAILABLE",
+            params=(
+                Param("ladder", "--ladder", "ladder", "the rungs, lightest first",
+                      "reboot,restore,rebuild"),
+                Param("settle", "--settle", "duration",
+                      f"how long a rung may take to bring AVAILABLE (default {DEFAULT_SETTLE:g} s)",
+                      "10m"),
+            ),
+            operation="RebootWorkspaces",
+            request_member="RebootWorkspaceRequests",
+            eligible_states=frozenset({"UNHEALTHY"}),
+            transitional_states=frozenset({"REBOOTING", "RESTORING", "REBUILDING"}),
+            end_states=frozenset({"AVAILABLE"}),
+            evidence_states=frozenset({"REBOOTING", "RESTORING", "REBUILDING"}),
+            already_done_states=frozenset({"AVAILABLE"}),
+            default_states=("UNHEALTHY",),
+            destructive=True,
+            interrupts_session=True,
+            retry_safe=False,
+        ),
+    ]  # fmt: skip
+
+
 def _actions() -> dict[str, ActionSpec]:
     """The catalogue, family by family, in the order ``run --help`` lists it."""
-    specs = [*_power_actions(), *_destructive_actions(), *_properties_actions(), *_create_actions()]
+    specs = [
+        *_power_actions(),
+        *_destructive_actions(),
+        *_properties_actions(),
+        *_create_actions(),
+        *_recipe_actions(),
+    ]
     return {spec.name: spec for spec in specs}
 
 

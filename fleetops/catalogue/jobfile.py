@@ -239,6 +239,8 @@ _KIND_TYPES: dict[str, Any] = {
     "pairs": TagPairs,
     "keys": Annotated[list[str], BeforeValidator(_listify)],
     "path": str,
+    "ladder": Annotated[list[str], BeforeValidator(_listify)],
+    "duration": str | float,
 }
 
 

@@ -38,6 +38,7 @@ from fleetops.engine.planner import (
     plan_row,
 )
 from fleetops.engine.scope import ScopeRun
+from fleetops.engine.steps import StepRun, is_recipe
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -267,8 +268,13 @@ class JobRunner:
     async def _run_scope(self, scope_run: ScopeRun) -> None:
         try:
             try:
-                await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
-                await scope_run.execute()
+                if is_recipe(self.ctx.action):  # several steps per item
+                    client = self.clients[scope_run.scope.key]
+                    steps = StepRun(self.ctx, scope_run.scope, client.call, scope_run.policy)
+                    await steps.run(redo_in_doubt=self.redo_in_doubt)
+                else:
+                    await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
+                    await scope_run.execute()
             except BaseExceptionGroup as group:
                 error = _aws_error(group)
                 if error is None:
