@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 _ENDED = frozenset(
     {ItemState.SUCCEEDED, ItemState.FAILED, ItemState.SKIPPED, ItemState.CANCELLED}
 )
+#: Item states of a step under way on its rung (in doubt aside: held, not worked on).
+_WORKING = UNFINISHED_ITEM_STATES - {ItemState.IN_DOUBT}
 
 
 def is_recipe(action: ActionSpec) -> bool:
@@ -96,32 +98,32 @@ class StepRun:
 
     async def run(self, *, redo_in_doubt: bool) -> None:
         """Climb every item of this scope as far as it needs, or until the run is halted."""
-        if redo_in_doubt:
-            await self._redo_in_doubt()
         ran: dict[int, frozenset[int]] = {}
         while not self.ctx.halted():
             items, open_steps, stepped = await self._view()
-            fresh = [
-                i for i in items if i.state is ItemState.PENDING and i.id not in stepped
-            ]
+            fresh = [i for i in items if i.state is ItemState.PENDING and i.id not in stepped]
             if fresh:
                 await self._open_first(fresh)
                 continue
-            unfinished = [
-                i for i in items if i.state in UNFINISHED_ITEM_STATES and i.id in open_steps
-            ]
+            working = [i for i in items if i.state in _WORKING and i.id in open_steps]
             ended = [i for i in items if i.state in _ENDED and i.id in open_steps]
-            if not unfinished:
-                if not ended:
-                    return
-                await self._advance(ended, open_steps)
-                continue
-            rung = min(open_steps[i.id].rung for i in unfinished)
+            if not working:
+                if ended:
+                    await self._advance(ended, open_steps)
+                    continue
+                # Only once nothing else works on any rung (a held step is sent again on its
+                # own rung, never alongside another rung's items).
+                if redo_in_doubt:
+                    redo_in_doubt = False
+                    if await self._redo_in_doubt(items, open_steps):
+                        continue
+                return
+            rung = min(open_steps[i.id].rung for i in working)
             behind = [i for i in ended if open_steps[i.id].rung < rung]
             if behind:  # a move to the next rung cut short by a kill: finish it first
                 await self._advance(behind, open_steps)
                 continue
-            on_rung = frozenset(i.id for i in unfinished if open_steps[i.id].rung == rung)
+            on_rung = frozenset(i.id for i in working if open_steps[i.id].rung == rung)
             if ran.get(rung) == on_rung:
                 log.warning(
                     "%d items of %s still unfinished on %s: stopping this scope",
@@ -131,17 +133,20 @@ class StepRun:
                 )
                 return
             ran[rung] = on_rung
-            await self._run_rung(rung, [i for i in unfinished if i.id in on_rung])
+            await self._run_rung(rung, [i for i in working if i.id in on_rung])
 
-    async def _redo_in_doubt(self) -> None:
-        """``--redo-in-doubt``: the rung in doubt of each held item is sent again."""
-        items, open_steps, _ = await self._view()
+    async def _redo_in_doubt(
+        self, items: Sequence[ItemRecord], open_steps: dict[int, StepRecord]
+    ) -> bool:
+        """``--redo-in-doubt``: the step in doubt of each held item is sent again (True: some
+        were)."""
         doubt = [i.id for i in items if i.state is ItemState.IN_DOUBT and i.id in open_steps]
         if doubt:
             log.info("%d steps in doubt sent again in %s (--redo-in-doubt)", len(doubt), self.scope)
             await self.ctx.commit(
                 [ItemUpdate(ids=doubt, state=ItemState.PENDING, clear_error=True)]
             )
+        return bool(doubt)
 
     async def _open_first(self, items: Sequence[ItemRecord]) -> None:
         """The first step of items that have none yet (nothing of theirs was sent)."""
