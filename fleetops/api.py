@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from fleetops.engine.runner import StopSignal as StopSignal
     from fleetops.records import CancelOutcome as CancelOutcome
     from fleetops.records import CancelResult as CancelResult
-    from fleetops.records import ItemRecord, JobHistory, ScopeSummary
+    from fleetops.records import ItemRecord, JobHistory, ScopeSummary, StepRecord
     from fleetops.records import JobRecord as JobRecord
+    from fleetops.report.documents import StepsOf
     from fleetops.store import Store as Store
     from fleetops.store.copy import CopyReport
     from fleetops.store.history import cancel_job as cancel_job
@@ -85,6 +86,8 @@ __all__ = [
     "scope_summaries",
     "start_job",
     "startable_plan",
+    "step_counts",
+    "steps_reader",
     "stored_plan",
     "unverified_count",
     "unverified_counts",
@@ -610,7 +613,11 @@ def job_document(reader: History, job_id: str) -> dict[str, Any]:
     """``jobs show --json`` (and the dashboard's ``GET /api/jobs/{id}``)."""
     from fleetops.report.documents import history_json
 
-    return history_json(history_of(reader, job_id))
+    document = history_json(history_of(reader, job_id))
+    steps = step_counts(reader, document["id"])
+    if steps:  # a recipe's job: its items counted by step
+        document["steps"] = steps
+    return document
 
 
 def history_of(reader: History, job_id: str) -> JobHistory:
@@ -661,3 +668,29 @@ async def write_report(store: Store, job_id: str, output: Path) -> str:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
     return record.id
 
+
+
+# -- the steps of a recipe's items ---------------------------------------------------------------
+
+
+def step_counts(reader: History, job_id: str) -> dict[str, dict[str, int]]:
+    """A recipe's job: action of a step → outcome (an open step: its item's state) → items, in
+    ladder order; empty for a job of one action."""
+    from fleetops.store.steps_read import step_counts as counts
+
+    return counts(reader, reader.get_job(job_id).id)
+
+
+def steps_reader(reader: History, job: JobRecord) -> StepsOf | None:
+    """For a recipe's job, what gives the steps of a page of its items (``jobs items``, ``jobs
+    export``); None for a job of one action."""
+    from fleetops.catalogue.recipes import RECIPES
+
+    if job.action not in RECIPES:
+        return None
+    from fleetops.store.steps_read import steps_of
+
+    def of(items: Sequence[ItemRecord]) -> dict[int, list[StepRecord]]:
+        return steps_of(reader, job.id, [item.id for item in items])
+
+    return of

@@ -25,6 +25,7 @@ from fleetops.states import ItemState
 __all__ = [
     "DEFAULT_LADDER",
     "DEFAULT_SETTLE",
+    "RECIPES",
     "RECOVER_RUNGS",
     "climbs",
     "ladder_of",
@@ -33,6 +34,8 @@ __all__ = [
     "settle_of",
 ]
 
+#: The actions of the catalogue that are recipes (several steps per WorkSpace).
+RECIPES: tuple[str, ...] = ("recover",)
 #: The rungs of recover, lightest first: the order any ladder keeps.
 RECOVER_RUNGS: tuple[str, ...] = ("reboot", "restore", "rebuild")
 DEFAULT_LADDER: tuple[str, ...] = RECOVER_RUNGS

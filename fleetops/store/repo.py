@@ -398,6 +398,13 @@ class Store:
         async with self.reading() as conn:
             return await read_steps(conn, job_id, item_ids)
 
+    async def step_counts(self, job_id: str) -> dict[str, dict[str, int]]:
+        """A recipe's job: action of a step → outcome (open: its item's state) → items."""
+        from fleetops.store.steps import count_steps
+
+        async with self.reading() as conn:
+            return await count_steps(conn, job_id)
+
 
 #: The columns an :class:`ItemUpdate` may set besides ``state`` and ``updated_at``, each with
 #: the test that says whether this update sets it.

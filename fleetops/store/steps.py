@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleetops.records import StepChange, StepRecord
+from fleetops.store.steps_read import STEP_COUNTS_SQL, counts_from_rows
 from fleetops.store.tables import item_steps, items
 
-__all__ = ["read_steps", "write_changes"]
+__all__ = ["count_steps", "read_steps", "write_changes"]
 
 
 async def write_changes(conn: AsyncConnection, changes: Sequence[StepChange]) -> None:
@@ -58,3 +59,9 @@ async def read_steps(
         return [StepRecord.from_row(dict(row)) for row in found if row["item_id"] in keep]
     found = (await conn.execute(query.order_by("item_id", "rung"))).mappings().all()
     return [StepRecord.from_row(dict(row)) for row in found]
+
+
+async def count_steps(conn: AsyncConnection, job_id: str) -> dict[str, dict[str, int]]:
+    """A job's steps by action and outcome (the history readers' query, run here)."""
+    rows = await conn.execute(sa.text(STEP_COUNTS_SQL.format(p=":job_id")), {"job_id": job_id})
+    return counts_from_rows(dict(row) for row in rows.mappings())

@@ -7,19 +7,20 @@ ladder order (the lowest rung an action was taken at first).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fleetops.records import StepRecord
 
-__all__ = ["step_counts", "steps_of"]
+__all__ = ["STEP_COUNTS_SQL", "counts_from_rows", "step_counts", "steps_of"]
 
 _STEPS = (
     "SELECT item_id, job_id, rung, action, outcome, attempts, started_at, finished_at,"
     " error_code, error_message, reason, last_state FROM item_steps"
     " WHERE job_id = {p} AND item_id BETWEEN {p} AND {p} ORDER BY item_id, rung"
 )
-_COUNTS = (
+#: Each step by action and outcome (an open step: its item's state); ``{p}``: the job id.
+STEP_COUNTS_SQL = (
     "SELECT s.action AS action, COALESCE(s.outcome, i.state) AS outcome,"
     " MIN(s.rung) AS rung, COUNT(*) AS n"
     " FROM item_steps s JOIN items i ON i.id = s.item_id WHERE s.job_id = {p}"
@@ -48,8 +49,12 @@ def steps_of(reader: Any, job_id: str, item_ids: Sequence[int]) -> dict[int, lis
 def step_counts(reader: Any, job_id: str) -> dict[str, dict[str, int]]:
     """Action of a step → outcome (or live state) → how many items: ``jobs show``'s counts by
     step (empty for a job of one action)."""
+    return counts_from_rows(dict(row) for row in _rows(reader, STEP_COUNTS_SQL, (job_id,)))
+
+
+def counts_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """The rows of :data:`STEP_COUNTS_SQL` as action → outcome → items."""
     out: dict[str, dict[str, int]] = {}
-    for row in _rows(reader, _COUNTS, (job_id,)):
-        values = dict(row)
-        out.setdefault(str(values["action"]), {})[str(values["outcome"])] = int(values["n"])
+    for row in rows:
+        out.setdefault(str(row["action"]), {})[str(row["outcome"])] = int(row["n"])
     return out
