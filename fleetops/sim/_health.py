@@ -6,7 +6,9 @@ reboot did not help; a simulator whose reboots always heal exercises none of tha
 UNHEALTHY ends AVAILABLE only for the WorkSpaces whose id, with the seed and the operation,
 hashes below the fraction; the others come back UNHEALTHY. The same WorkSpace always answers the
 same way (no randomness across calls or runs), and tests can ask :func:`heals` which ones will.
-A rebuild always heals (it replaces the root volume from the bundle's image).
+A rebuild always heals (it replaces the root volume from the bundle's image), unless
+``rebuild_error_fraction`` makes the WorkSpaces chosen the same way end in ERROR (a broken
+image: every rebuild failing is ``1.0``).
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ _KNOBS = frozenset(
         "describe_lag",
         "reboot_heal_fraction",
         "restore_heal_fraction",
+        "rebuild_error_fraction",
     }
 )
 
@@ -341,6 +342,9 @@ class Simulator:
                 ),
                 restore_heal_fraction=float(
                     knobs.get("restore_heal_fraction", config.restore_heal_fraction)
+                ),
+                rebuild_error_fraction=float(
+                    knobs.get("rebuild_error_fraction", config.rebuild_error_fraction)
                 ),
             )
             for acct in self._accounts.accounts.values():
