@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_SETTLE",
     "RECIPES",
     "RECOVER_RUNGS",
+    "SNAPSHOT_GUARD",
     "climbs",
     "ladder_of",
     "parse_duration",
@@ -39,6 +40,8 @@ RECIPES: tuple[str, ...] = ("recover",)
 #: The rungs of recover, lightest first: the order any ladder keeps.
 RECOVER_RUNGS: tuple[str, ...] = ("reboot", "restore", "rebuild")
 DEFAULT_LADDER: tuple[str, ...] = RECOVER_RUNGS
+#: The error code of a step skipped by its snapshot-age guard (the WorkSpace climbs on).
+SNAPSHOT_GUARD = "SnapshotGuard"
 #: Seconds a rung may take to bring a WorkSpace back to AVAILABLE (``--settle 10m``).
 DEFAULT_SETTLE = 600.0
 
@@ -94,8 +97,11 @@ def settle_of(params: Mapping[str, Any] | None) -> float:
     return parse_duration(raw if isinstance(raw, int | float) else str(raw))
 
 
-def climbs(state: ItemState | str) -> bool:
-    """Does a WorkSpace whose step ended in ``state`` go on to the next rung? Only a failed
-    step climbs: succeeded (AVAILABLE, verified or not), skipped, cancelled end the climb, and
-    in doubt holds it."""
-    return str(state) == ItemState.FAILED.value
+def climbs(state: ItemState | str, error_code: str | None = None) -> bool:
+    """Does a WorkSpace whose step ended in ``state`` go on to the next rung? A failed step
+    climbs, and one skipped by the snapshot guard (:data:`SNAPSHOT_GUARD`: the next rung reads
+    its own snapshots); succeeded (AVAILABLE, verified or not), skipped otherwise (changed or
+    gone since the plan), cancelled end the climb, and in doubt holds it."""
+    if str(state) == ItemState.FAILED.value:
+        return True
+    return str(state) == ItemState.SKIPPED.value and error_code == SNAPSHOT_GUARD

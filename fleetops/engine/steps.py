@@ -19,8 +19,9 @@ Invariants, across kills and resumes:
 - a step in doubt stays open (its item held ``in_doubt``): ``--redo-in-doubt`` sends that rung
   again, nothing else climbs past it;
 - the snapshot-age guard of a destructive rung is checked when a WorkSpace reaches it: too old,
-  the step is ``skipped`` with the reason and the WorkSpace goes on to the next rung (each rung
-  reads its own snapshot list), or ends skipped.
+  the step is ``skipped`` with the reason (error code ``SnapshotGuard``) and, once the rung
+  ends, the WorkSpace goes on to the next rung (each rung reads its own snapshot list), or ends
+  skipped.
 
 Intermediate failures are the ladder's business, not ``--max-errors``': the budget applies to
 the last rung, where a failure is final.
@@ -35,7 +36,7 @@ from dataclasses import replace
 
 from fleetops.aws.retry import RetryPolicy
 from fleetops.catalogue.actions import ActionSpec, RecipeSpec
-from fleetops.catalogue.recipes import climbs, settle_of
+from fleetops.catalogue.recipes import SNAPSHOT_GUARD, climbs, settle_of
 from fleetops.engine.calls import AuditedCall
 from fleetops.engine.context import RunContext
 from fleetops.engine.planner import snapshot_reason
@@ -190,9 +191,7 @@ class StepRun:
             len(items),
         )
         if spec.needs_snapshot and not self.ctx.options.ignore_snapshot_age:
-            pending = [i for i in items if i.state is ItemState.PENDING]
-            if await self._guard_snapshots(rung, spec, pending):
-                return  # some were moved on: the next round sees who is left on this rung
+            await self._guard_snapshots(spec, [i for i in items if i.state is ItemState.PENDING])
         ctx = self._rung_context(rung)
         run = ScopeRun(ctx, self.scope, self.call, policy=self.policy)
         try:
@@ -204,17 +203,15 @@ class StepRun:
             if ctx.failure is not None:
                 self.ctx.fail(ctx.failure)
 
-    async def _guard_snapshots(
-        self, rung: int, spec: ActionSpec, items: Sequence[ItemRecord]
-    ) -> bool:
+    async def _guard_snapshots(self, spec: ActionSpec, items: Sequence[ItemRecord]) -> None:
         """The snapshot-age guard of a destructive rung (DescribeWorkspaceSnapshots, one per
-        WorkSpace, within the quota): a WorkSpace whose last snapshot is too old skips this
-        rung. True when some did (they were moved on)."""
+        WorkSpace, within the quota): a WorkSpace whose last snapshot is too old is skipped on
+        this rung (:data:`SNAPSHOT_GUARD`), and climbs on with the others once the rung ends."""
         now = time.time()
-        stale: dict[int, str] = {}
+        stale: dict[str, list[int]] = {}
         for item in items:
             if self.ctx.halted():
-                return bool(stale)
+                break
             try:
                 response = await self._audited(
                     "DescribeWorkspaceSnapshots", [item.workspace_id], WorkspaceId=item.workspace_id
@@ -222,34 +219,22 @@ class StepRun:
             except CredentialsError:
                 raise
             except AwsError as exc:
-                stale[item.id] = f"snapshots could not be read ({exc.code})"
-                continue
-            reason = snapshot_reason(spec, response, self.ctx.options, now)
+                reason: str | None = f"snapshots could not be read ({exc.code})"
+            else:
+                reason = snapshot_reason(spec, response, self.ctx.options, now)
             if reason is not None:
-                stale[item.id] = reason
-        if not stale:
-            return False
-        by_id = {item.id: item for item in items}
-        changes = [
-            self._move_on(
-                by_id[item_id],
-                StepRecord(
-                    item_id,
-                    self.ctx.job.id,
-                    rung,
-                    spec.name,
-                    started_at=now,
-                    outcome=ItemState.SKIPPED.value,
-                    finished_at=time.time(),
-                    reason=f"{spec.name} skipped: {reason}",
-                ),
-                climb=True,
+                stale.setdefault(f"{spec.name} skipped: {reason}", []).append(item.id)
+        if stale:
+            await self.ctx.commit(
+                [
+                    ItemUpdate(
+                        ids=ids, state=ItemState.SKIPPED, reason=reason, error_code=SNAPSHOT_GUARD
+                    )
+                    for reason, ids in stale.items()
+                ]
             )
-            for item_id, reason in stale.items()
-        ]
-        await self._write(changes, by_id)
-        log.info("%d WorkSpaces skip %s in %s (snapshot guard)", len(stale), spec.name, self.scope)
-        return True
+            skipped = sum(len(ids) for ids in stale.values())
+            log.info("%d WorkSpaces skip %s in %s (snapshot guard)", skipped, spec.name, self.scope)
 
     # -- between rungs ---------------------------------------------------------------------
 
@@ -291,7 +276,8 @@ class StepRun:
                 reason=item.reason,
                 last_state=item.last_state,
             )
-            changes.append(self._move_on(item, closed, climb=climbs(item.state)))
+            climb = climbs(item.state, item.error_code)
+            changes.append(self._move_on(item, closed, climb=climb))
         await self._write(changes, {item.id: item for item in items})
         climbed = sum(1 for c in changes if c.open is not None)
         log.info(

@@ -4,10 +4,11 @@ operation, and each item's steps as recorded."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
-from engine_support import items_of, spec_for
+from engine_support import items_of, sim_client, spec_for
 
 from fleetops.api import create_job, run_job
 from fleetops.catalogue.targets import Targets
@@ -103,6 +104,18 @@ async def test_a_shorter_ladder_stops_at_its_last_rung(store: Store, sim: Simula
     assert counts["succeeded"] == len(unhealthy) - len(still)
 
 
+async def _stale(sim: Simulator, ids: list[str], hours: float) -> set[str]:
+    """The WorkSpaces whose last snapshot is older than ``hours``, as the API tells."""
+    stale = set()
+    async with sim_client(sim) as client:
+        for ws_id in ids:
+            answer = await client.describe_workspace_snapshots(WorkspaceId=ws_id)
+            newest = max(s["SnapshotTime"] for s in answer["RestoreSnapshots"])
+            if time.time() - newest.timestamp() > hours * 3600:
+                stale.add(ws_id)
+    return stale
+
+
 async def test_stale_snapshots_skip_the_destructive_rungs(store: Store) -> None:
     async with Simulator(
         workspaces=48,
@@ -110,28 +123,36 @@ async def test_stale_snapshots_skip_the_destructive_rungs(store: Store) -> None:
         rate=None,
         transition_seconds=0.6,
         connected_fraction=0.0,
-        stale_snapshot_fraction=1.0,  # every last snapshot 12 to 72 h old
+        stale_snapshot_fraction=0.5,  # half the last snapshots 12 to 72 h old
     ) as sim:
-        sim.configure(reboot_heal_fraction=0.5)
+        sim.configure(reboot_heal_fraction=0.3, restore_heal_fraction=0.5)
         unhealthy = make_unhealthy(sim, UNHEALTHY)
-        still = [w for w in unhealthy if not heals(SEED, w, "RebootWorkspaces", 0.5)]
+        still = [w for w in unhealthy if not heals(SEED, w, "RebootWorkspaces", 0.3)]
+        stale = await _stale(sim, still, 12)
+        fresh = [w for w in still if w not in stale]
+        rebuilt = [w for w in fresh if not heals(SEED, w, "RestoreWorkspace", 0.5)]
+        assert stale and fresh and rebuilt
         sim.reset_stats()
         spec = spec_for(
             sim, "recover", Targets(states=("UNHEALTHY",)), params={"settle": 30},
             max_snapshot_age=12,
         )
         job = await run_job(store, (await create_job(store, spec)).id)
-        reboots = calls(sim, "RebootWorkspaces")
-        destroyed = calls(sim, "RestoreWorkspace"), calls(sim, "RebuildWorkspaces")
+        counted = [calls(sim, op) for op in ("RebootWorkspaces", "RestoreWorkspace")]
+        counted.append(calls(sim, "RebuildWorkspaces"))
 
-    assert reboots == dict.fromkeys(unhealthy, 1)
-    assert destroyed == ({}, {})
+    # Stale ones skip both destructive rungs; the fresh ones climb as ever.
+    assert counted == [
+        dict.fromkeys(unhealthy, 1),
+        dict.fromkeys(fresh, 1),
+        dict.fromkeys(rebuilt, 1),
+    ]
     items = {item.workspace_id: item for item in await items_of(store, job.id)}
-    for ws_id in still:
+    for ws_id in stale:
         assert items[ws_id].state is ItemState.SKIPPED
         assert "rebuild skipped: last snapshot" in (items[ws_id].reason or "")
-    steps = [s for s in await store.item_steps(job.id) if s.action != "reboot"]
-    assert {(s.action, s.outcome) for s in steps} == {
-        ("restore", "skipped"),
-        ("rebuild", "skipped"),
-    }
+    ws_of = {item.id: item.workspace_id for item in items.values()}
+    steps = await store.item_steps(job.id)
+    for ws_id in stale:
+        mine = [(s.action, s.outcome) for s in steps if ws_of[s.item_id] == ws_id]
+        assert mine == [("reboot", "failed"), ("restore", "skipped"), ("rebuild", "skipped")]
