@@ -63,6 +63,7 @@ __all__ = [
     "build_spec",
     "cancel_job",
     "check_configuration",
+    "check_rollout",
     "copy_database",
     "create_job",
     "dry_run",
@@ -617,6 +618,10 @@ def job_document(reader: History, job_id: str) -> dict[str, Any]:
     steps = step_counts(reader, document["id"])
     if steps:  # a recipe's job: its items counted by step
         document["steps"] = steps
+    if document["action"] == "rollout":
+        from fleetops.engine.rollout import rollout_state
+
+        document["rollout"] = rollout_state(document["params"])
     return document
 
 
@@ -694,3 +699,31 @@ def steps_reader(reader: History, job: JobRecord) -> StepsOf | None:
         return steps_of(reader, job.id, [item.id for item in items])
 
     return of
+
+
+# -- a rollout's image and bundle, checked before anything is written --------------------------
+
+
+async def check_rollout(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> None:
+    """A rollout's new image exists and is AVAILABLE (DescribeWorkspaceImages) and its bundle
+    exists (DescribeWorkspaceBundles), in the job's one scope; else a :class:`UsageError`
+    (exit 2, nothing written). Any other job passes."""
+    if spec.action != "rollout":
+        return
+    if spec.more_regions or spec.accounts:
+        raise UsageError("rollout takes one account and region (a bundle is one region's)")
+    image, bundle = str(spec.params["image"]), str(spec.params["bundle"])
+    async with open_clients(
+        list(spec.connections), spec.options, credentials=credentials, job_id="preflight"
+    ) as clients:
+        client = next(iter(clients.values()))
+        found = (await client.call("DescribeWorkspaceImages", ImageIds=[image])).response
+        images = found.get("Images") or []
+        if not images:
+            raise UsageError(f"image {image} not found in {spec.connection.region}")
+        state = images[0].get("State")
+        if state != "AVAILABLE":
+            raise UsageError(f"image {image} is {state}, not AVAILABLE: nothing was rolled out")
+        found = (await client.call("DescribeWorkspaceBundles", BundleIds=[bundle])).response
+        if not found.get("Bundles"):
+            raise UsageError(f"bundle {bundle} not found in {spec.connection.region}")

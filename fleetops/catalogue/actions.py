@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "Param",
     "RecipeSpec",
     "Request",
+    "RolloutSpec",
     "Verdict",
     "all_params",
     "create_key",
@@ -200,6 +201,8 @@ class Param:
             return parse_ladder(value)
         if self.kind == "duration":
             return parse_duration(value)
+        if self.kind == "switch":
+            return bool(value)
         return value
 
 
@@ -366,6 +369,13 @@ class ActionSpec:
     def interrupts(self, params: Params) -> bool:
         """Would acting end a connected user's session?"""
         return self.interrupts_session
+
+    def targets_for(self, targets: Any, params: Params) -> Any:
+        """The job's :class:`~fleetops.catalogue.targets.Targets` as the action reads them:
+        :attr:`default_states` when a run names neither states nor WorkSpaces."""
+        if self.default_states and not (targets.states or targets.workspace_ids):
+            return replace(targets, states=self.default_states)
+        return targets
 
     def eligible_for(self, params: Params) -> frozenset[str]:
         return self.eligible_states
@@ -1162,6 +1172,55 @@ class RecipeSpec(ActionSpec):
         return note
 
 
+@dataclass(frozen=True)
+class RolloutSpec(ActionSpec):
+    """Rolling out a new image: the bundle pointed at it (UpdateWorkspaceBundle, once, before
+    any rebuild; the image it had recorded first), then the bundle's WorkSpaces rebuilt, in
+    waves, with the rebuild's guards; aborted with ``rollback_on_abort``, the bundle points at
+    the recorded image again (:mod:`fleetops.engine.rollout`). Its targets are the bundle's
+    WorkSpaces (other selectors narrow them; ``--exclude-tag`` is the opt-out)."""
+
+    def missing_params(self, given: Set[str], *, style: str = "flag") -> str | None:
+        lacking = [p for p in self.params if p.key in ("bundle", "image") and p.key not in given]
+        if not lacking:
+            return None
+        names = [p.as_field() if style == "field" else p.as_flag() for p in lacking]
+        return f"rollout needs {' and '.join(names)}"
+
+    def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
+        ids = (("bundle", "BundleId", "wsb-…"), ("image", "WorkspaceImageId", "wsi-…"))
+        for key, shape, hint in ids:
+            value = params.get(key)
+            pattern = member_pattern(shape)
+            if not isinstance(value, str) or (pattern and not pattern.search(value)):
+                raise UsageError(f"rollout needs --{key} {hint} (not {value!r})")
+
+    def targets_for(self, targets: Any, params: Params) -> Any:
+        return replace(targets, bundle_id=params.get("bundle") or targets.bundle_id)
+
+
+def _rollout_actions() -> list[ActionSpec]:
+    """Rolling out an image over a bundle's WorkSpaces."""
+    rebuild = next(spec for spec in _destructive_actions() if spec.name == "rebuild")
+    return [
+        RolloutSpec(
+            **{
+                **{f: getattr(rebuild, f) for f in rebuild.__dataclass_fields__},
+                "name": "rollout",
+                "summary": "point a bundle at a new image, then rebuild its WorkSpaces "
+                "(destructive; waves, rollback)",
+                "params": (
+                    Param("bundle", "--bundle", "bundle_id", "the bundle", "wsb-…"),
+                    Param("image", "--image", "image_id", "the new image", "wsi-…"),
+                    Param("rollback_on_abort", "--rollback-on-abort", "switch",
+                          "on abort, point the bundle back at its old image", "yes"),
+                ),
+            }
+        ),
+    ]  # fmt: skip
+
+
 def _recipe_actions() -> list[ActionSpec]:
     """The recipes: several actions in a row per WorkSpace."""
     return [
@@ -1199,6 +1258,7 @@ def _actions() -> dict[str, ActionSpec]:
         *_properties_actions(),
         *_create_actions(),
         *_recipe_actions(),
+        *_rollout_actions(),
     ]
     return {spec.name: spec for spec in specs}
 

@@ -241,6 +241,8 @@ _KIND_TYPES: dict[str, Any] = {
     "path": str,
     "ladder": Annotated[list[str], BeforeValidator(_listify)],
     "duration": str | float,
+    "image_id": str,
+    "switch": bool,
 }
 
 

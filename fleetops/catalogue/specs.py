@@ -8,7 +8,7 @@ anything is written.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,8 +191,7 @@ def build_spec(request: RunRequest) -> JobSpec:
         params = action.params_from(raw_params)
         job_options = JobOptions(**options)
         where = request.where
-    if action.default_states and not (targets.states or targets.workspace_ids):
-        targets = replace(targets, states=action.default_states)
+    targets = action.targets_for(targets, params)
     connections = where.connections()
     accounts, assume = where.accounts()
     return JobSpec(

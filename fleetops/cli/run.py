@@ -149,6 +149,13 @@ def run_request(
     from fleetops.api import check_configuration
 
     run_async(lambda: check_configuration(spec))  # no credentials: one line, nothing written
+    if spec.action == "rollout":  # the image AVAILABLE, the bundle there: else nothing written
+        from fleetops.api import check_rollout
+
+        try:
+            run_async(lambda: check_rollout(spec))
+        except UsageError as exc:
+            fail(str(exc), exc.exit_code)
 
     async def use(store: Store) -> int:
         return await _run_spec(

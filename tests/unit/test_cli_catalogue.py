@@ -47,6 +47,8 @@ def _value(param: Param, tmp_path: Path) -> str:
         "path": str(_csv(tmp_path)),
         "ladder": "reboot,restore",
         "duration": "10m",
+        "image_id": "wsi-0123456789",
+        "switch": "true",
     }.get(param.kind, "x")
 
 
@@ -54,6 +56,9 @@ def _argv(spec: ActionSpec, params: list[Param], tmp_path: Path) -> list[str]:
     argv = ["run", spec.name]
     for param in params:
         value = _value(param, tmp_path)
+        if param.kind == "switch":
+            argv.append(param.flag)
+            continue
         argv += [value] if param.positional else [param.flag, value]
     return [*argv, "--workspace-id", WS, *CONN]
 
