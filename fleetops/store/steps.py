@@ -22,6 +22,10 @@ from fleetops.store.tables import item_steps, items
 __all__ = ["count_steps", "read_steps", "write_changes"]
 
 
+#: The history readers' count of steps, with SQLAlchemy's named parameter.
+_COUNTS = sa.text(STEP_COUNTS_SQL.replace("{p}", ":job_id"))
+
+
 async def write_changes(conn: AsyncConnection, changes: Sequence[StepChange]) -> None:
     """Apply ``changes`` on ``conn`` (the caller's one transaction)."""
     now = time.time()
@@ -63,5 +67,5 @@ async def read_steps(
 
 async def count_steps(conn: AsyncConnection, job_id: str) -> dict[str, dict[str, int]]:
     """A job's steps by action and outcome (the history readers' query, run here)."""
-    rows = await conn.execute(sa.text(STEP_COUNTS_SQL.format(p=":job_id")), {"job_id": job_id})
+    rows = await conn.execute(_COUNTS, {"job_id": job_id})
     return counts_from_rows(dict(row) for row in rows.mappings())

@@ -28,9 +28,18 @@ STEP_COUNTS_SQL = (
 )
 
 
+#: Each query for each driver's parameter marker (sqlite3 ``?``, psycopg ``%s``): the text is
+#: the same, the values are always bound.
+_BY_MARKER = {
+    marker: {query: query.replace("{p}", marker) for query in (_STEPS, STEP_COUNTS_SQL)}
+    for marker in ("?", "%s")
+}
+
+
 def _rows(reader: Any, query: str, params: Sequence[Any]) -> list[Any]:
     marker = "?" if type(reader.conn).__module__.startswith("sqlite3") else "%s"
-    return list(reader.conn.execute(query.format(p=marker), tuple(params)).fetchall())
+    sql = _BY_MARKER[marker][query]
+    return list(reader.conn.execute(sql, tuple(params)).fetchall())
 
 
 def steps_of(reader: Any, job_id: str, item_ids: Sequence[int]) -> dict[int, list[StepRecord]]:
