@@ -42,8 +42,9 @@ if TYPE_CHECKING:
     from fleetops.engine.runner import StopSignal as StopSignal
     from fleetops.records import CancelOutcome as CancelOutcome
     from fleetops.records import CancelResult as CancelResult
-    from fleetops.records import ItemRecord, JobHistory, ScopeSummary
+    from fleetops.records import ItemRecord, JobHistory, ScopeSummary, StepRecord
     from fleetops.records import JobRecord as JobRecord
+    from fleetops.report.documents import StepsOf
     from fleetops.report.html import ReportData
     from fleetops.store import Store as Store
     from fleetops.store.copy import CopyReport
@@ -65,6 +66,7 @@ __all__ = [
     "build_spec",
     "cancel_job",
     "check_configuration",
+    "check_rollout",
     "copy_database",
     "create_job",
     "current_user",
@@ -93,6 +95,8 @@ __all__ = [
     "scope_summaries",
     "start_job",
     "startable_plan",
+    "step_counts",
+    "steps_reader",
     "stored_plan",
     "unverified_count",
     "unverified_counts",
@@ -622,7 +626,15 @@ def job_document(reader: History, job_id: str) -> dict[str, Any]:
     """``jobs show --json`` (and the dashboard's ``GET /api/jobs/{id}``)."""
     from fleetops.report.documents import history_json
 
-    return history_json(history_of(reader, job_id))
+    document = history_json(history_of(reader, job_id))
+    steps = step_counts(reader, document["id"])
+    if steps:  # a recipe's job: its items counted by step
+        document["steps"] = steps
+    if document["action"] == "rollout":
+        from fleetops.engine.rollout import rollout_state
+
+        document["rollout"] = rollout_state(document["params"])
+    return document
 
 
 def history_of(reader: History, job_id: str) -> JobHistory:
@@ -783,3 +795,57 @@ def database_target(given: str | None = None) -> str:
     import platformdirs
 
     return str(Path(platformdirs.user_data_dir("fleetops")) / "fleetops.db")
+
+
+# -- the steps of a recipe's items ---------------------------------------------------------------
+
+
+def step_counts(reader: History, job_id: str) -> dict[str, dict[str, int]]:
+    """A recipe's job: action of a step → outcome (an open step: its item's state) → items, in
+    ladder order; empty for a job of one action."""
+    from fleetops.store.steps_read import step_counts as counts
+
+    return counts(reader, reader.get_job(job_id).id)
+
+
+def steps_reader(reader: History, job: JobRecord) -> StepsOf | None:
+    """For a recipe's job, what gives the steps of a page of its items (``jobs items``, ``jobs
+    export``); None for a job of one action."""
+    from fleetops.catalogue.recipes import RECIPES
+
+    if job.action not in RECIPES:
+        return None
+    from fleetops.store.steps_read import steps_of
+
+    def of(items: Sequence[ItemRecord]) -> dict[int, list[StepRecord]]:
+        return steps_of(reader, job.id, [item.id for item in items])
+
+    return of
+
+
+# -- a rollout's image and bundle, checked before anything is written --------------------------
+
+
+async def check_rollout(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> None:
+    """A rollout's new image exists and is AVAILABLE (DescribeWorkspaceImages) and its bundle
+    exists (DescribeWorkspaceBundles), in the job's one scope; else a :class:`UsageError`
+    (exit 2, nothing written). Any other job passes."""
+    if spec.action != "rollout":
+        return
+    if spec.more_regions or spec.accounts:
+        raise UsageError("rollout takes one account and region (a bundle is one region's)")
+    image, bundle = str(spec.params["image"]), str(spec.params["bundle"])
+    async with open_clients(
+        list(spec.connections), spec.options, credentials=credentials, job_id="preflight"
+    ) as clients:
+        client = next(iter(clients.values()))
+        found = (await client.call("DescribeWorkspaceImages", ImageIds=[image])).response
+        images = found.get("Images") or []
+        if not images:
+            raise UsageError(f"image {image} not found in {spec.connection.region}")
+        state = images[0].get("State")
+        if state != "AVAILABLE":
+            raise UsageError(f"image {image} is {state}, not AVAILABLE: nothing was rolled out")
+        found = (await client.call("DescribeWorkspaceBundles", BundleIds=[bundle])).response
+        if not found.get("Bundles"):
+            raise UsageError(f"bundle {bundle} not found in {spec.connection.region}")

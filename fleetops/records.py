@@ -37,6 +37,8 @@ __all__ = [
     "OperationStats",
     "ReasonGroup",
     "ScopeSummary",
+    "StepChange",
+    "StepRecord",
     "durations",
     "iso",
     "new_job_id",
@@ -388,3 +390,129 @@ class CancelResult:
     job: JobRecord
     items_cancelled: int = 0
     holder: str | None = None
+
+
+# -- the steps of an item (a job of several actions, a recipe) ------------------------------------
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of one item: an action of a recipe (``rung``: its place in the item's ladder).
+
+    A step is *open* (``outcome`` None) while its item works on it: the item's own row holds
+    the live state, attempts and error of the open step, so the commit path of a one-action job
+    serves every step unchanged. When the step ends, its outcome is copied here from the item,
+    in the same transaction that opens the next step (if any).
+    """
+
+    item_id: int
+    job_id: str
+    rung: int
+    action: str
+    started_at: float
+    outcome: str | None = None
+    attempts: int = 0
+    finished_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    reason: str | None = None
+    last_state: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+        return cls(
+            item_id=int(row["item_id"]),
+            job_id=str(row["job_id"]),
+            rung=int(row["rung"]),
+            action=str(row["action"]),
+            started_at=float(row["started_at"]),
+            outcome=row["outcome"],
+            attempts=int(row["attempts"] or 0),
+            finished_at=row["finished_at"],
+            error_code=row["error_code"],
+            error_message=row["error_message"],
+            reason=row["reason"],
+            last_state=row["last_state"],
+        )
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "job_id": self.job_id,
+            "rung": self.rung,
+            "action": self.action,
+            "started_at": self.started_at,
+            "outcome": self.outcome,
+            "attempts": self.attempts,
+            "finished_at": self.finished_at,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "reason": self.reason,
+            "last_state": self.last_state,
+        }
+
+    def as_dict(self, item: ItemRecord | None = None) -> dict[str, Any]:
+        """The step as ``jobs items --json`` shows it; an open step shows its item's live
+        state, attempts and error (``item``)."""
+        data = {
+            "action": self.action,
+            "outcome": self.outcome,
+            "attempts": self.attempts,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "reason": self.reason,
+            "last_state": self.last_state,
+        }
+        if self.outcome is None and item is not None:
+            data.update(
+                outcome=str(item.state),
+                attempts=item.attempts,
+                error_code=item.error_code,
+                error_message=item.error_message,
+                reason=item.reason,
+                last_state=item.last_state,
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """One item moving between steps, written with the others in one transaction.
+
+    ``close``: the open step as it ended (its outcome set), written over the open row.
+    ``open``: the next step (outcome None); the item goes back to ``pending`` for it, its
+    attempts, error, result and evidence cleared, ``seen_state`` the WorkSpace's state before
+    it. Without ``open``, ``item_state`` (with ``reason``) is the item's final state, if it
+    changes.
+    """
+
+    item_id: int
+    close: StepRecord | None = None
+    open: StepRecord | None = None
+    seen_state: str | None = None
+    item_state: ItemState | None = None
+    reason: str | None = None
+
+    def item_values(self, now: float) -> dict[str, Any] | None:
+        """The item columns this change sets (None: the item row is left as is)."""
+        if self.open is not None:
+            return {
+                "state": ItemState.PENDING.value,
+                "attempts": 0,
+                "seen_state": self.seen_state,
+                "last_state": None,
+                "reason": None,
+                "error_code": None,
+                "error_message": None,
+                "result": None,
+                "submitted_at": None,
+                "updated_at": now,
+            }
+        if self.item_state is None:
+            return None
+        values: dict[str, Any] = {"state": self.item_state.value, "updated_at": now}
+        if self.reason is not None:
+            values["reason"] = self.reason
+        return values

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fleetops.aws.model import list_member_max, member_pattern, service_model
+from fleetops.catalogue.recipes import DEFAULT_SETTLE, ladder_of, parse_duration, parse_ladder
 from fleetops.errors import UsageError
 from fleetops.states import UNVERIFIED
 
@@ -35,7 +36,9 @@ __all__ = [
     "ActionSpec",
     "Outcome",
     "Param",
+    "RecipeSpec",
     "Request",
+    "RolloutSpec",
     "Verdict",
     "all_params",
     "create_key",
@@ -194,6 +197,12 @@ class Param:
             return [str(item) for item in value]
         if self.kind == "path":
             return str(Path(value).expanduser().resolve())
+        if self.kind == "ladder":
+            return parse_ladder(value)
+        if self.kind == "duration":
+            return parse_duration(value)
+        if self.kind == "switch":
+            return bool(value)
         return value
 
 
@@ -245,6 +254,8 @@ class ActionSpec:
     requires: str = "all"
     #: One line for ``run --help``.
     summary: str = ""
+    #: The states selected when a run names neither states nor WorkSpaces (recover: UNHEALTHY).
+    default_states: tuple[str, ...] = ()
 
     # -- the catalogue: parameters, flags, fields, messages -----------------------------------
 
@@ -359,6 +370,13 @@ class ActionSpec:
         """Would acting end a connected user's session?"""
         return self.interrupts_session
 
+    def targets_for(self, targets: Any, params: Params) -> Any:
+        """The job's :class:`~fleetops.catalogue.targets.Targets` as the action reads them:
+        :attr:`default_states` when a run names neither states nor WorkSpaces."""
+        if self.default_states and not (targets.states or targets.workspace_ids):
+            return replace(targets, states=self.default_states)
+        return targets
+
     def eligible_for(self, params: Params) -> frozenset[str]:
         return self.eligible_states
 
@@ -418,7 +436,9 @@ class ActionSpec:
             if seen or _resting_change(state, prev_state):
                 return _OK
             return _WAIT_UNPROVEN
-        if state in self.failure_states and state != prev_state:
+        # A failure state after evidence was seen (REBOOTING, then UNHEALTHY again) is the
+        # action's failure too, whatever the state at plan time.
+        if state in self.failure_states and (state != prev_state or seen):
             return Verdict(
                 done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
             )
@@ -643,7 +663,9 @@ class ModifySpec(ActionSpec):
             return _WAIT_EVIDENCE
         if not _differences(ws, wanted_properties(params)):
             return _OK
-        if state in self.failure_states and state != prev_state:
+        # A failure state after evidence was seen (REBOOTING, then UNHEALTHY again) is the
+        # action's failure too, whatever the state at plan time.
+        if state in self.failure_states and (state != prev_state or seen):
             return Verdict(
                 done=True, succeeded=False, reason=f"the WorkSpace went {state}", evidence=True
             )
@@ -1109,9 +1131,135 @@ def _create_actions() -> list[ActionSpec]:
     ]
 
 
+@dataclass(frozen=True)
+class RecipeSpec(ActionSpec):
+    """A recipe: several actions of the catalogue in a row, one step at a time per WorkSpace
+    (:mod:`fleetops.catalogue.recipes`; the engine's :mod:`fleetops.engine.steps` runs them).
+
+    As an action it is what planning sees: the first rung's eligibility less its healthy end
+    state (a WorkSpace already AVAILABLE needs no recovery), the connected guard of rungs that
+    end a session; the snapshot guard belongs to each destructive rung and is checked when a
+    WorkSpace reaches it."""
+
+    def rungs(self, params: Params) -> list[ActionSpec]:
+        """The actions of the job's ladder, in order."""
+        return [ACTIONS[name] for name in ladder_of(params)]
+
+    def destructive_rungs(self, params: Params) -> list[str]:
+        return [rung.name for rung in self.rungs(params) if rung.destructive]
+
+    def eligible_for(self, params: Params) -> frozenset[str]:
+        return self.rungs(params)[0].eligible_states - self.end_states
+
+    def missing_params(self, given: Set[str], *, style: str = "flag") -> str | None:
+        return None  # the ladder and the settle time have defaults
+
+    def validate_params(self, params: Params) -> None:
+        ladder_of(params)
+        if params.get("settle") is not None:
+            parse_duration(params["settle"])
+
+    def plan_note(self, params: Params, eligible: int) -> str:
+        """What the plan and the confirmation say of the rungs a WorkSpace may reach."""
+        ladder = ", ".join(rung.name for rung in self.rungs(params))
+        risky = self.destructive_rungs(params)
+        note = f"ladder {ladder}: each WorkSpace climbs a rung only while it is not AVAILABLE"
+        if risky:
+            note += (
+                f"; it may reach {' and '.join(risky)} (destructive: data newer than the "
+                f"last snapshot is lost), up to {eligible} WorkSpaces"
+            )
+        return note
+
+
+@dataclass(frozen=True)
+class RolloutSpec(ActionSpec):
+    """Rolling out a new image: the bundle pointed at it (UpdateWorkspaceBundle, once, before
+    any rebuild; the image it had recorded first), then the bundle's WorkSpaces rebuilt, in
+    waves, with the rebuild's guards; aborted with ``rollback_on_abort``, the bundle points at
+    the recorded image again (:mod:`fleetops.engine.rollout`). Its targets are the bundle's
+    WorkSpaces (other selectors narrow them; ``--exclude-tag`` is the opt-out)."""
+
+    def missing_params(self, given: Set[str], *, style: str = "flag") -> str | None:
+        lacking = [p for p in self.params if p.key in ("bundle", "image") and p.key not in given]
+        if not lacking:
+            return None
+        names = [p.as_field() if style == "field" else p.as_flag() for p in lacking]
+        return f"rollout needs {' and '.join(names)}"
+
+    def validate_params(self, params: Params) -> None:
+        super().validate_params(params)
+        ids = (("bundle", "BundleId", "wsb-…"), ("image", "WorkspaceImageId", "wsi-…"))
+        for key, shape, hint in ids:
+            value = params.get(key)
+            pattern = member_pattern(shape)
+            if not isinstance(value, str) or (pattern and not pattern.search(value)):
+                raise UsageError(f"rollout needs --{key} {hint} (not {value!r})")
+
+    def targets_for(self, targets: Any, params: Params) -> Any:
+        return replace(targets, bundle_id=params.get("bundle") or targets.bundle_id)
+
+
+def _rollout_actions() -> list[ActionSpec]:
+    """Rolling out an image over a bundle's WorkSpaces."""
+    rebuild = next(spec for spec in _destructive_actions() if spec.name == "rebuild")
+    return [
+        RolloutSpec(
+            **{
+                **{f: getattr(rebuild, f) for f in rebuild.__dataclass_fields__},
+                "name": "rollout",
+                "summary": "point a bundle at a new image, then rebuild its WorkSpaces "
+                "(destructive; waves, rollback)",
+                "params": (
+                    Param("bundle", "--bundle", "bundle_id", "the bundle", "wsb-…"),
+                    Param("image", "--image", "image_id", "the new image", "wsi-…"),
+                    Param("rollback_on_abort", "--rollback-on-abort", "switch",
+                          "on abort, point the bundle back at its old image", "yes"),
+                ),
+            }
+        ),
+    ]  # fmt: skip
+
+
+def _recipe_actions() -> list[ActionSpec]:
+    """The recipes: several actions in a row per WorkSpace."""
+    return [
+        RecipeSpec(
+            name="recover",
+            summary="recover UNHEALTHY WorkSpaces: reboot, then restore, then rebuild "
+            "(destructive rungs), each only while not AVAILABLE",
+            params=(
+                Param("ladder", "--ladder", "ladder", "the rungs, lightest first",
+                      "reboot,restore,rebuild"),
+                Param("settle", "--settle", "duration",
+                      f"how long a rung may take to bring AVAILABLE (default {DEFAULT_SETTLE:g} s)",
+                      "10m"),
+            ),
+            operation="RebootWorkspaces",
+            request_member="RebootWorkspaceRequests",
+            eligible_states=frozenset({"UNHEALTHY"}),
+            transitional_states=frozenset({"REBOOTING", "RESTORING", "REBUILDING"}),
+            end_states=frozenset({"AVAILABLE"}),
+            evidence_states=frozenset({"REBOOTING", "RESTORING", "REBUILDING"}),
+            already_done_states=frozenset({"AVAILABLE"}),
+            default_states=("UNHEALTHY",),
+            destructive=True,
+            interrupts_session=True,
+            retry_safe=False,
+        ),
+    ]  # fmt: skip
+
+
 def _actions() -> dict[str, ActionSpec]:
     """The catalogue, family by family, in the order ``run --help`` lists it."""
-    specs = [*_power_actions(), *_destructive_actions(), *_properties_actions(), *_create_actions()]
+    specs = [
+        *_power_actions(),
+        *_destructive_actions(),
+        *_properties_actions(),
+        *_create_actions(),
+        *_recipe_actions(),
+        *_rollout_actions(),
+    ]
     return {spec.name: spec for spec in specs}
 
 

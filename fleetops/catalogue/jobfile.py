@@ -239,6 +239,10 @@ _KIND_TYPES: dict[str, Any] = {
     "pairs": TagPairs,
     "keys": Annotated[list[str], BeforeValidator(_listify)],
     "path": str,
+    "ladder": Annotated[list[str], BeforeValidator(_listify)],
+    "duration": str | float,
+    "image_id": str,
+    "switch": bool,
 }
 
 

@@ -193,6 +193,7 @@ def build_spec(request: RunRequest) -> JobSpec:
         params = action.params_from(raw_params)
         job_options = JobOptions(**options)
         where = request.where
+    targets = action.targets_for(targets, params)
     connections = where.connections()
     accounts, assume = where.accounts()
     return JobSpec(

@@ -236,9 +236,11 @@ def show_job(job: str, *, as_json: bool = False) -> None:
             document = job_document(reader, job)
         print_json(document)
         return
-    from fleetops.api import history_of
-    from fleetops.report.text import render_job
+    from fleetops.api import history_of, step_counts
+    from fleetops.report.text import render_job, render_step_counts
 
     with reading(where) as reader:
         history = history_of(reader, job)
+        steps = step_counts(reader, history.job.id)
     render_job(out_console, history)
+    render_step_counts(out_console, steps)

@@ -49,9 +49,12 @@ def list_items(
     as_json: bool,
 ) -> None:
     """``jobs items``: a job's items in plan order (``limit`` 0: all of them)."""
+    from fleetops.api import steps_reader
     from fleetops.report.documents import item_json, write_items
 
-    job_id = reader.get_job(job).id
+    record = reader.get_job(job)
+    job_id = record.id
+    steps = steps_reader(reader, record) if as_json else None
     found: list[ItemRecord] = []
     if account is not None:
         for page in reader.iter_items(job_id, states=states):
@@ -60,7 +63,7 @@ def list_items(
                 found = found[:limit]
                 break
     elif as_json and limit == 0:
-        write_items(reader.iter_items(job_id, states=states), "json", sys.stdout)
+        write_items(reader.iter_items(job_id, states=states), "json", sys.stdout, steps)
         sys.stdout.flush()
         return
     elif limit == 0:
@@ -68,7 +71,13 @@ def list_items(
     else:
         found = reader.items_page(job_id, states=states, limit=limit)
     if as_json:
-        print_json([item_json(item) for item in found])
+        found_steps = steps(found) if steps is not None else None
+        print_json(
+            [
+                item_json(item, None if found_steps is None else found_steps.get(item.id, ()))
+                for item in found
+            ]
+        )
         return
     from fleetops.report.text import render_items
 
@@ -90,13 +99,16 @@ def export_job(
     reader: History, job: str, fmt: str, output: str | None
 ) -> tuple[int, str]:
     """``jobs export``: every item, to stdout or (``output``) a file; (items written, job id)."""
+    from fleetops.api import steps_reader
     from fleetops.report.documents import write_items
 
-    job_id = reader.get_job(job).id
+    record = reader.get_job(job)
+    job_id = record.id
+    steps = steps_reader(reader, record)
     if output is None or output == "-":
-        count = write_items(reader.iter_items(job_id), fmt, sys.stdout)
+        count = write_items(reader.iter_items(job_id), fmt, sys.stdout, steps)
         sys.stdout.flush()
         return count, job_id
     with partial_file(output) as stream:
-        count = write_items(reader.iter_items(job_id), fmt, stream)
+        count = write_items(reader.iter_items(job_id), fmt, stream, steps)
     return count, job_id

@@ -62,6 +62,7 @@ class Snapshot:
     batch: int = 25
     quota_rate: float | None = None  # calls/s over every scope; None: no limit
     settle_s: float | None = None
+    step: str = ""  # a recipe's current step: "restore (2/3)"
 
     @property
     def acted(self) -> int:
@@ -128,6 +129,7 @@ def snapshot(runner: Any) -> Snapshot:
         job_id=str(getattr(job, "id", "")),
         action=str(getattr(action, "value", action)),
         phase=str(getattr(s, "phase", "running")),
+        step=str(getattr(s, "step", "") or ""),
         total=total,
         skipped=skipped,
         pending=pending,
@@ -254,6 +256,8 @@ def render(snap: Snapshot, meter: Meter, width: int, elapsed: float) -> Renderab
         f"{_rate(meter.items_per_s)}/s  ETA {_clock(eta)}"
     )
     label = snap.action if snap.phase == "running" else snap.phase
+    if snap.step:
+        label = f"{label} · {snap.step}"
     bar = Table.grid(expand=True, padding=(0, 1))
     bar.add_column(no_wrap=True)
     bar.add_column(ratio=1)
@@ -273,6 +277,8 @@ def render(snap: Snapshot, meter: Meter, width: int, elapsed: float) -> Renderab
 def plain_line(snap: Snapshot, meter: Meter, elapsed: float) -> str:
     """One line for logs and pipes."""
     head = f"job {snap.job_id} {snap.phase}"
+    if snap.step:
+        head += f" ({snap.action} {snap.step})"
     if snap.phase in PLANNING:
         return f"{head}: {_planning(snap, elapsed).removeprefix('planning: ')}"
     eta = eta_seconds(snap, meter.items_per_s)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fleetops.catalogue.actions import ACTIONS, get_action
+from fleetops.catalogue.actions import ACTIONS, RecipeSpec, get_action
 from fleetops.catalogue.specs import RunRequest, Where
 from fleetops.cli.common import err_console, fail, run_async, with_store
 from fleetops.cli.execute import confirm, execute, finish, need_terminal, print_plan
@@ -145,8 +145,16 @@ def run_request(
 
         summary = run_async(lambda: plan_without_writing(spec))
         print_plan(summary, as_json=as_json)
+        if not as_json:
+            _print_note(spec, summary.eligible)
         return 0
-    confirm_first = get_action(spec.action).destructive and not yes and not plan_only
+    action = get_action(spec.action)
+    destructive = (
+        bool(action.destructive_rungs(spec.params))
+        if isinstance(action, RecipeSpec)
+        else action.destructive
+    )
+    confirm_first = destructive and not yes and not plan_only
     if confirm_first:
         try:
             need_terminal(f"{spec.action} is destructive: pass --yes")
@@ -156,6 +164,13 @@ def run_request(
     from fleetops.api import check_configuration
 
     run_async(lambda: check_configuration(spec))  # no credentials: one line, nothing written
+    if spec.action == "rollout":  # the image AVAILABLE, the bundle there: else nothing written
+        from fleetops.api import check_rollout
+
+        try:
+            run_async(lambda: check_rollout(spec))
+        except UsageError as exc:
+            fail(str(exc), exc.exit_code)
 
     async def use(store: Store) -> int:
         return await _run_spec(
@@ -168,6 +183,22 @@ def run_request(
         )
 
     return run_async(lambda: with_store(use))
+
+
+def _print_note(spec: JobSpec, eligible: int) -> None:
+    """A recipe's plan says which rungs a WorkSpace may reach, the destructive ones named."""
+    action = get_action(spec.action)
+    if isinstance(action, RecipeSpec):
+        err_console.print(f"  {action.plan_note(spec.params, eligible)}", highlight=False)
+
+
+def _risk(spec: JobSpec) -> str:
+    """The confirmation's words on the destructive rungs of a recipe ('' for an action)."""
+    action = get_action(spec.action)
+    if not isinstance(action, RecipeSpec):
+        return ""
+    risky = action.destructive_rungs(spec.params)
+    return f", up to {' and '.join(risky)} (destructive)" if risky else ""
 
 
 def _check_guards(spec: JobSpec, *, yes: bool) -> None:
@@ -219,6 +250,8 @@ async def _run_spec(
             print_plan(summary, job_id=job.id, status="queued", as_json=True)
         return code
     print_plan(summary, job_id=job.id, as_json=as_json and plan_only)
+    if not (as_json and plan_only):
+        _print_note(spec, summary.eligible)
     if plan_only:
         if job.require_approval:
             err_console.print(
@@ -228,7 +261,7 @@ async def _run_spec(
             )
         return 0
     confirm(
-        f"{spec.action} {summary.eligible} WorkSpaces?",
+        f"{spec.action} {summary.eligible} WorkSpaces{_risk(spec)}?",
         refuse=f"{spec.action} is destructive: pass --yes",
         declined=f"not confirmed: nothing was done (the plan is kept: "
         f"`fleetops jobs start {job.id}` runs it)",

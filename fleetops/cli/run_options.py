@@ -55,6 +55,7 @@ _KIND_TYPES: dict[str, Any] = {
     "pairs": list[str],
     "keys": list[str],
     "path": Path,
+    "switch": bool,
 }
 
 #: Which WorkSpaces: a flag per selector of the catalogue, named by its key.

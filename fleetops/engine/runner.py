@@ -29,6 +29,7 @@ from fleetops.aws.client import ClientStats
 from fleetops.catalogue.actions import get_action
 from fleetops.catalogue.options import JobOptions, error_budget
 from fleetops.catalogue.targets import Candidate, Targets
+from fleetops.engine.calls import AuditedCall
 from fleetops.engine.commit import Committer
 from fleetops.engine.context import RunContext
 from fleetops.engine.planner import (
@@ -37,7 +38,9 @@ from fleetops.engine.planner import (
     PlanSummary,
     plan_row,
 )
+from fleetops.engine.rollout import RolloutRun
 from fleetops.engine.scope import ScopeRun
+from fleetops.engine.steps import StepRun, is_recipe
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -267,8 +270,19 @@ class JobRunner:
     async def _run_scope(self, scope_run: ScopeRun) -> None:
         try:
             try:
-                await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
-                await scope_run.execute()
+                client = self.clients[scope_run.scope.key]
+                if is_recipe(self.ctx.action):  # several steps per item
+                    steps = StepRun(self.ctx, scope_run.scope, client.call, scope_run.policy)
+                    await steps.run(redo_in_doubt=self.redo_in_doubt)
+                elif self.ctx.action.name == "rollout":  # the bundle updated first
+                    audited = AuditedCall(
+                        self.ctx, scope_run.scope, client.call, scope_run.policy
+                    )
+                    rollout = RolloutRun(self.ctx, scope_run, audited)
+                    await rollout.run(redo_in_doubt=self.redo_in_doubt)
+                else:
+                    await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
+                    await scope_run.execute()
             except BaseExceptionGroup as group:
                 error = _aws_error(group)
                 if error is None:

@@ -138,6 +138,7 @@ class RunStats:
         self.counts: Counter[str] = Counter()
         self.item_retries = 0  # items sent back to pending after a retryable failure
         self.phase = "starting"
+        self.step = ""  # a recipe's current step: "restore (2/3)"
         self.wave = 0
         self.waves = 0
         self.plan_pages = 0  # describe pages read while planning

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from fleetops.records import ItemRecord, JobRecord, iso
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
-    from fleetops.records import JobHistory
+    from fleetops.records import JobHistory, StepRecord
+
+#: The steps of a page of items, by item id (a job of several steps: a recipe).
+StepsOf = Callable[[Sequence[ItemRecord]], Mapping[int, Sequence["StepRecord"]]]
 
 __all__ = [
     "EXPORT_FORMATS",
     "ITEM_FIELDS",
     "ItemWriter",
+    "StepsOf",
     "approval_json",
     "history_json",
     "item_json",
@@ -108,9 +112,19 @@ def approval_json(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def item_json(item: ItemRecord) -> dict[str, Any]:
+def item_json(item: ItemRecord, steps: Sequence[StepRecord] | None = None) -> dict[str, Any]:
+    """An item as ``jobs items --json`` shows it; with ``steps`` (a recipe's item), its steps
+    in order, the open one with the item's live state."""
     data = item.as_dict()
-    return {name: data[name] for name in ITEM_FIELDS}
+    out = {name: data[name] for name in ITEM_FIELDS}
+    if steps is not None:
+        out["steps"] = [step.as_dict(item) for step in steps]
+    return out
+
+
+def steps_text(item: ItemRecord, steps: Sequence[StepRecord]) -> str:
+    """``reboot:failed;restore:succeeded``: an item's steps in one CSV cell."""
+    return ";".join(f"{s.action}:{s.as_dict(item)['outcome']}" for s in steps)
 
 
 def history_json(history: JobHistory) -> dict[str, Any]:
@@ -185,26 +199,33 @@ class ItemWriter:
     """Items to ``out`` as CSV (a header row, then one row per item) or JSON (one array), a batch
     at a time: memory stays bounded however big the job. :meth:`close` ends the document."""
 
-    def __init__(self, fmt: str, out: TextIO) -> None:
+    def __init__(self, fmt: str, out: TextIO, steps: StepsOf | None = None) -> None:
         if fmt not in EXPORT_FORMATS:
             raise ValueError(f"unknown export format {fmt!r}")
         self.fmt = fmt
         self.out = out
         self.written = 0
+        self.steps = steps  # a recipe's job: each item's steps too (CSV: one ``steps`` cell)
         self._csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None:
-            self._csv.writerow(ITEM_FIELDS)
+            self._csv.writerow([*ITEM_FIELDS, "steps"] if steps else ITEM_FIELDS)
         else:
             out.write("[")
 
     def write(self, batch: Iterable[ItemRecord]) -> None:
-        for item in batch:
+        items = list(batch)
+        found = self.steps(items) if self.steps is not None else None
+        for item in items:
+            steps = None if found is None else found.get(item.id, ())
             if self._csv is not None:
                 data = item.as_dict()
-                self._csv.writerow([_csv_value(data[name]) for name in ITEM_FIELDS])
+                row = [_csv_value(data[name]) for name in ITEM_FIELDS]
+                if steps is not None:
+                    row.append(steps_text(item, steps))
+                self._csv.writerow(row)
             else:
                 self.out.write(",\n" if self.written else "\n")
-                self.out.write(json.dumps(item_json(item)))
+                self.out.write(json.dumps(item_json(item, steps)))
             self.written += 1
 
     def close(self) -> int:
@@ -214,9 +235,11 @@ class ItemWriter:
         return self.written
 
 
-def write_items(pages: Iterable[Iterable[ItemRecord]], fmt: str, out: TextIO) -> int:
+def write_items(
+    pages: Iterable[Iterable[ItemRecord]], fmt: str, out: TextIO, steps: StepsOf | None = None
+) -> int:
     """Every page of items to ``out`` (see :class:`ItemWriter`); returns how many were written."""
-    writer = ItemWriter(fmt, out)
+    writer = ItemWriter(fmt, out, steps)
     for page in pages:
         writer.write(page)
     return writer.close()

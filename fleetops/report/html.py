@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleetops.records import JobHistory, iso
@@ -59,6 +59,8 @@ class ReportData:
     call_errors: list[tuple[str, str, int]]
     scopes: list[ScopeCounts]
     generated_at: float
+    #: A recipe's job: each step's items by outcome (empty for one action).
+    steps: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 async def gather(store: Store, job_id: str) -> ReportData:
@@ -71,6 +73,7 @@ async def gather(store: Store, job_id: str) -> ReportData:
         call_errors=await call_errors(store, job.id),
         scopes=await scope_counts(store, job.id),
         generated_at=time.time(),
+        steps=await store.step_counts(job.id),
     )
 
 
@@ -330,6 +333,19 @@ def _operations(data: ReportData) -> str:
     )
 
 
+def _steps(data: ReportData) -> str:
+    """A recipe's job: a row per step, its items by outcome (nothing for one action)."""
+    if not data.steps:
+        return ""
+    outcomes = [s.value for s in ItemState if any(s.value in c for c in data.steps.values())]
+    rows = [
+        (action, *(counts.get(outcome, 0) for outcome in outcomes))
+        for action, counts in data.steps.items()
+    ]
+    numeric = set(range(1, len(outcomes) + 1))
+    return f"<h2>Steps</h2>{_table(['step', *outcomes], rows, numeric)}"
+
+
 def sections(data: ReportData) -> str:
     """The report's body, section by section (summary, timeline, errors, scopes, skipped,
     calls): HTML with every value escaped and no script or inline style, so that a page with a
@@ -342,6 +358,7 @@ def sections(data: ReportData) -> str:
     )
     return (
         f"<h2>Summary</h2>{_summary(data)}"
+        f"{_steps(data)}"
         f"<h2>Timeline</h2>{_timeline_html(data.timeline)}"
         f"<h2>Errors</h2>{_errors(data)}"
         f"<h2>By account and region</h2>{_scopes(data)}"

@@ -43,6 +43,7 @@ __all__ = [
     "render_items",
     "render_job",
     "render_job_list",
+    "render_step_counts",
 ]
 
 
@@ -525,3 +526,14 @@ async def export_items(
     async for batch in store.iter_items(job_id, states=states, page=page):
         writer.write(batch)
     return writer.close()
+
+
+def render_step_counts(console: Console, steps: Mapping[str, Mapping[str, int]]) -> None:
+    """``jobs show`` of a recipe's job: each step's items by outcome (an open step by its
+    item's state), in ladder order: ``restore  17: 9 succeeded · 8 failed``."""
+    if not steps:
+        return
+    console.print(Text("steps", style="bold"))
+    width = max(len(action) for action in steps)
+    for action, counts in steps.items():
+        console.print(Text.assemble("  ", (action.ljust(width), "dim"), "  ", _counts_line(counts)))

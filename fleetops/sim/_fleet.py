@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fleetops.sim._health import heals
 from fleetops.sim._history import GONE_STATE, History
+from fleetops.sim._images import Images
 from fleetops.sim._rules import BATCH_RULES, STUCK_REBOOT_SECONDS, failure
 from fleetops.sim._validate import ApiError
 from fleetops.sim._workspace import WorkSpace
@@ -68,6 +70,11 @@ class FleetConfig:
     transition_seconds: float = 2.0
     #: Seconds DescribeWorkspaces lags behind the truth (see ``_history``); 0: none.
     describe_lag: float = 0.0
+    #: The share of UNHEALTHY WorkSpaces a reboot / a restore heals (see ``_health``).
+    reboot_heal_fraction: float = 1.0
+    restore_heal_fraction: float = 1.0
+    #: The share of rebuilds that end in ERROR instead of AVAILABLE (a broken image, say).
+    rebuild_error_fraction: float = 0.0
 
 
 def _token(after: str) -> str:
@@ -111,6 +118,7 @@ class Fleet:
         self.bundles = [self._bundle(i, now) for i in range(bundles)]
         self._directory_ids = {d["DirectoryId"] for d in self.directories}
         self._bundle_by_id = {b["BundleId"]: b for b in self.bundles}
+        self.images = Images(config.seed, self.bundles, ACCOUNT_ID, now)
         for index in range(workspaces):
             ws = self._generate(index, now, connected_fraction, stale_snapshot_fraction)
             self.by_id[ws.id] = ws
@@ -335,7 +343,7 @@ class Fleet:
             rate = self.config.stuck_reboot_rate
             stuck = rate > 0 and self._faults.random() < rate
             ws.connection_state = "DISCONNECTED"
-            self._begin(ws, "REBOOTING", "AVAILABLE", stuck=stuck)
+            self._begin(ws, "REBOOTING", self._healed(operation, ws), stuck=stuck)
         elif operation == "StartWorkspaces":
             self._begin(ws, "STARTING", "AVAILABLE")
         elif operation == "StopWorkspaces":
@@ -343,13 +351,34 @@ class Fleet:
             self._begin(ws, "STOPPING", "STOPPED")
         elif operation == "RebuildWorkspaces":
             ws.connection_state = "DISCONNECTED"
-            self._begin(ws, "REBUILDING", "AVAILABLE")
+            self._begin(ws, "REBUILDING", self._rebuilt(ws))
         elif operation == "TerminateWorkspaces":
             if ws.state != "TERMINATING":
                 self._begin(ws, "TERMINATING", "")
         elif operation == "RestoreWorkspace":
             ws.connection_state = "DISCONNECTED"
-            self._begin(ws, "RESTORING", "AVAILABLE")
+            self._begin(ws, "RESTORING", self._healed(operation, ws))
+
+    def _rebuilt(self, ws: WorkSpace) -> str:
+        """The end state of a rebuild: ERROR for the share ``rebuild_error_fraction``."""
+        fraction = self.config.rebuild_error_fraction
+        fails = fraction > 0 and heals(self.config.seed, ws.id, "RebuildWorkspaces", fraction)
+        return "ERROR" if fails else "AVAILABLE"
+
+    def update_bundle(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.images.update_bundle(self._bundle_by_id, body, self.clock())
+
+    def _healed(self, operation: str, ws: WorkSpace) -> str:
+        """The end state of a reboot or restore: an UNHEALTHY WorkSpace may stay so."""
+        if ws.state != "UNHEALTHY":
+            return "AVAILABLE"
+        config = self.config
+        fraction = (
+            config.reboot_heal_fraction
+            if operation == "RebootWorkspaces"
+            else config.restore_heal_fraction
+        )
+        return "AVAILABLE" if heals(config.seed, ws.id, operation, fraction) else "UNHEALTHY"
 
     def create(self, requests: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
         pending: list[dict[str, Any]] = []

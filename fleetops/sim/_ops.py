@@ -199,6 +199,14 @@ def _modify_state(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _describe_images(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
+    return fleet.images.describe(body)
+
+
+def _update_bundle(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
+    return fleet.update_bundle(body)
+
+
 HANDLERS: dict[str, Handler] = {
     **{op: _batch(op) for op in _BATCH_MEMBER},
     "CreateTags": _create_tags,
@@ -214,4 +222,6 @@ HANDLERS: dict[str, Handler] = {
     "ModifyWorkspaceProperties": _modify_properties,
     "ModifyWorkspaceState": _modify_state,
     "RestoreWorkspace": _restore,
+    "DescribeWorkspaceImages": _describe_images,
+    "UpdateWorkspaceBundle": _update_bundle,
 }

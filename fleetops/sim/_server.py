@@ -55,6 +55,9 @@ _KNOBS = frozenset(
         "stuck_reboot_rate",
         "transition_seconds",
         "describe_lag",
+        "reboot_heal_fraction",
+        "restore_heal_fraction",
+        "rebuild_error_fraction",
     }
 )
 
@@ -334,6 +337,15 @@ class Simulator:
                     knobs.get("transition_seconds", config.transition_seconds)
                 ),
                 describe_lag=float(knobs.get("describe_lag", config.describe_lag)),
+                reboot_heal_fraction=float(
+                    knobs.get("reboot_heal_fraction", config.reboot_heal_fraction)
+                ),
+                restore_heal_fraction=float(
+                    knobs.get("restore_heal_fraction", config.restore_heal_fraction)
+                ),
+                rebuild_error_fraction=float(
+                    knobs.get("rebuild_error_fraction", config.rebuild_error_fraction)
+                ),
             )
             for acct in self._accounts.accounts.values():
                 if acct.fleet is not self._fleet:

@@ -21,7 +21,15 @@ import anyio
 import anyio.lowlevel
 
 from fleetops.errors import NotFoundError, StoreError
-from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
+from fleetops.records import (
+    EventRow,
+    ItemRecord,
+    ItemUpdate,
+    JobRecord,
+    NewJob,
+    StepChange,
+    StepRecord,
+)
 from fleetops.states import ACTIVE_ITEM_STATES, ItemState, JobStatus
 
 __all__ = ["ITEM_COLUMNS", "JOB_COLUMNS", "MemoryStore", "MemoryWriter"]
@@ -87,6 +95,7 @@ class MemoryStore:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.items: dict[int, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
+        self.steps: dict[tuple[int, int], StepRecord] = {}  # (item id, rung) -> step
         self._next_item = 1
         self.writes = 0  # transactions applied by writers (for tests)
         # WorkSpace claims taken just before an in_flight commit: (region, id) → (job, expiry)
@@ -273,6 +282,31 @@ class MemoryStore:
 
     async def events_for(self, job_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         return [dict(e) for e in self.events if e["job_id"] == job_id][:limit]
+
+    # -- the steps of a recipe's items (as fleetops.store.steps writes them) ----------------
+
+    async def write_steps(self, changes: Sequence[StepChange]) -> None:
+        now = time.time()
+        steps = self.steps
+        for change in changes:
+            if change.close is not None:
+                steps[(change.item_id, change.close.rung)] = change.close
+            if change.open is not None:
+                steps[(change.item_id, change.open.rung)] = change.open
+            values = change.item_values(now)
+            if values is not None:
+                self.items[change.item_id].update(values)
+        await anyio.lowlevel.checkpoint()
+
+    async def item_steps(
+        self, job_id: str, item_ids: Iterable[int] | None = None
+    ) -> list[StepRecord]:
+        wanted = None if item_ids is None else set(item_ids)
+        return [
+            step
+            for _, step in sorted(self.steps.items())
+            if step.job_id == job_id and (wanted is None or step.item_id in wanted)
+        ]
 
     def writer(self) -> MemoryWriter:
         return MemoryWriter(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord
+from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, StepChange, StepRecord
 from fleetops.states import ItemState
 
 __all__ = ["EngineStore", "ItemWriter"]
@@ -74,3 +74,11 @@ class EngineStore(Protocol):
     ) -> AsyncIterator[list[ItemRecord]]: ...
 
     def writer(self) -> ItemWriter: ...
+
+    async def write_steps(self, changes: Sequence[StepChange]) -> None:
+        """Close, open and reset the steps of a recipe's items, in one transaction."""
+        ...
+
+    async def item_steps(
+        self, job_id: str, item_ids: Iterable[int] | None = None
+    ) -> list[StepRecord]: ...

@@ -27,7 +27,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from fleetops.errors import NotFoundError
-from fleetops.records import EventRow, ItemRecord, ItemUpdate, JobRecord, NewJob
+from fleetops.records import (
+    EventRow,
+    ItemRecord,
+    ItemUpdate,
+    JobRecord,
+    NewJob,
+    StepChange,
+    StepRecord,
+)
 from fleetops.states import ItemState, JobStatus
 from fleetops.store import reads
 from fleetops.store.engine import create_engine, explain_db_error, migrate, parse_target
@@ -358,6 +366,33 @@ class Store:
                 .values(approved_by=by, approved_at=time.time(), approval_comment=comment)
             )
         return bool(result.rowcount == 1)
+
+
+    # -- the steps of a recipe's items (fleetops.store.steps) -------------------------------
+
+    async def write_steps(self, changes: Sequence[StepChange]) -> None:
+        """Close, open and reset steps and their items, in one transaction."""
+        from fleetops.store.steps import write_changes
+
+        if changes:
+            async with self.transaction() as conn:
+                await write_changes(conn, changes)
+
+    async def item_steps(
+        self, job_id: str, item_ids: Iterable[int] | None = None
+    ) -> list[StepRecord]:
+        """A job's steps (of ``item_ids`` only, when given), by item and rung."""
+        from fleetops.store.steps import read_steps
+
+        async with self.reading() as conn:
+            return await read_steps(conn, job_id, item_ids)
+
+    async def step_counts(self, job_id: str) -> dict[str, dict[str, int]]:
+        """A recipe's job: action of a step → outcome (open: its item's state) → items."""
+        from fleetops.store.steps import count_steps
+
+        async with self.reading() as conn:
+            return await count_steps(conn, job_id)
 
 
 #: The columns an :class:`ItemUpdate` may set besides ``state`` and ``updated_at``, each with

@@ -102,3 +102,28 @@ quota_holders = sa.Table(
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("scope", "holder"),
 )
+
+#: The steps of the items of a job of several actions (a recipe): one row per item and rung,
+#: open (outcome NULL) while the item works on it (see ``fleetops.records.StepRecord``).
+item_steps = sa.Table(
+    "item_steps",
+    metadata,
+    sa.Column(
+        "item_id", sa.Integer, sa.ForeignKey("items.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("rung", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=True),  # NULL: the item's current step
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("error_code", sa.String(80), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("last_state", sa.String(32), nullable=True),
+    sa.PrimaryKeyConstraint("item_id", "rung"),
+    sa.Index("ix_item_steps_job", "job_id", "item_id"),
+)

@@ -54,6 +54,7 @@ OVERRIDES: dict[str, list[str]] = {
     "migrate-directory-waves.yaml": ["--directory-id", "{directory}", "--to-bundle", "{bundle}"],
     "rebuild-from-ids.yaml": [],
     "tag-backfill.yaml": ["--directory-id", "{directory}"],
+    "recover-unhealthy.yaml": ["--directory-id", "{directory}"],
 }
 
 
@@ -97,6 +98,8 @@ def test_example_job_file_runs_against_the_simulator(
     if name == "migrate-directory-waves.yaml":
         assert job["params"]["to_bundle"] == bundle
         assert job["counts"]["succeeded"] > 0
+    if name == "recover-unhealthy.yaml":
+        assert job["params"]["ladder"] == ["reboot", "restore", "rebuild"]
     if name == "tag-backfill.yaml":
         assert [r["region"] for r in job["regions"]] == ["us-east-1"]
         assert job["counts"]["succeeded"] > 0

@@ -38,6 +38,8 @@ def test_batch_sizes_come_from_the_model() -> None:
         "maintenance": 1,
         "tag": 1,
         "create": 25,
+        "recover": 25,  # a recipe: each of its rungs batches as its own action does
+        "rollout": 1,  # a rollout's rebuilds
     }
 
 
