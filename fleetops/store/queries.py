@@ -35,6 +35,8 @@ __all__ = [
     "REASON_GROUPS",
     "SCHEMA_VERSION",
     "SCOPE_SUMMARIES",
+    "STEPS_OF_ITEMS",
+    "STEP_COUNTS",
     "UNVERIFIED_COUNTS",
     "UNVERIFIED_ITEMS",
     "Query",
@@ -228,3 +230,23 @@ def expand(query: Query, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]
 def pyformat(sql: str) -> str:
     """``:name`` → psycopg's ``%(name)s`` (and a literal ``%`` doubled)."""
     return _substitute(sql.replace("%", "%%"), lambda name: f"%({name})s")
+
+
+# -- the steps of a recipe's items ----------------------------------------------------------------
+
+#: A job's steps of the items whose ids lie between ``low`` and ``high``, by item and rung.
+STEPS_OF_ITEMS = Query(
+    "steps_of_items",
+    "SELECT item_id, job_id, rung, action, outcome, attempts, started_at, finished_at,"
+    " error_code, error_message, reason, last_state FROM item_steps"
+    " WHERE job_id = :job_id AND item_id BETWEEN :low AND :high ORDER BY item_id, rung",
+)
+#: Each step by action and outcome (an open step: its item's live state), in ladder order.
+STEP_COUNTS = Query(
+    "step_counts",
+    "SELECT s.action AS action, COALESCE(s.outcome, i.state) AS outcome,"
+    " MIN(s.rung) AS rung, COUNT(*) AS n"
+    " FROM item_steps s JOIN items i ON i.id = s.item_id WHERE s.job_id = :job_id"
+    " GROUP BY s.action, COALESCE(s.outcome, i.state) ORDER BY MIN(s.rung), s.action",
+)
+

@@ -16,14 +16,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fleetops.records import StepChange, StepRecord
-from fleetops.store.steps_read import STEP_COUNTS_SQL, counts_from_rows
+from fleetops.store.queries import STEP_COUNTS
+from fleetops.store.steps_read import counts_from_rows
 from fleetops.store.tables import item_steps, items
 
 __all__ = ["count_steps", "read_steps", "write_changes"]
 
 
 #: The history readers' count of steps, with SQLAlchemy's named parameter.
-_COUNTS = sa.text(STEP_COUNTS_SQL.replace("{p}", ":job_id"))
+_COUNTS = sa.text(STEP_COUNTS.sql)
 
 
 async def write_changes(conn: AsyncConnection, changes: Sequence[StepChange]) -> None:
