@@ -2,6 +2,10 @@
 
 ``store`` is a SQLite file. ``any_store`` (and ``db_url``) run a test once per backend: SQLite,
 and PostgreSQL when ``FLEETOPS_TEST_POSTGRES`` names a server (a fresh schema per test).
+
+Each pytest-xdist worker has a database of its own on that server, made at its start and dropped
+at its end: the schemas of its tests live there, and nothing one worker leaves behind is seen by
+another.
 """
 
 from __future__ import annotations
@@ -100,12 +104,32 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The test server (skips the test when none is configured)."""
-    url = postgres_admin_url()
-    if url is None:
+def postgres_worker_url() -> Iterator[str | None]:
+    """This test process's own database on the test server (None when none is configured):
+    ``fleetops_<xdist worker>_<random>``, dropped when the session ends."""
+    admin = postgres_admin_url()
+    if admin is None:
+        yield None
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"fleetops_{worker}_{secrets.token_hex(4)}"
+    engine = sa.create_engine(_sync_url(admin), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_worker_url: str | None) -> str:
+    """The test server, at this worker's database (skips the test when none is configured)."""
+    if postgres_worker_url is None:
         pytest.skip(NO_POSTGRES)
-    return url
+    return postgres_worker_url
 
 
 @pytest.fixture
@@ -117,13 +141,12 @@ def postgres_db(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Where a fresh store lives: a SQLite file, then a fresh PostgreSQL schema."""
+    """Where a fresh store lives: a SQLite file, then a fresh PostgreSQL schema (in this
+    worker's database)."""
     if request.param == "sqlite":
         yield str(tmp_path / "fleetops.db")
         return
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip(NO_POSTGRES)
+    admin = request.getfixturevalue("postgres_url")  # skips without a server
     with fresh_postgres_schema(admin) as url:
         yield url
 

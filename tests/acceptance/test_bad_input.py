@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import resource
 import string
 import tempfile
 import time
@@ -248,22 +249,25 @@ def test_ids_file_with_100000_duplicates_is_accepted_deduplicated_and_fast(cli: 
         )
         ids = cli.workdir / "dups.txt"
         ids.write_text(f"{target}\n" * 100_000)
-        started = time.monotonic()
+        started = time.process_time()  # processor time, whatever else the machine is doing
         parsed = Targets.build(ids_file=str(ids))
-        assert time.monotonic() - started < 2.0
+        assert time.process_time() - started < 2.0
         assert parsed.workspace_ids == (target,)
 
-        started = time.monotonic()
+        # The processor time of the run (its own and its children's): what the duplicates
+        # cost, whatever else the machine is doing.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         result = cli.run(
             *cli.run_args("reboot", sim.endpoint_url, "--ids-file", str(ids), "--dry-run"),
             "--json",
-            timeout=60,
+            timeout=120,
         )
-        elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert result.code == 0, result.stderr
     plan = result.json()
     assert plan["total"] == 1
-    assert elapsed < 20
+    assert spent < 20, spent
     assert not cli.db.exists(), "a dry run wrote a database"
 
 

@@ -68,10 +68,11 @@ def workspace_ids(sim: Simulator) -> list[str]:
 
 
 def test_a_workspace_busy_in_another_job_waits_for_it(db_url: str, tmp_path: Path) -> None:
-    # Transitions of 8 s: the first job's WorkSpaces are still being verified when the second
-    # job (a new process) reaches them.
+    # Transitions of ten minutes, ended by moving the simulator's clock once the second job (a
+    # new process, however slow to start) has found the first job's WorkSpaces busy: they are
+    # still being verified when it reaches them.
     with Simulator(
-        workspaces=80, seed=21, rate=20, burst=10, transition_seconds=8.0, connected_fraction=0.0
+        workspaces=80, seed=21, rate=20, burst=10, transition_seconds=600.0, connected_fraction=0.0
     ).run_in_thread() as sim:
         ids = workspace_ids(sim)[:40]
         first_ids, second_ids = ids[:30], ids[10:]
@@ -106,20 +107,31 @@ def test_a_workspace_busy_in_another_job_waits_for_it(db_url: str, tmp_path: Pat
             return bool(rows[0][0])
 
         wait_until(first_is_verifying, timeout=60, interval=0.05, what="the first job's reboots")
-        second_run = subprocess.run(
-            [sys.executable, "-m", "fleetops", "--db", db_url, "-v", "jobs", "start", second],
-            env=base_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert first.wait(timeout=120) == 0
-        first_log.close()
+        first_id = next(j for (j,) in query(db_url, "SELECT id FROM jobs") if j != second)
+        second_err = tmp_path / "second.err"
+        with second_err.open("w") as second_log:
+            second_run = fleetops(db_url, tmp_path, "jobs", "start", second, stderr=second_log)
+        try:
+            wait_until(
+                lambda: f"busy in job {first_id}: waiting" in second_err.read_text(),
+                timeout=120,
+                interval=0.05,
+                what="the second job to find the first job's WorkSpaces busy",
+            )
+            sim.configure(transition_seconds=0.5)  # the reboots sent from now on are quick
+            sim.advance(2 * 600.0)  # every reboot sent so far ends (jitter is within ±25 %)
+            assert first.wait(timeout=120) == 0
+            first_log.close()
+            second_code = second_run.wait(timeout=180)
+        finally:
+            for proc in (first, second_run):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
         reboots = sim.stats().calls_by_workspace.get("RebootWorkspaces", {})
 
-    assert second_run.returncode == 0, second_run.stderr[-3000:]
-    first_id = next(j for (j,) in query(db_url, "SELECT id FROM jobs") if j != second)
-    assert f"busy in job {first_id}: waiting" in second_run.stderr  # it did wait
+    assert second_code == 0, second_err.read_text()[-3000:]
+    assert f"busy in job {first_id}: waiting" in second_err.read_text()  # it did wait
     done = dict(
         query(
             db_url,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import botocore.exceptions
@@ -12,7 +11,17 @@ import pytest
 from fleetops.sim import Simulator
 
 IdsInState = Callable[..., list[str]]
-SETTLE = 0.2  # transition_seconds 0.1 jittered ±25% → at most 0.125 s
+# Transitions that never end by themselves while a test looks at them, however loaded the
+# machine: they end when the test moves the simulator's clock past them (jitter is ±25 %).
+TRANSITION = 30.0
+SETTLE = 2 * TRANSITION
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """1,000 WorkSpaces, no quota, transitions that end when the clock is moved."""
+    async with Simulator(workspaces=1000, rate=None, transition_seconds=TRANSITION) as running:
+        yield running
 
 
 async def _states(client: Any, ids: list[str]) -> dict[str, str]:
@@ -53,7 +62,7 @@ async def test_batch_action_transitions(
     answer = await getattr(client, method)(**{member: _requests(ids)})
     assert answer["FailedRequests"] == []
     assert await _states(client, ids) == dict.fromkeys(ids, during)
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     expected = {} if end is None else dict.fromkeys(ids, end)
     assert await _states(client, ids) == expected
     if end is None:
@@ -118,7 +127,7 @@ async def test_restore_and_single_item_errors(
     ws_id = ids_in_state(sim, "UNHEALTHY", 1)[0]
     await client.restore_workspace(WorkspaceId=ws_id)
     assert sim.workspace(ws_id)["State"] == "RESTORING"  # type: ignore[index]
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     assert sim.workspace(ws_id)["State"] == "AVAILABLE"  # type: ignore[index]
     with pytest.raises(botocore.exceptions.ClientError) as info:
         await client.restore_workspace(WorkspaceId="ws-zzzzzzzzzz")
@@ -131,7 +140,7 @@ async def test_stuck_reboot_stays_rebooting_until_20_minutes(
     sim.configure(stuck_reboot_rate=1.0)
     ws_id = ids_in_state(sim, "AVAILABLE", 1)[0]
     await client.reboot_workspaces(RebootWorkspaceRequests=_requests([ws_id]))
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     assert sim.workspace(ws_id)["State"] == "REBOOTING"  # type: ignore[index]
     again = await client.reboot_workspaces(RebootWorkspaceRequests=_requests([ws_id]))
     assert again["FailedRequests"][0]["ErrorCode"] == "InvalidResourceStateException"
@@ -139,7 +148,7 @@ async def test_stuck_reboot_stays_rebooting_until_20_minutes(
     sim.configure(stuck_reboot_rate=0.0)
     again = await client.reboot_workspaces(RebootWorkspaceRequests=_requests([ws_id]))
     assert again["FailedRequests"] == []
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     assert sim.workspace(ws_id)["State"] == "AVAILABLE"  # type: ignore[index]
 
 
@@ -169,7 +178,7 @@ async def test_create_workspaces_pending_then_available(client: Any, sim: Simula
     assert pending["State"] == "PENDING" and pending["UserName"] == "newuser"
     ws_id = pending["WorkspaceId"]
     assert ws_id in sim.workspace_ids()
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     assert await _states(client, [ws_id]) == {ws_id: "AVAILABLE"}
     tags = (await client.describe_tags(ResourceId=ws_id))["TagList"]
     assert tags == [{"Key": "team", "Value": "new"}]
@@ -191,7 +200,7 @@ async def test_migrate_replaces_the_workspace_with_its_target(
         source_id: "TERMINATING",
         target_id: "PENDING",
     }
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     assert await _states(client, [source_id, target_id]) == {target_id: "AVAILABLE"}
     target = sim.workspace(target_id)
     assert target is not None
@@ -224,7 +233,7 @@ async def test_modify_properties_updates_then_applies(
             WorkspaceId=ws_id, WorkspaceProperties={"ComputeTypeName": "VALUE"}
         )
     assert info.value.response["Error"]["Code"] == "OperationInProgressException"
-    await asyncio.sleep(SETTLE)
+    sim.advance(SETTLE)
     ws = sim.workspace(ws_id)
     assert ws is not None and ws["State"] == "STOPPED"
     props = ws["WorkspaceProperties"]

@@ -152,7 +152,8 @@ async def test_throttling_is_a_client_error_and_retried_by_botocore(make_client:
         assert info.value.response["Error"]["Code"] == "ThrottlingException"
         assert sim.stats().throttled == 1
         assert sim.stats().calls_by_operation == {"DescribeWorkspaces": 2}
-        sim.configure(rate=50.0, burst=1)
+        # A token every 0.5 s: the second call comes before it, however loaded the machine.
+        sim.configure(rate=2.0, burst=1)
         sim.reset_stats()
         async with make_client(sim, max_attempts=5) as client:
             await client.describe_workspaces()  # spends the one token

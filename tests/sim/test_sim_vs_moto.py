@@ -22,6 +22,10 @@ from moto.server import ThreadedMotoServer
 
 from fleetops.sim import Simulator
 
+# One worker runs this module: its moto server and scenarios (seconds of processor time) are
+# made once, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("moto")
+
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:

@@ -166,11 +166,16 @@ def test_simulator_killed_and_restarted_mid_job(
     """Restarting on the same port with the same seed regenerates the same fleet, but the state is
     lost (transitions in progress end at once, counters restart): the witness is the job's own
     truth — every item final, every eligible one succeeded, nothing lost."""
-    sim = sim_process("--workspaces", str(SMALL), "--seed", "25", "--rate", "0", "--latency-ms=20")
+    sim = sim_process(
+        *("--workspaces", str(SMALL), "--seed", "25", "--rate", "0", "--latency-ms=20"),
+        *("--transition-seconds", "0.5"),
+    )
     # A WorkSpace regenerated UNHEALTHY (its reboot forgotten) never settles: the verify timeout
-    # turns it into a truthful failure instead of a 30-minute wait.
+    # turns it into a truthful failure instead of a 30-minute wait. The timeout is well past the
+    # restart (a process start, slow on a loaded machine) plus a transition, so no other
+    # WorkSpace reaches it.
     proc = cli.spawn(
-        *cli.run_args("reboot", sim.endpoint_url, "--yes", "--json"), "--verify-timeout", "8"
+        *cli.run_args("reboot", sim.endpoint_url, "--yes", "--json"), "--verify-timeout", "12"
     )
     job_id = proc.job_id()
     wait_until(lambda: _mid_submit(db, job_id), timeout=60, what="the submit phase")
