@@ -8,6 +8,13 @@ the bucket halves its effective rate and then recovers additively, per success. 
 after a quiet spell is the jitter of requests arriving closer together than they were sent: it
 empties the bucket but keeps the rate (halving for it would cost a small job many seconds).
 
+A quota set above the account's real one (``--rate 10`` where AWS allows 2) is *learned*:
+while throttled, the calls the server accepts come at its own rate, so each decrease measures
+the accepted rate over the last :data:`SAMPLE_WINDOW` seconds and caps the effective rate (and
+its recovery) just under it (:data:`LEARNED_HEADROOM`). The cap is probed upwards only after
+:data:`PROBE_QUIET` seconds without a throttle (a raised quota, a neighbour gone), and a
+throttle while probing falls back to it at once.
+
 Waiters queue in FIFO order. Only the head of the queue sleeps (once per token); everyone else
 waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
 one timer, not a thundering herd.
@@ -46,6 +53,16 @@ QUIET_WINDOW = 10.0
 DECREASE_COOLDOWN = 1.0
 #: Runners sharing a quota spend this fraction of it between them (see ``set_share``).
 SHARED_HEADROOM = 0.95
+#: Successes of the last this many seconds measure the rate the server accepts when throttled.
+SAMPLE_WINDOW = 5.0
+#: A measurement needs at least this many successes, over at least this many seconds.
+MIN_SAMPLES = 6
+MIN_SAMPLE_SPAN = 1.5
+#: The learned rate is this fraction of the accepted rate measured (slack for jitter).
+LEARNED_HEADROOM = 0.95
+#: Seconds without a throttle after which a learned cap is raised by :data:`PROBE_STEP`.
+PROBE_QUIET = 30.0
+PROBE_STEP = 1.05
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
 
@@ -79,6 +96,11 @@ class TokenBucket:
         self._last_decrease: float | None = None
         self._last_throttle: float | None = None
         self._waiters: deque[anyio.Event] = deque()
+        #: The sustainable rate learned from throttles (None: the configured one holds), and
+        #: the clock times of recent successes it is measured from.
+        self.learned_rate: float | None = None
+        self._successes: deque[float] = deque()
+        self._started: float | None = None
         #: This process's part of a quota shared with other runners (1.0: all of it). The
         #: refill rate and the capacity are scaled by it; ``rate`` stays the account's quota.
         self.share: float = 1.0
@@ -140,12 +162,27 @@ class TokenBucket:
             return
         now = self._clock()
         previous, self._last_throttle = self._last_throttle, now
+        if self.learned_rate is not None and self.effective_rate > self.learned_rate:
+            self.effective_rate = self.learned_rate  # a probe above the cap failed: back to it
+            return
         if previous is None or now - previous >= QUIET_WINDOW:
             return  # a lone overshoot: the bucket is empty now, the rate stays
         if self._last_decrease is not None and now - self._last_decrease < DECREASE_COOLDOWN:
             return
         self._last_decrease = now
-        self.effective_rate = max(self.effective_rate * 0.5, self.rate / FLOOR_DIVISOR)
+        floor = self.rate / FLOOR_DIVISOR
+        accepted = self._accepted_rate(now)
+        if accepted is not None and accepted * LEARNED_HEADROOM < self.effective_rate:
+            self.learned_rate = max(floor, accepted * LEARNED_HEADROOM)
+            self.effective_rate = self.learned_rate
+            log.info(
+                "throttled at %.2f calls/s accepted: rate learned as %.2f calls/s (quota %g)",
+                accepted,
+                self.learned_rate,
+                self.rate,
+            )
+            return
+        self.effective_rate = max(self.effective_rate * 0.5, floor)
         log.info(
             "throttled again within %.0f s: rate lowered to %.2f calls/s (quota %g)",
             QUIET_WINDOW,
@@ -154,13 +191,44 @@ class TokenBucket:
         )
 
     def on_success(self) -> None:
-        """A call succeeded: recover toward the configured rate (additive increase)."""
-        if self.rate is None or self.effective_rate is None or self.effective_rate >= self.rate:
+        """A call succeeded: recover toward the configured rate (additive increase), never past
+        a learned rate until it has gone :data:`PROBE_QUIET` seconds unthrottled."""
+        if self.rate is None or self.effective_rate is None:
+            return
+        now = self._clock()
+        self._note_success(now)
+        ceiling = self.rate if self.learned_rate is None else min(self.rate, self.learned_rate)
+        if self.learned_rate is not None and self.learned_rate < self.rate:
+            quiet_since = self._last_throttle if self._last_throttle is not None else now
+            if now - quiet_since >= PROBE_QUIET:
+                self.learned_rate = min(self.rate, self.learned_rate * PROBE_STEP)
+                self._last_throttle = now  # the next probe after another quiet spell
+                ceiling = self.learned_rate
+        if self.effective_rate >= ceiling:
             return
         self._refill()
-        self.effective_rate = min(self.rate, self.effective_rate + self.rate / RECOVERY_STEPS)
+        self.effective_rate = min(ceiling, self.effective_rate + self.rate / RECOVERY_STEPS)
         if self.effective_rate >= self.rate:
             log.info("rate back to the quota: %g calls/s", self.rate)
+
+    def _note_success(self, now: float) -> None:
+        if self._started is None:
+            self._started = now
+        self._successes.append(now)
+        while self._successes and self._successes[0] < now - SAMPLE_WINDOW:
+            self._successes.popleft()
+
+    def _accepted_rate(self, now: float) -> float | None:
+        """Successes per second over the last :data:`SAMPLE_WINDOW` seconds, as the quota's
+        (this process's share scaled back to the whole); None with too few to tell."""
+        while self._successes and self._successes[0] < now - SAMPLE_WINDOW:
+            self._successes.popleft()
+        if self._started is None or len(self._successes) < MIN_SAMPLES:
+            return None
+        span = min(SAMPLE_WINDOW, now - self._started)
+        if span < MIN_SAMPLE_SPAN:
+            return None
+        return len(self._successes) / span / self.share
 
     def reconfigure(self, rate: float | None, burst: int) -> None:
         """Change the configured quota; the effective rate restarts at the new rate.
@@ -177,6 +245,7 @@ class TokenBucket:
         self.effective_rate = rate
         self._tokens = min(self._tokens, self.capacity)
         self._last_decrease = None
+        self.learned_rate = None
 
     def set_share(self, holders: int) -> None:
         """Spend ``1 / holders`` of the quota (less :data:`SHARED_HEADROOM`): that many runners
