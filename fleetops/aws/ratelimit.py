@@ -17,7 +17,9 @@ throttle while probing falls back to it at once.
 
 Waiters queue in FIFO order. Only the head of the queue sleeps (once per token); everyone else
 waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
-one timer, not a thundering herd.
+one timer, not a thundering herd. A call made inside :func:`urgent` (verification's first look
+at WorkSpaces just called: a transition not looked at in time is missed for good) queues ahead
+of every other waiter: it gets the next token, whatever submissions wait.
 
 :data:`QUOTAS` is the process-wide registry: one bucket per (profile, region, endpoint), shared
 by every operation of every job in the process, verification polls included.
@@ -31,13 +33,24 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 import anyio
 
-__all__ = ["QUOTAS", "SHARES", "QuotaHolders", "QuotaRegistry", "QuotaShares", "TokenBucket"]
+__all__ = [
+    "QUOTAS",
+    "SHARES",
+    "QuotaHolders",
+    "QuotaRegistry",
+    "QuotaShares",
+    "TokenBucket",
+    "is_urgent",
+    "last_grant",
+    "urgent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,40 @@ PROBE_QUIET = 30.0
 PROBE_STEP = 1.05
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
+
+
+_URGENT: ContextVar[bool] = ContextVar("fleetops_urgent_call", default=False)
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Calls made inside (in this task) take the next token ahead of every other waiter."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+def is_urgent() -> bool:
+    """Whether the current task is inside :func:`urgent`."""
+    return _URGENT.get()
+
+
+_GRANTED: ContextVar[float | None] = ContextVar("fleetops_token_granted", default=None)
+
+
+def last_grant() -> float | None:
+    """When (the bucket's clock) the current task was last given a token: the moment its call
+    actually went out, however long it queued for the quota."""
+    return _GRANTED.get()
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
 
 
 class TokenBucket:
@@ -95,7 +142,8 @@ class TokenBucket:
         self._updated: float = clock()
         self._last_decrease: float | None = None
         self._last_throttle: float | None = None
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._urgent: deque[_Waiter] = deque()  # served before ``_waiters``
         #: The sustainable rate learned from throttles (None: the configured one holds), and
         #: the clock times of recent successes it is measured from.
         self.learned_rate: float | None = None
@@ -121,35 +169,50 @@ class TokenBucket:
     @property
     def waiting(self) -> int:
         """How many tasks are queued for a token."""
-        return len(self._waiters)
+        return len(self._waiters) + len(self._urgent)
+
+    def _head(self) -> _Waiter | None:
+        if self._urgent:
+            return self._urgent[0]
+        return self._waiters[0] if self._waiters else None
 
     async def acquire(self) -> None:
-        """Take one token, waiting in FIFO order when the bucket is empty."""
+        """Take one token, waiting in FIFO order when the bucket is empty (urgent calls, see
+        :func:`urgent`, ahead of the others)."""
         if self.rate is None:
+            _GRANTED.set(self._clock())
             return
-        if not self._waiters:
+        if not self._waiters and not self._urgent:
             self._refill()
             if self._tokens >= 1.0 - _EPSILON:
                 self._tokens -= 1.0
+                _GRANTED.set(self._clock())
                 return
-        event = anyio.Event()
-        self._waiters.append(event)
+        waiter = _Waiter()
+        queue = self._urgent if _URGENT.get() else self._waiters
+        queue.append(waiter)
         try:
-            if self._waiters[0] is not event:
-                await event.wait()
-            # Head of the queue: the only task that sleeps for a token.
             while self.effective_rate is not None:
+                head = self._head()
+                if head is not waiter:
+                    # Not (or no longer: an urgent call came) the head: the head sleeps.
+                    if head is not None:
+                        head.event.set()
+                    waiter.event = anyio.Event()
+                    await waiter.event.wait()
+                    continue
                 self._refill()
                 if self._tokens >= 1.0 - _EPSILON:
                     self._tokens -= 1.0
                     break
                 await self._sleep((1.0 - self._tokens) / (self.effective_rate * self.share))
+            _GRANTED.set(self._clock())
         finally:
             # Leave the queue (also on cancellation) and hand the head position on.
-            was_head = self._waiters[0] is event
-            self._waiters.remove(event)
-            if was_head and self._waiters:
-                self._waiters[0].set()
+            queue.remove(waiter)
+            head = self._head()
+            if head is not None:
+                head.event.set()
 
     def on_throttle(self) -> None:
         """The server answered ThrottlingException: back off (multiplicative decrease)."""

@@ -427,3 +427,30 @@ async def test_the_right_rate_learns_nothing_and_a_raised_quota_is_found_again()
     server.rate = 6.0  # the quota was raised: probes above the learned rate succeed
     await _send_for(fake, fast, server, 120.0)
     assert fast.learned_rate is not None and fast.learned_rate > learned * 1.1
+
+
+async def test_an_urgent_call_takes_the_next_token_ahead_of_the_queue() -> None:
+    from fleetops.aws.ratelimit import urgent
+
+    fake = FakeTime()
+    bucket = fake.bucket(2, 1)
+    await bucket.acquire()  # empty now
+    order: list[str] = []
+
+    async def normal(name: str) -> None:
+        await bucket.acquire()
+        order.append(name)
+
+    async def look() -> None:
+        with urgent():
+            await bucket.acquire()
+        order.append("look")
+
+    async with anyio.create_task_group() as tg:
+        for name in ("a", "b", "c"):
+            tg.start_soon(normal, name)
+        await anyio.sleep(0)
+        tg.start_soon(look)
+    # ahead of everyone but the head already asleep for its token; the quota is still exact
+    assert order.index("look") <= 1 and [n for n in order if n != "look"] == ["a", "b", "c"]
+    assert fake.now - 1000.0 == pytest.approx(4 * 0.5)
