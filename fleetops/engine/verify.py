@@ -302,8 +302,11 @@ class Verifier:
                     await self._wait(max(0.0, wake - now))
                     continue
                 # The slot first, then the chunk: it is chosen at the last moment, from every
-                # watch due by then.
-                await self._slots.acquire(any(not w.seen for w in ready))
+                # watch due by then. A first look takes no slot of the verifier's (later looks
+                # queued for the quota must not hold it back; the scope's call slots bound it).
+                first_look = any(not w.seen for w in ready)
+                if not first_look:
+                    await self._slots.acquire(False)
                 now = time.monotonic()
                 while self._watches and self._watches[0].due <= now:
                     watch = heapq.heappop(self._watches)
@@ -312,9 +315,9 @@ class Verifier:
                 chunk = _take_chunk(ready)
                 ready_ids -= sum(len(w.ids) for w in chunk)
                 self.polls_in_flight += 1
-                polls.start_soon(self._poll, chunk)
+                polls.start_soon(self._poll, chunk, not first_look)
 
-    async def _poll(self, chunk: list[Watch]) -> None:
+    async def _poll(self, chunk: list[Watch], slot: bool = True) -> None:
         try:
             ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
             sent = time.monotonic()  # what it shows was true at some point after this
@@ -340,7 +343,8 @@ class Verifier:
                 return
             await self._judge(chunk, response, sent)
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
             self.polls_in_flight -= 1
             self._added.set()
 
