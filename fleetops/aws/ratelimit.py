@@ -8,9 +8,18 @@ the bucket halves its effective rate and then recovers additively, per success. 
 after a quiet spell is the jitter of requests arriving closer together than they were sent: it
 empties the bucket but keeps the rate (halving for it would cost a small job many seconds).
 
+A quota set above the account's real one (``--rate 10`` where AWS allows 2) is *learned*:
+while throttled, the calls the server accepts come at its own rate, so each decrease measures
+the accepted rate over the last :data:`SAMPLE_WINDOW` seconds and caps the effective rate (and
+its recovery) just under it (:data:`LEARNED_HEADROOM`). The cap is probed upwards only after
+:data:`PROBE_QUIET` seconds without a throttle (a raised quota, a neighbour gone), and a
+throttle while probing falls back to it at once.
+
 Waiters queue in FIFO order. Only the head of the queue sleeps (once per token); everyone else
 waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
-one timer, not a thundering herd.
+one timer, not a thundering herd. A call made inside :func:`urgent` (verification's first look
+at WorkSpaces just called: a transition not looked at in time is missed for good) queues ahead
+of every other waiter: it gets the next token, whatever submissions wait.
 
 :data:`QUOTAS` is the process-wide registry: one bucket per (profile, region, endpoint), shared
 by every operation of every job in the process, verification polls included.
@@ -24,13 +33,24 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 import anyio
 
-__all__ = ["QUOTAS", "SHARES", "QuotaHolders", "QuotaRegistry", "QuotaShares", "TokenBucket"]
+__all__ = [
+    "QUOTAS",
+    "SHARES",
+    "QuotaHolders",
+    "QuotaRegistry",
+    "QuotaShares",
+    "TokenBucket",
+    "is_urgent",
+    "last_grant",
+    "urgent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +66,52 @@ QUIET_WINDOW = 10.0
 DECREASE_COOLDOWN = 1.0
 #: Runners sharing a quota spend this fraction of it between them (see ``set_share``).
 SHARED_HEADROOM = 0.95
+#: Successes of the last this many seconds measure the rate the server accepts when throttled.
+SAMPLE_WINDOW = 5.0
+#: A measurement needs at least this many successes, over at least this many seconds.
+MIN_SAMPLES = 6
+MIN_SAMPLE_SPAN = 1.5
+#: The learned rate is this fraction of the accepted rate measured (slack for jitter).
+LEARNED_HEADROOM = 0.95
+#: Seconds without a throttle after which a learned cap is raised by :data:`PROBE_STEP`.
+PROBE_QUIET = 30.0
+PROBE_STEP = 1.05
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
+
+
+_URGENT: ContextVar[bool] = ContextVar("fleetops_urgent_call", default=False)
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Calls made inside (in this task) take the next token ahead of every other waiter."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+def is_urgent() -> bool:
+    """Whether the current task is inside :func:`urgent`."""
+    return _URGENT.get()
+
+
+_GRANTED: ContextVar[float | None] = ContextVar("fleetops_token_granted", default=None)
+
+
+def last_grant() -> float | None:
+    """When (the bucket's clock) the current task was last given a token: the moment its call
+    actually went out, however long it queued for the quota."""
+    return _GRANTED.get()
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
 
 
 class TokenBucket:
@@ -78,7 +142,13 @@ class TokenBucket:
         self._updated: float = clock()
         self._last_decrease: float | None = None
         self._last_throttle: float | None = None
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: deque[_Waiter] = deque()
+        self._urgent: deque[_Waiter] = deque()  # served before ``_waiters``
+        #: The sustainable rate learned from throttles (None: the configured one holds), and
+        #: the clock times of recent successes it is measured from.
+        self.learned_rate: float | None = None
+        self._successes: deque[float] = deque()
+        self._started: float | None = None
         #: This process's part of a quota shared with other runners (1.0: all of it). The
         #: refill rate and the capacity are scaled by it; ``rate`` stays the account's quota.
         self.share: float = 1.0
@@ -99,35 +169,50 @@ class TokenBucket:
     @property
     def waiting(self) -> int:
         """How many tasks are queued for a token."""
-        return len(self._waiters)
+        return len(self._waiters) + len(self._urgent)
+
+    def _head(self) -> _Waiter | None:
+        if self._urgent:
+            return self._urgent[0]
+        return self._waiters[0] if self._waiters else None
 
     async def acquire(self) -> None:
-        """Take one token, waiting in FIFO order when the bucket is empty."""
+        """Take one token, waiting in FIFO order when the bucket is empty (urgent calls, see
+        :func:`urgent`, ahead of the others)."""
         if self.rate is None:
+            _GRANTED.set(self._clock())
             return
-        if not self._waiters:
+        if not self._waiters and not self._urgent:
             self._refill()
             if self._tokens >= 1.0 - _EPSILON:
                 self._tokens -= 1.0
+                _GRANTED.set(self._clock())
                 return
-        event = anyio.Event()
-        self._waiters.append(event)
+        waiter = _Waiter()
+        queue = self._urgent if _URGENT.get() else self._waiters
+        queue.append(waiter)
         try:
-            if self._waiters[0] is not event:
-                await event.wait()
-            # Head of the queue: the only task that sleeps for a token.
             while self.effective_rate is not None:
+                head = self._head()
+                if head is not waiter:
+                    # Not (or no longer: an urgent call came) the head: the head sleeps.
+                    if head is not None:
+                        head.event.set()
+                    waiter.event = anyio.Event()
+                    await waiter.event.wait()
+                    continue
                 self._refill()
                 if self._tokens >= 1.0 - _EPSILON:
                     self._tokens -= 1.0
                     break
                 await self._sleep((1.0 - self._tokens) / (self.effective_rate * self.share))
+            _GRANTED.set(self._clock())
         finally:
             # Leave the queue (also on cancellation) and hand the head position on.
-            was_head = self._waiters[0] is event
-            self._waiters.remove(event)
-            if was_head and self._waiters:
-                self._waiters[0].set()
+            queue.remove(waiter)
+            head = self._head()
+            if head is not None:
+                head.event.set()
 
     def on_throttle(self) -> None:
         """The server answered ThrottlingException: back off (multiplicative decrease)."""
@@ -140,12 +225,27 @@ class TokenBucket:
             return
         now = self._clock()
         previous, self._last_throttle = self._last_throttle, now
+        if self.learned_rate is not None and self.effective_rate > self.learned_rate:
+            self.effective_rate = self.learned_rate  # a probe above the cap failed: back to it
+            return
         if previous is None or now - previous >= QUIET_WINDOW:
             return  # a lone overshoot: the bucket is empty now, the rate stays
         if self._last_decrease is not None and now - self._last_decrease < DECREASE_COOLDOWN:
             return
         self._last_decrease = now
-        self.effective_rate = max(self.effective_rate * 0.5, self.rate / FLOOR_DIVISOR)
+        floor = self.rate / FLOOR_DIVISOR
+        accepted = self._accepted_rate(now)
+        if accepted is not None and accepted * LEARNED_HEADROOM < self.effective_rate:
+            self.learned_rate = max(floor, accepted * LEARNED_HEADROOM)
+            self.effective_rate = self.learned_rate
+            log.info(
+                "throttled at %.2f calls/s accepted: rate learned as %.2f calls/s (quota %g)",
+                accepted,
+                self.learned_rate,
+                self.rate,
+            )
+            return
+        self.effective_rate = max(self.effective_rate * 0.5, floor)
         log.info(
             "throttled again within %.0f s: rate lowered to %.2f calls/s (quota %g)",
             QUIET_WINDOW,
@@ -154,13 +254,44 @@ class TokenBucket:
         )
 
     def on_success(self) -> None:
-        """A call succeeded: recover toward the configured rate (additive increase)."""
-        if self.rate is None or self.effective_rate is None or self.effective_rate >= self.rate:
+        """A call succeeded: recover toward the configured rate (additive increase), never past
+        a learned rate until it has gone :data:`PROBE_QUIET` seconds unthrottled."""
+        if self.rate is None or self.effective_rate is None:
+            return
+        now = self._clock()
+        self._note_success(now)
+        ceiling = self.rate if self.learned_rate is None else min(self.rate, self.learned_rate)
+        if self.learned_rate is not None and self.learned_rate < self.rate:
+            quiet_since = self._last_throttle if self._last_throttle is not None else now
+            if now - quiet_since >= PROBE_QUIET:
+                self.learned_rate = min(self.rate, self.learned_rate * PROBE_STEP)
+                self._last_throttle = now  # the next probe after another quiet spell
+                ceiling = self.learned_rate
+        if self.effective_rate >= ceiling:
             return
         self._refill()
-        self.effective_rate = min(self.rate, self.effective_rate + self.rate / RECOVERY_STEPS)
+        self.effective_rate = min(ceiling, self.effective_rate + self.rate / RECOVERY_STEPS)
         if self.effective_rate >= self.rate:
             log.info("rate back to the quota: %g calls/s", self.rate)
+
+    def _note_success(self, now: float) -> None:
+        if self._started is None:
+            self._started = now
+        self._successes.append(now)
+        while self._successes and self._successes[0] < now - SAMPLE_WINDOW:
+            self._successes.popleft()
+
+    def _accepted_rate(self, now: float) -> float | None:
+        """Successes per second over the last :data:`SAMPLE_WINDOW` seconds, as the quota's
+        (this process's share scaled back to the whole); None with too few to tell."""
+        while self._successes and self._successes[0] < now - SAMPLE_WINDOW:
+            self._successes.popleft()
+        if self._started is None or len(self._successes) < MIN_SAMPLES:
+            return None
+        span = min(SAMPLE_WINDOW, now - self._started)
+        if span < MIN_SAMPLE_SPAN:
+            return None
+        return len(self._successes) / span / self.share
 
     def reconfigure(self, rate: float | None, burst: int) -> None:
         """Change the configured quota; the effective rate restarts at the new rate.
@@ -177,6 +308,7 @@ class TokenBucket:
         self.effective_rate = rate
         self._tokens = min(self._tokens, self.capacity)
         self._last_decrease = None
+        self.learned_rate = None
 
     def set_share(self, holders: int) -> None:
         """Spend ``1 / holders`` of the quota (less :data:`SHARED_HEADROOM`): that many runners

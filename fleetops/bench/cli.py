@@ -45,8 +45,9 @@ def _team() -> Any:
 
 
 def scenario_runners() -> dict[str, Runner]:
+    from fleetops.bench.evidence import run_s1
     from fleetops.bench.history import run_s5
-    from fleetops.bench.scenarios import run_s1, run_s2, run_s3, run_s4, run_s6
+    from fleetops.bench.scenarios import run_s2, run_s3, run_s4, run_s6
 
     return {
         "S1": run_s1,

@@ -295,6 +295,7 @@ class OptionsSection(_Strict):
     include_connected: bool | None = None
     max_snapshot_age: float | None = Field(default=None, gt=0)
     ignore_snapshot_age: bool | None = None
+    include_standby: bool | None = None
 
 
 class JobFile(_Strict):

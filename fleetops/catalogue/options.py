@@ -99,6 +99,7 @@ class JobOptions:
     read_timeout: float = 30.0  # seconds to wait for an answer before the attempt is retried
     connect_timeout: float = 5.0  # seconds to wait for a connection before the attempt is retried
     breaker: int = 5  # an operation failing the same way this many times in a row stops the job
+    include_standby: bool = False  # selectors pick standby WorkSpaces too
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:

@@ -85,6 +85,8 @@ OPTION_FLAGS: list[inspect.Parameter] = [
           help="Seconds to wait for an API answer (default 30).", panel=_OPTIONS),
     _flag("connect_timeout", float, "--connect-timeout",
           help="Seconds to wait for a connection (default 5).", panel=_OPTIONS),
+    _flag("include_standby", bool, "--include-standby",
+          help="Let selectors pick standby WorkSpaces too.", panel=_OPTIONS),
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.

@@ -5,19 +5,23 @@ at most ``--concurrency`` at a time, each logical call one row of the job's even
 code, request id, the attempts it took) committed through the run's commit path, and each
 failure shown to the scope's :class:`~fleetops.engine.decide.CircuitBreaker`, which stops the job
 when
-one operation keeps failing the same way.
+one operation keeps failing the same way. An urgent call (verification's first look, inside
+:func:`fleetops.aws.ratelimit.urgent`) takes the next free call slot ahead of the calls waiting
+for one, as it takes the next token of the quota.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
 from fleetops.aws.client import not_executed
+from fleetops.aws.ratelimit import is_urgent
 from fleetops.aws.retry import RetryPolicy, attempts_spent
 from fleetops.engine.context import RunContext
 from fleetops.engine.decide import CircuitBreaker
@@ -25,9 +29,42 @@ from fleetops.engine.types import ApiCall, Scope
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
 from fleetops.records import EventRow
 
-__all__ = ["AuditedCall"]
+__all__ = ["AuditedCall", "CallSlots"]
 
 log = logging.getLogger(__name__)
+
+
+class CallSlots:
+    """At most ``total`` calls at a time; a free slot goes to an urgent waiter first, then to
+    the others in FIFO order."""
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self._urgent: deque[anyio.Event] = deque()
+        self._others: deque[anyio.Event] = deque()
+
+    async def acquire(self, urgent: bool) -> None:
+        if self.free > 0 and not self._urgent and not self._others:
+            self.free -= 1
+            return
+        event = anyio.Event()
+        queue = self._urgent if urgent else self._others
+        queue.append(event)
+        try:
+            await event.wait()  # set by release(), which handed this task its slot
+        except BaseException:
+            if event in queue:
+                queue.remove(event)
+            else:
+                self.release()  # handed a slot while being cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for queue in (self._urgent, self._others):
+            if queue:
+                queue.popleft().set()
+                return
+        self.free += 1
 
 
 class AuditedCall:
@@ -39,20 +76,23 @@ class AuditedCall:
         self.api = api
         self.policy = policy
         self.breaker = CircuitBreaker(threshold=ctx.options.breaker)
-        self.limiter = anyio.CapacityLimiter(ctx.options.concurrency)
+        self.slots = CallSlots(ctx.options.concurrency)
 
     async def __call__(
         self, operation: str, ids: Sequence[str], /, **params: Any
     ) -> dict[str, Any]:
         """One logical call (retries inside), recorded in the event log and by the breaker."""
         idempotent = bool(params.pop("idempotent", True))
-        async with self.limiter:
+        await self.slots.acquire(is_urgent())
+        try:
             started = time.monotonic()
             try:
                 result = await self.api(operation, idempotent=idempotent, **params)
             except AwsError as exc:
                 await self._failed(operation, ids, exc, idempotent, started)
                 raise
+        finally:
+            self.slots.release()
         self.breaker.record_success(operation)
         failed = result.response.get("FailedRequests") or []
         outcome = "partial" if failed else "ok"

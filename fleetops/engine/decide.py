@@ -18,20 +18,21 @@ from fleetops.states import ItemState
 
 __all__ = [
     "BREAKER_THRESHOLD",
-    "INELIGIBLE_CODES",
+    "GONE_SINCE_PLAN",
     "STATE_CHANGED",
     "AfterTransient",
     "CircuitBreaker",
     "Outcome",
+    "Refusal",
     "after_transient",
     "failed_request",
+    "needs_describe",
     "reconcile_verdict",
+    "refusal",
 ]
 
-#: Per-item error codes by which the API says the WorkSpace is not in a state the operation
-#: accepts (it changed since the plan).
-INELIGIBLE_CODES: frozenset[str] = frozenset({"InvalidResourceStateException"})
 STATE_CHANGED = "state changed since the plan"
+GONE_SINCE_PLAN = "gone since the plan"
 BREAKER_THRESHOLD = 5
 
 _STATE_IN_MESSAGE = re.compile(r"\b(?:state|status)\b[^A-Z]*\b([A-Z][A-Z_]{2,})\b")
@@ -66,6 +67,52 @@ def after_transient(*, not_executed: bool, retry_safe: bool) -> AfterTransient:
     return AfterTransient.RECONCILE
 
 
+class Refusal(StrEnum):
+    """What a refusal code says, by its family (the API documents no FailedRequests codes;
+    those seen are dotted, ``<Family>.<Resource>``, and top-level errors end in ``Exception``)."""
+
+    STATE = "state"  # InvalidResourceState*: the WorkSpace's state changed since the plan
+    GONE = "gone"  # ResourceNotFound* (of the WorkSpace, or of no named resource)
+    IN_PROGRESS = "in_progress"  # OperationInProgress*: try again shortly
+    OTHER = "other"  # anything else: the item fails with the code as given
+
+
+_FAMILIES = {
+    "InvalidResourceState": Refusal.STATE,
+    "ResourceNotFound": Refusal.GONE,
+    "OperationInProgress": Refusal.IN_PROGRESS,
+}
+#: The resource part of a dotted code that names the WorkSpace itself ("" when none is named).
+_WORKSPACE_RESOURCES = frozenset({"", "workspace", "workspaces"})
+
+
+def _split(code: str) -> tuple[str, str]:
+    family, _, resource = (code or "").partition(".")
+    return family.removesuffix("Exception"), resource.removesuffix("Exception")
+
+
+def refusal(code: str) -> Refusal:
+    """The family of a refusal code: ``InvalidResourceState.Workspace``,
+    ``InvalidResourceStateException`` and ``InvalidResourceState`` are one family. A
+    ``ResourceNotFound`` naming another resource (``ResourceNotFound.Bundle``) is not the
+    WorkSpace gone: it is OTHER."""
+    family, resource = _split(code)
+    found = _FAMILIES.get(family, Refusal.OTHER)
+    if found is Refusal.GONE and resource.lower() not in _WORKSPACE_RESOURCES:
+        return Refusal.OTHER
+    return found
+
+
+def needs_describe(code: str, message: str) -> bool:
+    """Whether the WorkSpace must be described to know what a refusal means: a state refusal
+    that does not say the state now, or a not-found that does not say what was not found (a
+    one-WorkSpace call's ``ResourceNotFoundException`` may be about its bundle)."""
+    kind = refusal(code)
+    if kind is Refusal.STATE:
+        return _STATE_IN_MESSAGE.search(message or "") is None
+    return kind is Refusal.GONE and _split(code)[1] == ""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """The fate of one item after its request was answered with an error."""
@@ -75,18 +122,36 @@ class Outcome:
 
 
 def failed_request(
-    code: str, message: str, *, retryable: bool, attempts: int, max_attempts: int
+    code: str,
+    message: str,
+    *,
+    retryable: bool,
+    attempts: int,
+    max_attempts: int,
+    found: bool | None = None,
+    now_state: str | None = None,
 ) -> Outcome:
-    """One entry of a ``FailedRequests`` answer (or a one-WorkSpace call's error).
+    """One entry of a ``FailedRequests`` answer (or a one-WorkSpace call's error), by family.
 
-    The WorkSpace was in an ineligible state → its state changed since the plan: ``skipped``
-    (with the state when the message names one). A retryable code with attempts left → back to
-    ``pending``. Anything else → ``failed``.
+    ``found``/``now_state`` are what a Describe after the refusal showed (None: not described).
+    A state refusal → ``skipped: state changed since the plan (now X)``, X from the message or
+    the Describe (gone by then: ``gone since the plan``); the WorkSpace not found →
+    ``skipped: gone since the plan`` (unless a Describe still finds it: then something else
+    was not found, and the item fails); an operation in progress, or a retryable code, with
+    attempts left → back to ``pending``. Anything else → ``failed`` with the code as given.
     """
-    if code in INELIGIBLE_CODES:
+    kind = refusal(code)
+    if kind is Refusal.STATE:
+        if found is False:
+            return Outcome(ItemState.SKIPPED, GONE_SINCE_PLAN)
         match = _STATE_IN_MESSAGE.search(message or "")
-        reason = STATE_CHANGED if match is None else f"{STATE_CHANGED} (now {match.group(1)})"
+        state = match.group(1) if match is not None else now_state
+        reason = STATE_CHANGED if state is None else f"{STATE_CHANGED} (now {state})"
         return Outcome(ItemState.SKIPPED, reason)
+    if kind is Refusal.GONE and found is not True:
+        return Outcome(ItemState.SKIPPED, GONE_SINCE_PLAN)
+    if kind is Refusal.IN_PROGRESS:
+        retryable = True
     if retry_item(retryable, attempts, max_attempts):
         return Outcome(ItemState.PENDING)
     return Outcome(ItemState.FAILED)
@@ -112,6 +177,9 @@ class CircuitBreaker:
         """Count a failure; True when it opens the breaker."""
         if is_throttling_code(code) or self.opened is not None:
             return False
+        if refusal(code) is not Refusal.OTHER:
+            return False  # one WorkSpace's answer (its state, gone, busy): not the operation's
+
         last_code, count = self._streak.get(operation, (code, 0))
         count = count + 1 if last_code == code else 1
         self._streak[operation] = (code, count)

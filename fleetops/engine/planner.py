@@ -23,7 +23,14 @@ from fleetops.catalogue.targets import CallFn, Candidate, Targets, enrich, epoch
 from fleetops.errors import AwsError, CredentialsError, TransientAwsError
 from fleetops.states import ItemState
 
-__all__ = ["PlanSummary", "guardrail_reason", "plan", "snapshot_reason"]
+__all__ = [
+    "PlanSummary",
+    "guardrail_reason",
+    "plan",
+    "snapshot_reason",
+    "standby_of",
+    "standby_reason",
+]
 
 Params = Mapping[str, Any]
 DESCRIBE_MAX = list_member_max("DescribeWorkspaces", "WorkspaceIds")
@@ -137,6 +144,27 @@ def guardrail_reason(
     return None
 
 
+def standby_of(ws: Mapping[str, Any]) -> str | None:
+    """The primary a standby WorkSpace stands by for (None: not a standby). A WorkSpace's
+    ``RelatedWorkspaces`` describes the *other* one: a standby names its primary, ``PRIMARY``."""
+    for related in ws.get("RelatedWorkspaces") or ():
+        if related.get("Type") == "PRIMARY":
+            return str(related.get("WorkspaceId") or "?")
+    return None
+
+
+def standby_reason(ws: Mapping[str, Any], targets: Targets, options: JobOptions) -> str | None:
+    """Why a standby WorkSpace is skipped (None: it is not one, or it is acted on): selectors
+    never pick one (its user never connects to it, so idleness says nothing either), unless
+    ``--include-standby``; a standby named by id is acted on. Pure."""
+    if options.include_standby or targets.workspace_ids:
+        return None
+    primary = standby_of(ws)
+    if primary is None:
+        return None
+    return f"standby of {primary} (use --include-standby)"
+
+
 def snapshot_reason(
     action: ActionSpec, response: Mapping[str, Any], options: JobOptions, now: float
 ) -> str | None:
@@ -213,6 +241,11 @@ async def plan(
     check_snapshots = action.needs_snapshot and not options.ignore_snapshot_age
     rows = action.plan_rows(params)
 
+    def reason_of(cand: Candidate) -> str | None:
+        return standby_reason(cand.workspace, targets, options) or guardrail_reason(
+            action, cand, options, params
+        )
+
     async def decide(chunk: list[Candidate]) -> list[dict[str, Any]]:
         """The enriched chunk's rows (eligible or skipped with the reason)."""
         if rows is None:
@@ -222,9 +255,9 @@ async def plan(
                 counting,
                 want_connection=want_connection,
                 # Connection status only matters for WorkSpaces the action would act on.
-                status_for=lambda cand: guardrail_reason(action, cand, options, params) is None,
+                status_for=lambda cand: reason_of(cand) is None,
             )
-        reasons = {c.workspace_id: guardrail_reason(action, c, options, params) for c in chunk}
+        reasons = {c.workspace_id: reason_of(c) for c in chunk}
         if check_snapshots:
             eligible = [c.workspace_id for c in chunk if reasons[c.workspace_id] is None]
             stale = await _snapshot_reasons(action, eligible, counting, options)
@@ -248,7 +281,7 @@ async def plan(
     needs_status = (
         None
         if targets.idle_days is not None
-        else lambda cand: guardrail_reason(action, cand, options, params) is None
+        else lambda cand: reason_of(cand) is None
     )
     source = (
         _from_rows(rows)

@@ -26,6 +26,7 @@ from fleetops.engine.decide import AfterTransient, after_transient, failed_reque
 from fleetops.engine.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine.locks import BusyGate
 from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
+from fleetops.engine.refusals import Looks, look_at_refused
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
 from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
@@ -550,7 +551,10 @@ class ScopeRun:
         )
 
     def _refused(
-        self, batch: Sequence[ItemRecord], failures: Mapping[str, tuple[str, str]]
+        self,
+        batch: Sequence[ItemRecord],
+        failures: Mapping[str, tuple[str, str]],
+        looks: Looks | None = None,
     ) -> list[ItemUpdate]:
         """The updates of the items the API refused (FailedRequests), each by its outcome."""
         updates: list[ItemUpdate] = []
@@ -558,12 +562,15 @@ class ScopeRun:
             if item.workspace_id not in failures:
                 continue
             code, message = failures[item.workspace_id]
+            now = (looks or {}).get(item.workspace_id)
             outcome = failed_request(
                 code,
                 message,
                 retryable=self.policy.is_retryable_code(code),
                 attempts=item.attempts,
                 max_attempts=self.options.item_attempts,
+                found=None if now is None else now != "",
+                now_state=now or None,
             )
             if outcome.state is ItemState.PENDING:
                 self._retry_later(item)
@@ -594,7 +601,8 @@ class ScopeRun:
         results: Mapping[str, str],
     ) -> None:
         accepted = [item for item in batch if item.workspace_id not in failures]
-        updates = self._refused(batch, failures)
+        looks = await look_at_refused(self._call, failures) if failures else None
+        updates = self._refused(batch, failures, looks)
         # Without a transition to watch (tag), an accepted call is the end of the item.
         done_state = ItemState.SUBMITTED if self.action.verifies else ItemState.SUCCEEDED
         plain = [i.id for i in accepted if i.workspace_id not in results]

@@ -10,7 +10,10 @@ help (``ActionSpec.judge_in_time``: succeeded but ``Unverified``, or failed).
 DescribeWorkspaces takes 25 ids a call; the quota spent on polling is quota not spent on work,
 so polls are timed by :class:`SettleModel` — learned from the real transitions of this job only —
 and filled with every item due at about the same time, as long as waiting for them cannot make a
-poll miss a transition.
+poll miss a transition. A poll that carries WorkSpaces not yet seen in transition is urgent
+(:func:`fleetops.aws.ratelimit.urgent`): it takes the next call slot and the next token of the
+quota ahead of the submissions waiting, so the first look lands inside the transition even when
+the quota is AWS's 2 calls/s and every token is wanted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from typing import Any
 import anyio
 
 from fleetops.aws.model import list_member_max
+from fleetops.aws.ratelimit import last_grant
+from fleetops.aws.ratelimit import urgent as urgent_calls
 from fleetops.catalogue.actions import GONE, ActionSpec, Verdict
+from fleetops.engine.calls import CallSlots
 from fleetops.engine.types import CallFn
 from fleetops.errors import AwsError, CredentialsError
 from fleetops.records import ItemRecord, ItemUpdate
@@ -205,7 +211,7 @@ class Verifier:
         self._watches: list[Watch] = []  # a heap by due time
         self._ready: deque[Watch] = deque()  # due, gathering into the next poll
         self._added = anyio.Event()
-        self._slots = anyio.Semaphore(concurrency)
+        self._slots = CallSlots(concurrency)  # first looks ahead of later ones
         #: Watched items with no evidence seen yet, and how many may be before submission waits.
         self.unproven = 0
         self.unproven_base = UNPROVEN_POLLS_PER_SLOT * DESCRIBE_MAX * concurrency
@@ -296,8 +302,11 @@ class Verifier:
                     await self._wait(max(0.0, wake - now))
                     continue
                 # The slot first, then the chunk: it is chosen at the last moment, from every
-                # watch due by then.
-                await self._slots.acquire()
+                # watch due by then. A first look takes no slot of the verifier's (later looks
+                # queued for the quota must not hold it back; the scope's call slots bound it).
+                first_look = any(not w.seen for w in ready)
+                if not first_look:
+                    await self._slots.acquire(False)
                 now = time.monotonic()
                 while self._watches and self._watches[0].due <= now:
                     watch = heapq.heappop(self._watches)
@@ -306,14 +315,22 @@ class Verifier:
                 chunk = _take_chunk(ready)
                 ready_ids -= sum(len(w.ids) for w in chunk)
                 self.polls_in_flight += 1
-                polls.start_soon(self._poll, chunk)
+                polls.start_soon(self._poll, chunk, not first_look)
 
-    async def _poll(self, chunk: list[Watch]) -> None:
+    async def _poll(self, chunk: list[Watch], slot: bool = True) -> None:
         try:
             ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
             sent = time.monotonic()  # what it shows was true at some point after this
             try:
-                response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+                if any(not w.seen for w in chunk):
+                    with urgent_calls():  # a first look: a transition missed is missed for good
+                        response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+                else:
+                    response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
+                # Learn from when the look went out, not from how long it queued for the quota.
+                granted = last_grant()
+                if granted is not None and sent < granted <= time.monotonic():
+                    sent = granted
             except CredentialsError as exc:
                 self._on_credentials(exc)
                 return
@@ -326,7 +343,8 @@ class Verifier:
                 return
             await self._judge(chunk, response, sent)
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
             self.polls_in_flight -= 1
             self._added.set()
 
@@ -397,7 +415,7 @@ class Verifier:
         verdict = self._verdict(w, observed, now, sent)
         waited = now - w.submitted_at
         if verdict.done:
-            self.settle.observe(w, now)
+            self.settle.observe(w, sent)  # done by the time the look went out
             if verdict.unverified:
                 self.settle.missed()
                 return record(state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)

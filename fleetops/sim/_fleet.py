@@ -4,10 +4,14 @@ Pure and synchronous: no I/O, no asyncio. A transition is stored as (end state, 
 WorkSpace and applied when the WorkSpace is next read (``_settle``), so 100,000 WorkSpaces in
 flight cost no tasks and no timers. Terminated WorkSpaces are removed when settled.
 
-Per-item error codes (FailedRequests ``ErrorCode``), from the API reference's error list:
+Per-item error codes (FailedRequests ``ErrorCode``): dotted, as the field sees them (see
+``_edges``), else from the API reference's error list:
 
-- unknown id: ``ResourceNotFoundException``
-- wrong state, or ADMIN_MAINTENANCE for reboot/start/stop/rebuild: ``InvalidResourceStateException``
+- unknown id: ``ResourceNotFound.Workspace``
+- wrong state, or ADMIN_MAINTENANCE for reboot/start/stop/rebuild:
+  ``InvalidResourceState.Workspace``
+- a WorkSpace told to refuse (``Simulator.refuse``): the code it was given (e.g.
+  ``InvalidUserConfiguration.Workspace``), for every batch operation, until told otherwise
 - start/stop of an ALWAYS_ON WorkSpace: ``OperationNotSupportedException``
 - injected transient failure (``item_failure_rate``): ``InternalFailure`` (the reference's
   common error for "an unknown error"; nothing more specific is documented); the WorkSpace is
@@ -20,7 +24,9 @@ Single-WorkSpace operations answer HTTP 400 instead: RestoreWorkspace in a wrong
 MigrateWorkspace ``OperationInProgressException`` while a transition runs, else
 ``OperationNotSupportedException``; ModifyWorkspaceProperties ``OperationInProgressException``
 while UPDATING, else ``InvalidResourceStateException``; ModifyWorkspaceState
-``InvalidResourceStateException``; unknown ids ``ResourceNotFoundException`` everywhere.
+``InvalidResourceStateException``; unknown ids ``ResourceNotFoundException`` everywhere. With
+``in_progress_first`` N, the first N ModifyWorkspaceProperties / MigrateWorkspace calls per
+WorkSpace answer ``OperationInProgressException``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fleetops.sim._edges import NOT_FOUND, STATE_REFUSED, refuse_while_busy
 from fleetops.sim._health import heals
 from fleetops.sim._history import GONE_STATE, History
 from fleetops.sim._images import Images
@@ -52,6 +59,7 @@ _COMPUTE = ("VALUE", "STANDARD", "STANDARD", "PERFORMANCE", "POWER", "POWERPRO")
 _MSG_NOT_FOUND = "The resource could not be found."
 _MSG_STATE = "The state of the resource is not valid for this operation."
 _MSG_UNSUPPORTED = "This operation is not supported."
+_MSG_REFUSED = "The WorkSpace cannot accept this request."
 _MSG_TRANSIENT = (
     "The request processing has failed because of an unknown error, exception or failure."
 )
@@ -75,6 +83,9 @@ class FleetConfig:
     restore_heal_fraction: float = 1.0
     #: The share of rebuilds that end in ERROR instead of AVAILABLE (a broken image, say).
     rebuild_error_fraction: float = 0.0
+    #: The first N ModifyWorkspaceProperties / MigrateWorkspace calls per WorkSpace answer
+    #: OperationInProgressException (0: never).
+    in_progress_first: int = 0
 
 
 def _token(after: str) -> str:
@@ -111,6 +122,9 @@ class Fleet:
         self._faults = random.Random(config.seed + 1)
         self._nonce = 0
         self.history = History()
+        self.region = "us-east-1"  # named in RelatedWorkspaces (the simulator sets its own)
+        self.busy_answers: dict[str, int] = {}  # WorkSpace id → OperationInProgress answers
+        self.refusals: dict[str, str] = {}  # WorkSpace id → the code its batch calls answer
         self.by_id: dict[str, WorkSpace] = {}
         self.order: list[str] = []  # sorted ids: the pagination order
         now = clock()
@@ -128,6 +142,17 @@ class Fleet:
 
     def _chars(self, alphabet: str, count: int) -> str:
         return "".join(self._gen.choice(alphabet) for _ in range(count))
+
+    @property
+    def directory_ids(self) -> frozenset[str]:
+        return frozenset(self._directory_ids)
+
+    def new_workspace_id(self) -> str:
+        return self._new_id()
+
+    def add_workspace(self, ws: WorkSpace) -> None:
+        """A WorkSpace that exists at once (a standby), recorded in the Describe history."""
+        self._add(ws)
 
     def _new_id(self) -> str:
         while True:
@@ -321,18 +346,17 @@ class Fleet:
         for ws_id in ids:
             ws = self.get(ws_id)
             if ws is None:
-                failed.append(failure(ws_id, "ResourceNotFoundException", _MSG_NOT_FOUND))
+                failed.append(failure(ws_id, NOT_FOUND, _MSG_NOT_FOUND))
                 continue
-            code = rule(self, ws)
+            code = self.refusals.get(ws_id) or rule(self, ws)
             if code is None and self._transient():
                 code = "InternalFailure"
             if code is not None:
                 message = {
-                    "ResourceNotFoundException": _MSG_NOT_FOUND,
-                    "InvalidResourceStateException": _MSG_STATE,
+                    STATE_REFUSED: _MSG_STATE,
                     "OperationNotSupportedException": _MSG_UNSUPPORTED,
                     "InternalFailure": _MSG_TRANSIENT,
-                }[code]
+                }.get(code, _MSG_REFUSED)
                 failed.append(failure(ws_id, code, message))
                 continue
             self._accept(operation, ws)
@@ -470,6 +494,7 @@ class Fleet:
 
     def migrate(self, ws_id: str, bundle_id: str) -> str:
         ws = self.require(ws_id)
+        refuse_while_busy(self, ws_id)
         if bundle_id not in self._bundle_by_id:
             raise ApiError(
                 "ResourceNotFoundException", f"The bundle {bundle_id} could not be found."
@@ -505,6 +530,7 @@ class Fleet:
 
     def modify_properties(self, ws_id: str, props: dict[str, Any]) -> None:
         ws = self.require(ws_id)
+        refuse_while_busy(self, ws_id)
         if ws.state == "UPDATING":
             raise ApiError("OperationInProgressException", _MSG_IN_PROGRESS)
         if ws.state not in {"AVAILABLE", "STOPPED"}:

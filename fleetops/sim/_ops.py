@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fleetops.sim._edges import create_standby
 from fleetops.sim._fleet import Fleet, WorkSpace
 from fleetops.sim._validate import ApiError
 
@@ -209,6 +210,7 @@ def _update_bundle(fleet: Fleet, body: dict[str, Any]) -> dict[str, Any]:
 
 HANDLERS: dict[str, Handler] = {
     **{op: _batch(op) for op in _BATCH_MEMBER},
+    "CreateStandbyWorkspaces": create_standby,
     "CreateTags": _create_tags,
     "CreateWorkspaces": _create_workspaces,
     "DeleteTags": _delete_tags,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from fleetops.sim._edges import STATE_REFUSED
 from fleetops.sim._workspace import WorkSpace
 
 
@@ -28,28 +29,28 @@ def _reboot_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
         return None
     if ws.state == "REBOOTING" and fleet.clock() - ws.started > STUCK_REBOOT_SECONDS:
         return None
-    return "InvalidResourceStateException"
+    return STATE_REFUSED
 
 
 def _start_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
     if ws.state != "STOPPED":
-        return "InvalidResourceStateException"
+        return STATE_REFUSED
     return "OperationNotSupportedException" if ws.running_mode == "ALWAYS_ON" else None
 
 
 def _stop_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
     if ws.state not in {"AVAILABLE", "IMPAIRED", "UNHEALTHY", "ERROR"}:
-        return "InvalidResourceStateException"
+        return STATE_REFUSED
     return "OperationNotSupportedException" if ws.running_mode == "ALWAYS_ON" else None
 
 
 def _rebuild_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
     ok = ws.state in {"AVAILABLE", "ERROR", "UNHEALTHY", "STOPPED", "REBOOTING"}
-    return None if ok else "InvalidResourceStateException"
+    return None if ok else STATE_REFUSED
 
 
 def _terminate_rule(fleet: Fleet, ws: WorkSpace) -> str | None:
-    return "InvalidResourceStateException" if ws.state == "SUSPENDED" else None
+    return STATE_REFUSED if ws.state == "SUSPENDED" else None
 
 
 BATCH_RULES: dict[str, Callable[[Fleet, WorkSpace], str | None]] = {

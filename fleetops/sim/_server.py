@@ -34,6 +34,7 @@ from aiohttp import web
 
 from fleetops.sim import _model
 from fleetops.sim._accounts import DEFAULT_ACCOUNT, Account, AccountBook, Session, access_key_of
+from fleetops.sim._edges import add_standby, add_standbys
 from fleetops.sim._fleet import Fleet, FleetConfig
 from fleetops.sim._ops import HANDLERS, named_workspace_ids
 from fleetops.sim._stats import Counters, SimStats
@@ -58,6 +59,7 @@ _KNOBS = frozenset(
         "reboot_heal_fraction",
         "restore_heal_fraction",
         "rebuild_error_fraction",
+        "in_progress_first",
     }
 )
 
@@ -106,6 +108,8 @@ class Simulator:
         directories: int = 4,
         bundles: int = 3,
         accounts: Sequence[str] = (),
+        in_progress_first: int = 0,
+        standbys: int = 0,
     ) -> None:
         self.region = region
         self.host = host
@@ -120,7 +124,12 @@ class Simulator:
         self._fleet = Fleet(
             workspaces,
             FleetConfig(
-                seed, item_failure_rate, stuck_reboot_rate, transition_seconds, describe_lag
+                seed,
+                item_failure_rate,
+                stuck_reboot_rate,
+                transition_seconds,
+                describe_lag,
+                in_progress_first,
             ),
             self._now,
             directories=directories,
@@ -128,6 +137,8 @@ class Simulator:
             connected_fraction=connected_fraction,
             stale_snapshot_fraction=stale_snapshot_fraction,
         )
+        self._fleet.region = region
+        add_standbys(self._fleet, standbys)
         self._errors = random.Random(seed + 2)
         self._buckets: dict[str, _Bucket] = {}
         self._counters = Counters()
@@ -346,6 +357,7 @@ class Simulator:
                 rebuild_error_fraction=float(
                     knobs.get("rebuild_error_fraction", config.rebuild_error_fraction)
                 ),
+                in_progress_first=int(knobs.get("in_progress_first", config.in_progress_first)),
             )
             for acct in self._accounts.accounts.values():
                 if acct.fleet is not self._fleet:
@@ -375,6 +387,32 @@ class Simulator:
             fleet = self._account(account).fleet
             fleet.states()  # settle: terminated WorkSpaces leave the order
             return list(fleet.order)
+
+    def add_standby(self, primary_id: str, account: str | None = None) -> str:
+        """Test hook: a standby WorkSpace for ``primary_id`` (as CreateStandbyWorkspaces makes
+        one, in the primary's directory); its id."""
+        with self._lock:
+            fleet = self._account(account).fleet
+            primary = fleet.get(primary_id)
+            if primary is None:
+                raise KeyError(primary_id)
+            return add_standby(fleet, primary, self.region).id
+
+    def refuse(
+        self,
+        workspace_ids: Sequence[str],
+        code: str | None = "InvalidUserConfiguration.Workspace",
+        account: str | None = None,
+    ) -> None:
+        """Test hook: every batch operation refuses these WorkSpaces with ``code`` in its
+        FailedRequests (None: accepted again)."""
+        with self._lock:
+            refusals = self._account(account).fleet.refusals
+            for ws_id in workspace_ids:
+                if code is None:
+                    refusals.pop(ws_id, None)
+                else:
+                    refusals[ws_id] = code
 
     def set_state(self, workspace_id: str, state: str, account: str | None = None) -> None:
         with self._lock:

@@ -34,6 +34,8 @@ class WorkSpace:
     deadline: float = 0.0
     started: float = 0.0
     on_done: dict[str, Any] | None = None  # properties applied when the transition ends
+    #: RelatedWorkspaces: a standby names its primary (Type PRIMARY), a primary its standby
+    related: list[dict[str, str]] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
         props: dict[str, Any] = {
@@ -60,6 +62,8 @@ class WorkSpace:
             "WorkspaceName": self.workspace_name,
             "WorkspaceProperties": props,
         }
+        if self.related:
+            out["RelatedWorkspaces"] = [dict(r) for r in self.related]
         if self.state == "UPDATING" and self.on_done:
             out["ModificationStates"] = [
                 {

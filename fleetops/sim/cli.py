@@ -72,6 +72,18 @@ def serve(
             "(eventual consistency); new WorkSpaces are not found meanwhile.",
         ),
     ] = 0.0,
+    standbys: Annotated[
+        int,
+        typer.Option(metavar="N", help="Standby WorkSpaces for the first N eligible primaries."),
+    ] = 0,
+    in_progress_first: Annotated[
+        int,
+        typer.Option(
+            metavar="N",
+            help="The first N modify/migrate calls per WorkSpace answer "
+            "OperationInProgressException.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve a simulated WorkSpaces endpoint and print its URL."""
     from fleetops.sim._server import Simulator
@@ -94,6 +106,8 @@ def serve(
         stuck_reboot_rate=stuck_reboot_rate,
         transition_seconds=transition_seconds,
         describe_lag=describe_lag,
+        standbys=standbys,
+        in_progress_first=in_progress_first,
         accounts=[*(account or ()), *(deny_assume_role or ())],
     )
     for denied in deny_assume_role or ():

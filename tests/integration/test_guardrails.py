@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 from engine_support import items_of, sim_client, spec_for
 
@@ -154,21 +153,12 @@ async def test_ignore_snapshot_age_skips_the_check_and_its_calls(
 async def _planned_then_broken(
     sim: Simulator, store: Store, spec: JobSpec, broken: slice
 ) -> tuple[str, list[ItemRecord], list[str]]:
-    """Plan, then terminate some of the pending WorkSpaces behind the job's back: their calls
-    fail for good (ResourceNotFoundException)."""
+    """Plan, then break some of the pending WorkSpaces behind the job's back: their calls are
+    refused for good (``InvalidUserConfiguration.Workspace``, a refusal of no known family)."""
     job = await plan_job(store, (await create_job(store, spec)).id)
     pending = [i for i in await items_of(store, job.id) if i.state is ItemState.PENDING]
     bad = [i.workspace_id for i in pending[broken]]
-    async with sim_client(sim) as client:
-        for start in range(0, len(bad), 25):
-            chunk = bad[start : start + 25]
-            await client.terminate_workspaces(
-                TerminateWorkspaceRequests=[{"WorkspaceId": ws} for ws in chunk]
-            )
-    deadline = time.monotonic() + 10
-    while any(sim.workspace(ws) is not None for ws in bad) and time.monotonic() < deadline:
-        await anyio.sleep(0.05)
-    assert all(sim.workspace(ws) is None for ws in bad)
+    sim.refuse(bad, "InvalidUserConfiguration.Workspace")
     sim.reset_stats()
     return job.id, pending, bad
 
@@ -176,8 +166,9 @@ async def _planned_then_broken(
 async def test_a_state_changed_since_the_plan_is_skipped_with_the_reason(
     sim: Simulator, store: Store
 ) -> None:
-    """The API's own answer (InvalidResourceStateException) says the WorkSpace is no longer
-    eligible: skipped, not failed, and no extra describe call per item."""
+    """The API's own answer (InvalidResourceState.Workspace, which does not say the state) says
+    the WorkSpace is no longer eligible: skipped, not failed, with the state now read by one
+    batched describe (not one per item)."""
     spec = spec_for(
         sim, "reboot", Targets.build(workspace_ids=available(sim, 30)), include_connected=True
     )
@@ -190,7 +181,7 @@ async def test_a_state_changed_since_the_plan_is_skipped_with_the_reason(
     items = {i.workspace_id: i for i in await items_of(store, job.id)}
     assert job.status is JobStatus.SUCCEEDED, job.message
     assert {items[w].state for w in changed} == {ItemState.SKIPPED}
-    assert {items[w].reason for w in changed} == {"state changed since the plan"}
+    assert {items[w].reason for w in changed} == {"state changed since the plan (now STOPPED)"}
     assert {items[w].error_code for w in changed} == {None}
     others = {i.workspace_id for i in pending} - changed
     assert {items[w].state for w in others} == {ItemState.SUCCEEDED}

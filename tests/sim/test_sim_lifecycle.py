@@ -82,15 +82,15 @@ async def test_ineligible_and_unknown_items_come_back_failed(
     )
     codes = {f["WorkspaceId"]: f["ErrorCode"] for f in answer["FailedRequests"]}
     assert codes == {
-        stopped: "InvalidResourceStateException",
-        unknown: "ResourceNotFoundException",
+        stopped: "InvalidResourceState.Workspace",
+        unknown: "ResourceNotFound.Workspace",
     }
     assert all(f["ErrorMessage"] for f in answer["FailedRequests"])
     assert sim.workspace(stopped)["State"] == "STOPPED"  # type: ignore[index]
     answer = await client.stop_workspaces(StopWorkspaceRequests=_requests([always_on]))
     assert answer["FailedRequests"][0]["ErrorCode"] == "OperationNotSupportedException"
     answer = await client.start_workspaces(StartWorkspaceRequests=_requests([good]))
-    assert answer["FailedRequests"][0]["ErrorCode"] == "InvalidResourceStateException"
+    assert answer["FailedRequests"][0]["ErrorCode"] == "InvalidResourceState.Workspace"
 
 
 async def test_admin_maintenance_blocks_actions(
@@ -106,7 +106,7 @@ async def test_admin_maintenance_blocks_actions(
         ("rebuild_workspaces", "RebuildWorkspaceRequests"),
     ):
         answer = await getattr(client, method)(**{member: _requests([ws_id])})
-        assert answer["FailedRequests"][0]["ErrorCode"] == "InvalidResourceStateException"
+        assert answer["FailedRequests"][0]["ErrorCode"] == "InvalidResourceState.Workspace"
     with pytest.raises(botocore.exceptions.ClientError) as info:
         await client.restore_workspace(WorkspaceId=ws_id)
     assert info.value.response["Error"]["Code"] == "OperationNotSupportedException"
@@ -143,7 +143,7 @@ async def test_stuck_reboot_stays_rebooting_until_20_minutes(
     sim.advance(SETTLE)
     assert sim.workspace(ws_id)["State"] == "REBOOTING"  # type: ignore[index]
     again = await client.reboot_workspaces(RebootWorkspaceRequests=_requests([ws_id]))
-    assert again["FailedRequests"][0]["ErrorCode"] == "InvalidResourceStateException"
+    assert again["FailedRequests"][0]["ErrorCode"] == "InvalidResourceState.Workspace"
     sim.advance(21 * 60)
     sim.configure(stuck_reboot_rate=0.0)
     again = await client.reboot_workspaces(RebootWorkspaceRequests=_requests([ws_id]))

@@ -19,12 +19,16 @@ from fleetops.aws.retry import (
 )
 from fleetops.catalogue.options import error_budget, over_budget
 from fleetops.engine.decide import (
+    GONE_SINCE_PLAN,
     STATE_CHANGED,
     AfterTransient,
     CircuitBreaker,
+    Refusal,
     after_transient,
     failed_request,
+    needs_describe,
     reconcile_verdict,
+    refusal,
 )
 from fleetops.states import (
     ACTED_ON_ITEM_STATES,
@@ -164,7 +168,14 @@ def test_after_transient(not_executed: bool, retry_safe: bool, verdict: AfterTra
         ("InternalFailure", "boom", True, 0, ItemState.PENDING, None),
         ("InternalFailure", "boom", True, 3, ItemState.PENDING, None),
         ("InternalFailure", "boom", True, 4, ItemState.FAILED, None),  # fifth of five
-        ("ResourceNotFoundException", "gone", False, 0, ItemState.FAILED, None),
+        ("ResourceNotFoundException", "gone", False, 0, ItemState.SKIPPED, GONE_SINCE_PLAN),
+        ("ResourceNotFound.Workspace", "", False, 0, ItemState.SKIPPED, GONE_SINCE_PLAN),
+        ("ResourceNotFound.Bundle", "no bundle", False, 0, ItemState.FAILED, None),
+        ("InvalidResourceState.Workspace", "", False, 0, ItemState.SKIPPED, STATE_CHANGED),
+        ("OperationInProgressException", "busy", False, 0, ItemState.PENDING, None),
+        ("OperationInProgress.Workspace", "busy", False, 3, ItemState.PENDING, None),
+        ("OperationInProgressException", "busy", False, 4, ItemState.FAILED, None),
+        ("InvalidUserConfiguration.Workspace", "", False, 0, ItemState.FAILED, None),
         ("OperationNotSupportedException", "no", False, 0, ItemState.FAILED, None),
     ],
 )
@@ -178,6 +189,65 @@ def test_failed_request(
 ) -> None:
     outcome = failed_request(code, message, retryable=retryable, attempts=attempts, max_attempts=5)
     assert (outcome.state, outcome.reason) == (state, reason)
+
+
+@pytest.mark.parametrize(
+    ("code", "found", "now_state", "state", "reason"),
+    [
+        ("InvalidResourceState.Workspace", True, "STOPPED", ItemState.SKIPPED,
+         f"{STATE_CHANGED} (now STOPPED)"),
+        ("InvalidResourceState.Workspace", False, None, ItemState.SKIPPED, GONE_SINCE_PLAN),
+        # a one-WorkSpace call's bare not-found while the WorkSpace is there: something else
+        ("ResourceNotFoundException", True, "AVAILABLE", ItemState.FAILED, None),
+        ("ResourceNotFoundException", False, None, ItemState.SKIPPED, GONE_SINCE_PLAN),
+    ],
+)  # fmt: skip
+def test_failed_request_judged_on_a_describe(
+    code: str, found: bool, now_state: str | None, state: ItemState, reason: str | None
+) -> None:
+    outcome = failed_request(
+        code, "", retryable=False, attempts=0, max_attempts=5, found=found, now_state=now_state
+    )
+    assert (outcome.state, outcome.reason) == (state, reason)
+
+
+@pytest.mark.parametrize(
+    ("code", "family"),
+    [
+        ("InvalidResourceStateException", Refusal.STATE),
+        ("InvalidResourceState.Workspace", Refusal.STATE),
+        ("InvalidResourceState", Refusal.STATE),
+        ("ResourceNotFound.Workspace", Refusal.GONE),
+        ("ResourceNotFoundException", Refusal.GONE),
+        ("ResourceNotFound.Directory", Refusal.OTHER),
+        ("OperationInProgressException", Refusal.IN_PROGRESS),
+        ("InvalidUserConfiguration.Workspace", Refusal.OTHER),
+        ("", Refusal.OTHER),
+    ],
+)
+def test_refusal_family(code: str, family: Refusal) -> None:
+    assert refusal(code) is family
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "needed"),
+    [
+        ("InvalidResourceState.Workspace", "The state is not valid.", True),
+        ("InvalidResourceState.Workspace", "The WorkSpace is in state STOPPED.", False),
+        ("ResourceNotFoundException", "could not be found", True),
+        ("ResourceNotFound.Workspace", "could not be found", False),
+        ("InternalFailure", "boom", False),
+    ],
+)
+def test_needs_describe(code: str, message: str, needed: bool) -> None:
+    assert needs_describe(code, message) is needed
+
+
+def test_breaker_ignores_one_workspace_refusals() -> None:
+    breaker = CircuitBreaker(threshold=2)
+    for code in ("OperationInProgressException", "InvalidResourceStateException") * 3:
+        assert not breaker.record_failure("ModifyWorkspaceProperties", code, "busy")
+    assert not breaker.is_open
 
 
 # -- circuit breaker -----------------------------------------------------------------------

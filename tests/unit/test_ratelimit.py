@@ -361,3 +361,96 @@ async def test_the_bodys_error_comes_out_unwrapped() -> None:
     with pytest.raises(KeyError):
         async with QuotaShares("h").sharing(FakeHolders(), {"us-east-1": TokenBucket(2, 5)}):
             raise KeyError("the job's own error")
+
+
+class _ServerQuota:
+    """The account's own bucket on the server side, on the fake clock."""
+
+    def __init__(self, fake: FakeTime, rate: float, burst: int) -> None:
+        self.fake, self.rate, self.burst = fake, rate, burst
+        self.tokens, self.last = float(burst), fake.now
+
+    def admit(self) -> bool:
+        now = self.fake.now
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+async def _send_for(
+    fake: FakeTime, bucket: TokenBucket, server: _ServerQuota, seconds: float
+) -> list[tuple[float, bool]]:
+    """One sender spending the client bucket for ``seconds``: (time, admitted) per request."""
+    log: list[tuple[float, bool]] = []
+    end = fake.now + seconds
+    while fake.now < end:
+        await bucket.acquire()
+        admitted = server.admit()
+        log.append((fake.now, admitted))
+        if admitted:
+            bucket.on_success()
+        else:
+            bucket.on_throttle()
+    return log
+
+
+@pytest.mark.parametrize("configured", [10.0, 5.0, 20.0])
+async def test_a_rate_above_the_real_quota_is_learned(configured: float) -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(configured, 5)
+    server = _ServerQuota(fake, 2.0, 5)
+    start = fake.now
+    log = await _send_for(fake, bucket, server, 120.0)
+    later = [ok for at, ok in log if at >= start + 10]
+    throttled = later.count(False) / len(later)
+    assert throttled <= 0.02, f"{throttled:.1%} throttled after the first 10 s"
+    assert bucket.learned_rate is not None and 1.7 <= bucket.learned_rate <= 2.0
+    # what the account allows is still spent: at least 90 % of its 2 calls/s
+    assert later.count(True) / 110 >= 0.9 * 2.0
+
+
+async def test_the_right_rate_learns_nothing_and_a_raised_quota_is_found_again() -> None:
+    fake = FakeTime()
+    bucket = fake.bucket(2.0, 5)
+    server = _ServerQuota(fake, 2.0, 5)
+    log = await _send_for(fake, bucket, server, 60.0)
+    assert all(ok for _, ok in log)
+    assert bucket.learned_rate is None
+    fast = fake.bucket(10.0, 5)
+    server = _ServerQuota(fake, 2.0, 5)
+    await _send_for(fake, fast, server, 30.0)
+    learned = fast.learned_rate
+    assert learned is not None and learned < 2.0
+    server.rate = 6.0  # the quota was raised: probes above the learned rate succeed
+    await _send_for(fake, fast, server, 120.0)
+    assert fast.learned_rate is not None and fast.learned_rate > learned * 1.1
+
+
+async def test_an_urgent_call_takes_the_next_token_ahead_of_the_queue() -> None:
+    from fleetops.aws.ratelimit import urgent
+
+    fake = FakeTime()
+    bucket = fake.bucket(2, 1)
+    await bucket.acquire()  # empty now
+    order: list[str] = []
+
+    async def normal(name: str) -> None:
+        await bucket.acquire()
+        order.append(name)
+
+    async def look() -> None:
+        with urgent():
+            await bucket.acquire()
+        order.append("look")
+
+    async with anyio.create_task_group() as tg:
+        for name in ("a", "b", "c"):
+            tg.start_soon(normal, name)
+        await anyio.sleep(0)
+        tg.start_soon(look)
+    # ahead of everyone but the head already asleep for its token; the quota is still exact
+    assert order.index("look") <= 1 and [n for n in order if n != "look"] == ["a", "b", "c"]
+    assert fake.now - 1000.0 == pytest.approx(4 * 0.5)
