@@ -369,7 +369,11 @@ class Verifier:
     def _verdict(self, w: Watch, observed: tuple[Any, ...], now: float, sent: float) -> Verdict:
         """The action's verdict on this look (sent at ``sent``), evidence remembered and learned
         from, and the waiting verdicts that ran out of time resolved."""
-        verdict = self.action.judge_observed(observed, w.seen_state, self.params, w.seen)
+        # Only a look sent after the evidence was seen is a look after it: answers of polls in
+        # flight together may be judged out of order, and a failure state "after evidence" is
+        # the action's failure (an earlier look's failure state may be the one before the call).
+        after_evidence = w.seen and (w.seen_at is None or sent >= w.seen_at)
+        verdict = self.action.judge_observed(observed, w.seen_state, self.params, after_evidence)
         if verdict.evidence and not w.seen:
             self.settle.saw_evidence(w, sent)
         called_at = w.submitted_at if w.called_at is None else w.called_at

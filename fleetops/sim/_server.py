@@ -124,12 +124,12 @@ class Simulator:
         self._fleet = Fleet(
             workspaces,
             FleetConfig(
-                seed,
-                item_failure_rate,
-                stuck_reboot_rate,
-                transition_seconds,
-                describe_lag,
-                in_progress_first,
+                seed=seed,
+                item_failure_rate=item_failure_rate,
+                stuck_reboot_rate=stuck_reboot_rate,
+                transition_seconds=transition_seconds,
+                describe_lag=describe_lag,
+                in_progress_first=in_progress_first,
             ),
             self._now,
             directories=directories,
