@@ -36,6 +36,7 @@ __all__ = [
     "NewJob",
     "OperationStats",
     "ReasonGroup",
+    "ScheduleRecord",
     "ScopeSummary",
     "durations",
     "iso",
@@ -379,3 +380,37 @@ class CancelResult:
     job: JobRecord
     items_cancelled: int = 0
     holder: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A recurring job: ``job`` holds the fields of the job each slot starts (as resolved from
+    the job file at ``schedule add``); every slot up to ``cursor`` has been handled."""
+
+    name: str
+    cron: str
+    timezone: str
+    catch_up: float  # seconds
+    job: dict[str, Any]
+    source: str | None
+    paused: bool
+    cursor: float
+    created_at: float
+    created_by: str | None = None
+    last_job_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ScheduleRecord:
+        return cls(
+            name=row["name"],
+            cron=row["cron"],
+            timezone=row["timezone"],
+            catch_up=float(row["catch_up"]),
+            job=dict(row["job"] or {}),
+            source=row["source"],
+            paused=bool(row["paused"]),
+            cursor=float(row["cursor"]),
+            created_at=float(row["created_at"]),
+            created_by=row["created_by"],
+            last_job_id=row["last_job_id"],
+        )

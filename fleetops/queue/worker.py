@@ -66,6 +66,7 @@ class WorkerConfig:
     concurrency: int = 1
     once: bool = False  # take what is queued now, then exit
     lease_seconds: float = 30.0  # a dead worker's jobs are taken over after this long
+    schedule_interval: float = 5.0  # how often due schedules are queued (0: this worker never)
 
 
 class WorkerRuntime:
@@ -232,6 +233,12 @@ async def serve(store: Store, config: WorkerConfig) -> WorkerRuntime:
             async with anyio.create_task_group() as tg:
                 if not config.once:
                     tg.start_soon(_maintain, runtime)
+                if not config.once and config.schedule_interval > 0:
+                    from fleetops.queue.schedules import run_schedules
+
+                    tg.start_soon(
+                        lambda: run_schedules(store, app, interval=config.schedule_interval)
+                    )
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
                 tg.cancel_scope.cancel()

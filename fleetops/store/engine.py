@@ -48,7 +48,7 @@ CONNECT_TIMEOUT_S = 10
 
 #: The newest alembic revision this fleetops ships (a test checks it against the scripts). A
 #: database already at it is opened without loading alembic at all: history commands start fast.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0005"
 
 #: Serialises schema migrations of one PostgreSQL database (two workers starting at once).
 _MIGRATION_LOCK_KEY = 0x466C6565744F7073  # "FleetOps"
