@@ -76,6 +76,7 @@ __all__ = [
     "job_history",
     "jobs_document",
     "list_jobs",
+    "notify_end",
     "open_store",
     "pause_schedule",
     "plan_age_error",
@@ -253,7 +254,9 @@ async def run_job(
         runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
         if on_start is not None:
             on_start(runner)
-        return await runner.run()
+        job = await runner.run()
+    await notify_end(store, job)
+    return job
 
 
 async def plan_job(
@@ -278,7 +281,9 @@ async def plan_job(
         if on_start is not None:
             on_start(runner)
         await runner.plan_only()
-    return await store.get_job(job.id)
+    job = await store.get_job(job.id)
+    await notify_end(store, job)  # planning failed: the job ended there
+    return job
 
 
 async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> PlanSummary:
@@ -856,3 +861,18 @@ async def unstarted_scheduled_jobs(store: Store, *, now: float | None = None) ->
 
     at = time.time() if now is None else now
     return await unstarted_jobs(store, created_before=at - 60)
+
+
+# -- notifications ------------------------------------------------------------------------------
+
+
+async def notify_end(store: Store, job: JobRecord) -> list[dict[str, Any]]:
+    """Tell the job's ``--notify`` targets that this run of it ended (succeeded, failed,
+    aborted, cancelled, interrupted, items in doubt), and record each delivery on the job; a
+    job still planned, queued or running is not told. Never raises, never changes the job."""
+    targets = job.options.get("notify") or ()
+    if not targets:
+        return []
+    from fleetops.engine.notify import notify_end as tell
+
+    return await tell(store, job, list(targets))

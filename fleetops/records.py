@@ -41,6 +41,7 @@ __all__ = [
     "durations",
     "iso",
     "new_job_id",
+    "shown_target",
 ]
 
 
@@ -50,6 +51,25 @@ def iso(ts: float | None) -> str | None:
         return None
     text = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def shown_target(target: str) -> str:
+    """A notification target as it may be printed: an ``sns:`` ARN as is; a URL as its scheme
+    and host only (``https://hooks.slack.com/…``): a webhook's path often is its token, and a
+    query or userinfo may carry a key."""
+    from urllib.parse import urlsplit
+
+    if target.startswith("sns:"):
+        return target
+    try:
+        parts = urlsplit(target)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(a URL that does not parse)"
+    if not parts.scheme or not host:
+        return "(not a URL)"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{rest}"
 
 
 def _regions(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -98,6 +118,8 @@ class JobRecord:
     caller_arn: str | None = None  # the AWS caller identity, once the connection is resolved
     accounts: tuple[str, ...] | None = None  # account ids of a multi-account job
     assume: dict[str, Any] | None = None  # role_name, role_arn_template, external_id
+    # what was told of the job's ends (fleetops.engine.notify), oldest first
+    notifications: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -124,6 +146,7 @@ class JobRecord:
             caller_arn=row.get("caller_arn"),
             accounts=_accounts(row.get("accounts")),
             assume=dict(row["assume"]) if row.get("assume") else None,
+            notifications=tuple(dict(n) for n in row.get("notifications") or ()),
             **_regions(row),
         )
 

@@ -309,6 +309,8 @@ class JobFile(_Strict):
     role_name: str | None = None
     role_arn_template: str | None = None
     external_id: str | None = None
+    # told of the job's end: webhook URLs (one, or a list), sns: topics
+    notify: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
 
     _path: Path = PrivateAttr(default=Path("job.yaml"))
     _root: yaml.Node | None = PrivateAttr(default=None)
@@ -345,6 +347,8 @@ class JobFile(_Strict):
     def to_options(self, overrides: Mapping[str, Any] | None = None) -> JobOptions:
         """The file's options, then every override that is not None (flags beat the file)."""
         values: dict[str, Any] = self.options.model_dump(exclude_none=True)
+        if self.notify:
+            values["notify"] = tuple(self.notify)
         for key, value in (overrides or {}).items():
             if key not in JobOptions.__dataclass_fields__:
                 raise UsageError(f"unknown job option {key!r}")

@@ -99,6 +99,7 @@ class JobOptions:
     read_timeout: float = 30.0  # seconds to wait for an answer before the attempt is retried
     connect_timeout: float = 5.0  # seconds to wait for a connection before the attempt is retried
     breaker: int = 5  # an operation failing the same way this many times in a row stops the job
+    notify: tuple[str, ...] = ()  # webhook URLs and sns: topics told of the job's end
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -120,6 +121,10 @@ class JobOptions:
         if self.max_snapshot_age <= 0:
             raise UsageError(f"--max-snapshot-age must be positive, not {self.max_snapshot_age}")
         parse_max_errors(self.max_errors)
+        if self.notify:
+            from fleetops.catalogue.notify import check_target
+
+            object.__setattr__(self, "notify", tuple(check_target(t) for t in self.notify))
 
     def error_budget(self, eligible: int) -> int | None:
         """How many failed items the job tolerates before it is aborted (None: no limit)."""
@@ -128,6 +133,7 @@ class JobOptions:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["waves"] = ["all" if w is None else w for w in self.waves]
+        data["notify"] = list(self.notify)
         return data
 
     @classmethod

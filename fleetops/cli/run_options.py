@@ -84,6 +84,9 @@ OPTION_FLAGS: list[inspect.Parameter] = [
           help="Seconds to wait for an API answer (default 30).", panel=_OPTIONS),
     _flag("connect_timeout", float, "--connect-timeout",
           help="Seconds to wait for a connection (default 5).", panel=_OPTIONS),
+    _flag("notify", list[str], "--notify",
+          help="Tell of the job's end: an http(s):// webhook, or sns:arn:aws:sns:… (repeatable).",
+          panel=_OPTIONS),
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fleetops.records import ItemRecord, JobRecord, iso
+from fleetops.records import ItemRecord, JobRecord, iso, shown_target
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def job_json(
         "parent_id": job.parent_id,
         "profile": job.profile,
         "message": job.message,
-        "options": job.options,
+        "options": _shown_options(job.options),
         "planned_at": iso(job.planned_at),
         "regions": [
             {"region": region, "endpoint_url": job.endpoints.get(region)} for region in job.regions
@@ -88,10 +88,18 @@ def job_json(
         "caller_arn": job.caller_arn,
         "accounts": list(job.accounts) if job.accounts else None,
         "assume": job.assume,
+        "notifications": list(job.notifications),
     }
     if unverified is not None:
         data["unverified"] = unverified
     return data
+
+
+def _shown_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's options as they may be printed: notification targets without their secrets."""
+    if not options.get("notify"):
+        return dict(options)
+    return {**options, "notify": [shown_target(t) for t in options["notify"]]}
 
 
 def item_json(item: ItemRecord) -> dict[str, Any]:

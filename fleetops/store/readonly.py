@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["Reader", "open_reader", "sqlite_file"]
 
 #: Columns stored as JSON text (decoded as SQLAlchemy's JSON type does).
-_JSON_COLUMNS = frozenset({"params", "targets", "options", "regions", "accounts", "assume"})
+_JSON_COLUMNS = frozenset(
+    {"params", "targets", "options", "regions", "accounts", "assume", "notifications"}
+)
 _BUSY_TIMEOUT_S = 5.0
 
 

@@ -35,6 +35,9 @@ jobs = sa.Table(
     sa.Column("accounts", sa.JSON(none_as_null=True), nullable=True),
     # role_name, role_arn_template, external_id
     sa.Column("assume", sa.JSON(none_as_null=True), nullable=True),
+    # what was told of the job's ends: [{"target" (shown without secrets), "ok", "attempts",
+    # "error", "at", "status"}, ...]
+    sa.Column("notifications", sa.JSON(none_as_null=True), nullable=True),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),

@@ -1,4 +1,5 @@
-"""Schedules: recurring jobs, and the slots each one has handled (one job per slot).
+"""Schedules: recurring jobs, and the slots each one has handled (one job per slot); what was
+told of each job's end (notifications).
 
 Revision ID: 0005
 Revises: 0003
@@ -17,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("notifications", sa.JSON, nullable=True))
     op.create_table(
         "schedules",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -50,3 +53,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("schedule_slots")
     op.drop_table("schedules")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("notifications")
