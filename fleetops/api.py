@@ -96,6 +96,7 @@ __all__ = [
     "startable_plan",
     "stored_plan",
     "unstarted_scheduled_jobs",
+    "until_window",
     "unverified_count",
     "unverified_counts",
     "write_items",
@@ -237,8 +238,41 @@ async def run_job(
     redo_in_doubt: bool = False,
     credentials: tuple[str, str] | None = None,
     on_start: Callable[[JobRunner], None] | None = None,
+    wait_window: bool = True,
 ) -> JobRecord:
-    """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded."""
+    """Run (or resume) a job to its end or to a graceful stop; returns the job as recorded.
+
+    A job outside its maintenance windows is ``waiting``: with ``wait_window`` this waits for
+    the next opening and carries on with the same plan (a stop while waiting returns the job
+    ``waiting``, resumable); without, the job is returned ``waiting`` (a worker re-queues it)."""
+    from fleetops.engine.runner import StopSignal
+
+    stop = stop or StopSignal()
+    while True:
+        job = await _run_once(
+            store,
+            job_id,
+            stop=stop,
+            redo_in_doubt=redo_in_doubt,
+            credentials=credentials,
+            on_start=on_start,
+        )
+        if job.status is not JobStatus.WAITING or not wait_window:
+            return job
+        if not await until_window(job, stop):
+            return job
+
+
+async def _run_once(
+    store: Store,
+    job_id: str,
+    *,
+    stop: StopSignal,
+    redo_in_doubt: bool,
+    credentials: tuple[str, str] | None,
+    on_start: Callable[[JobRunner], None] | None,
+) -> JobRecord:
+    """One run of a job: to its end, a graceful stop, or the close of its window."""
     job = await store.get_job(job_id)
     if job.status in COMPLETE_STATUSES:
         # Finished: nothing to do, and saying so is not an error (a script that resumes until
@@ -876,3 +910,33 @@ async def notify_end(store: Store, job: JobRecord) -> list[dict[str, Any]]:
     from fleetops.engine.notify import notify_end as tell
 
     return await tell(store, job, list(targets))
+
+
+# -- maintenance windows ------------------------------------------------------------------------
+
+
+async def until_window(job: JobRecord, stop: StopSignal) -> bool:
+    """Wait until a ``waiting`` job's next window opens (its ``next_window_at``); False when
+    ``stop`` came first (the job stays ``waiting``: ``jobs resume`` carries on)."""
+    import logging
+
+    import anyio
+
+    from fleetops.engine import windows as window_time
+    from fleetops.records import iso
+
+    opening = job.next_window_at or window_time.clock()
+    logging.getLogger("fleetops.api").warning(
+        "job %s is outside its maintenance window: waiting until %s "
+        "(Ctrl-C leaves it waiting; `fleetops jobs resume %s` carries on)",
+        job.id,
+        iso(opening),
+        job.id,
+    )
+    while not stop.is_set:
+        left = opening - window_time.clock()
+        if left <= 0:
+            return True
+        with anyio.move_on_after(min(left, 1.0)):
+            await stop.event.wait()
+    return False

@@ -120,6 +120,7 @@ class JobRecord:
     assume: dict[str, Any] | None = None  # role_name, role_arn_template, external_id
     # what was told of the job's ends (fleetops.engine.notify), oldest first
     notifications: tuple[dict[str, Any], ...] = ()
+    next_window_at: float | None = None  # a waiting job's next maintenance window opens then
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -147,6 +148,7 @@ class JobRecord:
             accounts=_accounts(row.get("accounts")),
             assume=dict(row["assume"]) if row.get("assume") else None,
             notifications=tuple(dict(n) for n in row.get("notifications") or ()),
+            next_window_at=row.get("next_window_at"),
             **_regions(row),
         )
 

@@ -311,6 +311,9 @@ class JobFile(_Strict):
     external_id: str | None = None
     # told of the job's end: webhook URLs (one, or a list), sns: topics
     notify: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
+    # maintenance windows ("SAT 22:00-SUN 04:00", "22:00-04:00") and their time zone
+    window: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
+    timezone: str | None = None
 
     _path: Path = PrivateAttr(default=Path("job.yaml"))
     _root: yaml.Node | None = PrivateAttr(default=None)
@@ -349,6 +352,10 @@ class JobFile(_Strict):
         values: dict[str, Any] = self.options.model_dump(exclude_none=True)
         if self.notify:
             values["notify"] = tuple(self.notify)
+        if self.window:
+            values["window"] = tuple(self.window)
+        if self.timezone:
+            values["timezone"] = self.timezone
         for key, value in (overrides or {}).items():
             if key not in JobOptions.__dataclass_fields__:
                 raise UsageError(f"unknown job option {key!r}")

@@ -100,6 +100,8 @@ class JobOptions:
     connect_timeout: float = 5.0  # seconds to wait for a connection before the attempt is retried
     breaker: int = 5  # an operation failing the same way this many times in a row stops the job
     notify: tuple[str, ...] = ()  # webhook URLs and sns: topics told of the job's end
+    window: tuple[str, ...] = ()  # maintenance windows ("SAT 22:00-SUN 04:00"); none: always
+    timezone: str | None = None  # the windows' IANA time zone (None: UTC)
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -125,6 +127,16 @@ class JobOptions:
             from fleetops.catalogue.notify import check_target
 
             object.__setattr__(self, "notify", tuple(check_target(t) for t in self.notify))
+        object.__setattr__(self, "window", tuple(self.window))
+        if self.window or self.timezone:
+            self.windows()  # a window that does not parse, an unknown zone: UsageError
+
+    def windows(self) -> Any:
+        """The job's maintenance windows (:class:`fleetops.catalogue.windows.Windows`); none
+        given: always open."""
+        from fleetops.catalogue.windows import parse_windows
+
+        return parse_windows(self.window, self.timezone)
 
     def error_budget(self, eligible: int) -> int | None:
         """How many failed items the job tolerates before it is aborted (None: no limit)."""
@@ -134,6 +146,7 @@ class JobOptions:
         data = asdict(self)
         data["waves"] = ["all" if w is None else w for w in self.waves]
         data["notify"] = list(self.notify)
+        data["window"] = list(self.window)
         return data
 
     @classmethod

@@ -87,6 +87,11 @@ OPTION_FLAGS: list[inspect.Parameter] = [
     _flag("notify", list[str], "--notify",
           help="Tell of the job's end: an http(s):// webhook, or sns:arn:aws:sns:… (repeatable).",
           panel=_OPTIONS),
+    _flag("window", list[str], "--window",
+          help='Act only inside it: "SAT 22:00-SUN 04:00" or daily "22:00-04:00" (repeatable).',
+          panel=_OPTIONS),
+    _flag("timezone", str, "--timezone",
+          help="IANA time zone of --window (default UTC).", panel=_OPTIONS),
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.

@@ -28,7 +28,14 @@ from fleetops.engine.locks import BusyGate
 from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
-from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
+from fleetops.engine.windows import window_gate
+from fleetops.errors import (
+    AssumeRoleError,
+    AwsError,
+    CredentialsError,
+    TransientAwsError,
+    WindowClosed,
+)
 from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import UNFINISHED_ITEM_STATES, ItemState
 
@@ -81,6 +88,8 @@ class ScopeRun:
         #: WorkSpaces busy in another live job wait for it (or are skipped after a while); the
         #: skips go through the run's commit path, its figures too
         self.busy = BusyGate(self.store.busy_workspaces, ctx.commit, self.job_id, self.region)
+        #: with maintenance windows, each action request asks them right before it goes out
+        self._gate = window_gate(self.options.windows()) if self.options.window else {}
         self.verifier = Verifier(
             action=self.action,
             params=self.params,
@@ -443,8 +452,16 @@ class ScopeRun:
         for request in self.action.requests(keys, self.params, rows or {}):
             try:
                 response = await self._call(
-                    request.operation, keys, idempotent=self.action.retry_safe, **request.params
+                    request.operation,
+                    keys,
+                    idempotent=self.action.retry_safe,
+                    **request.params,
+                    **self._gate,
                 )
+            except WindowClosed:  # not sent: pending again, for the next opening
+                self.ctx.window_closed = True
+                await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
+                return
             except CredentialsError:
                 await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
                 raise

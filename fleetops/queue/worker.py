@@ -110,7 +110,7 @@ class WorkerRuntime:
             try:
                 log.info("job %s: claimed (was %s)", job.id, job.status.value)
                 # run_job shares each account-region's quota with the other runners
-                job = await api.run_job(self.store, job.id, stop=stop)
+                job = await api.run_job(self.store, job.id, stop=stop, wait_window=False)
             except LeaseHeldError:
                 held = await self.store.get_job(job_id)
                 if time.monotonic() > give_up:
@@ -139,6 +139,11 @@ class WorkerRuntime:
             log.info("job %s: %s", job.id, job.status.value)
             if job.status is JobStatus.INTERRUPTED and stop.reason == DRAIN_REASON:
                 await self._requeue(job.id, "this worker is stopping")
+            if job.status is JobStatus.WAITING:  # for its next window (schedule_in)
+                opening = job.next_window_at or time.time()
+                await self._requeue(
+                    job.id, "outside its maintenance window", delay=max(opening - time.time(), 0)
+                )
             return
 
     async def _requeue(self, job_id: str, why: str, *, delay: float = 0.0) -> None:

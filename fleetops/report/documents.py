@@ -89,6 +89,8 @@ def job_json(
         "accounts": list(job.accounts) if job.accounts else None,
         "assume": job.assume,
         "notifications": list(job.notifications),
+        "window": list(job.options.get("window") or []),
+        "next_window_at": iso(job.next_window_at),
     }
     if unverified is not None:
         data["unverified"] = unverified

@@ -52,6 +52,7 @@ STATUS_STYLE: dict[str, str] = {
     JobStatus.FAILED: "red",
     JobStatus.ABORTED: "bold red",
     JobStatus.INTERRUPTED: "yellow",
+    JobStatus.WAITING: "cyan",
     JobStatus.CANCELLED: "dim",
 }
 STATE_STYLE: dict[str, str] = {

@@ -38,6 +38,8 @@ jobs = sa.Table(
     # what was told of the job's ends: [{"target" (shown without secrets), "ok", "attempts",
     # "error", "at", "status"}, ...]
     sa.Column("notifications", sa.JSON(none_as_null=True), nullable=True),
+    # a job waiting outside its maintenance windows continues then
+    sa.Column("next_window_at", sa.Float, nullable=True),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),

@@ -1,5 +1,5 @@
 """Schedules: recurring jobs, and the slots each one has handled (one job per slot); what was
-told of each job's end (notifications).
+told of each job's end (notifications); when a job waiting for its maintenance window goes on.
 
 Revision ID: 0005
 Revises: 0003
@@ -20,6 +20,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("notifications", sa.JSON, nullable=True))
+        batch.add_column(sa.Column("next_window_at", sa.Float, nullable=True))
     op.create_table(
         "schedules",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -54,4 +55,5 @@ def downgrade() -> None:
     op.drop_table("schedule_slots")
     op.drop_table("schedules")
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("next_window_at")
         batch.drop_column("notifications")
