@@ -291,6 +291,7 @@ class OptionsSection(_Strict):
     include_connected: bool | None = None
     max_snapshot_age: float | None = Field(default=None, gt=0)
     ignore_snapshot_age: bool | None = None
+    wait_for_logoff: str | None = None  # "30m", "2h"
 
 
 class JobFile(_Strict):

@@ -102,6 +102,8 @@ class JobOptions:
     notify: tuple[str, ...] = ()  # webhook URLs and sns: topics told of the job's end
     window: tuple[str, ...] = ()  # maintenance windows ("SAT 22:00-SUN 04:00"); none: always
     timezone: str | None = None  # the windows' IANA time zone (None: UTC)
+    # seconds a WorkSpace with a connected user is held for its user to log off (None: skipped)
+    wait_for_logoff: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -128,6 +130,14 @@ class JobOptions:
 
             object.__setattr__(self, "notify", tuple(check_target(t) for t in self.notify))
         object.__setattr__(self, "window", tuple(self.window))
+        given: object = self.wait_for_logoff
+        if isinstance(given, str):  # "30m", "2h" as a flag or a job file gives it
+            from fleetops.catalogue.cron import parse_duration
+
+            seconds = parse_duration(given, what="--wait-for-logoff")
+            object.__setattr__(self, "wait_for_logoff", seconds)
+        elif self.wait_for_logoff is not None and self.wait_for_logoff <= 0:
+            raise UsageError(f"--wait-for-logoff must be positive, not {self.wait_for_logoff}")
         if self.window or self.timezone:
             self.windows()  # a window that does not parse, an unknown zone: UsageError
 

@@ -92,6 +92,9 @@ OPTION_FLAGS: list[inspect.Parameter] = [
           panel=_OPTIONS),
     _flag("timezone", str, "--timezone",
           help="IANA time zone of --window (default UTC).", panel=_OPTIONS),
+    _flag("wait_for_logoff", str, "--wait-for-logoff",
+          help="Hold a WorkSpace in use until its user logs off, at most this long (30m, 2h).",
+          panel=_OPTIONS),
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.
