@@ -202,6 +202,10 @@ async def _run_due(store: Store) -> tuple[int, dict[str, Any]]:
                 "exit_code": job_code,
             }
         )
+        # a foreground run returns a job waiting for its window, or interrupted by a signal,
+        # only when Ctrl-C / SIGTERM came: the jobs not run yet are for the next run-due
+        if job.status.value == "waiting" or "interrupted by SIG" in (job.message or ""):
+            break
     if not jobs and not missed:
         err_console.print("nothing is due", highlight=False)
     return code, {"jobs": jobs, "missed": missed}

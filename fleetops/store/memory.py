@@ -52,6 +52,8 @@ JOB_COLUMNS = (
     "caller_arn",
     "accounts",
     "assume",
+    "notifications",
+    "next_window_at",
 )
 ITEM_COLUMNS = (
     "id",
