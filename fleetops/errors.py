@@ -18,7 +18,8 @@ are translated at the edge with ``raise ... from exc``.
     │   ├── CredentialsError  credentials missing, expired or rejected: the job pauses, resumable
     │   ├── AssumeRoleError   an account's role cannot be assumed: that account's items fail
     │   └── TransientAwsError throttling, 5xx, timeouts, connection errors: retried
-    └── Interrupted           Ctrl-C / SIGTERM before anything was recorded (exit 130)
+    ├── Interrupted           Ctrl-C / SIGTERM before anything was recorded (exit 130)
+    └── WindowClosed          the maintenance window closed before a request went out
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "StoreError",
     "TransientAwsError",
     "UsageError",
+    "WindowClosed",
 ]
 
 
@@ -122,3 +124,8 @@ class Interrupted(FleetOpsError):
     stopped half-way (a run that stops is recorded ``interrupted`` instead)."""
 
     exit_code = 130
+
+
+class WindowClosed(FleetOpsError):
+    """The job's maintenance window closed before the request went out: nothing was sent (the
+    items go back to pending for the next opening)."""

@@ -36,12 +36,14 @@ __all__ = [
     "NewJob",
     "OperationStats",
     "ReasonGroup",
+    "ScheduleRecord",
     "ScopeSummary",
     "StepChange",
     "StepRecord",
     "durations",
     "iso",
     "new_job_id",
+    "shown_target",
 ]
 
 
@@ -51,6 +53,25 @@ def iso(ts: float | None) -> str | None:
         return None
     text = datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
+
+
+def shown_target(target: str) -> str:
+    """A notification target as it may be printed: an ``sns:`` ARN as is; a URL as its scheme
+    and host only (``https://hooks.slack.com/…``): a webhook's path often is its token, and a
+    query or userinfo may carry a key."""
+    from urllib.parse import urlsplit
+
+    if target.startswith("sns:"):
+        return target
+    try:
+        parts = urlsplit(target)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(a URL that does not parse)"
+    if not parts.scheme or not host:
+        return "(not a URL)"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{rest}"
 
 
 def _regions(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -103,6 +124,9 @@ class JobRecord:
     approved_by: str | None = None  # who approved it (never its planner, started_by)
     approved_at: float | None = None
     approval_comment: str | None = None
+    # what was told of the job's ends (fleetops.engine.notify), oldest first
+    notifications: tuple[dict[str, Any], ...] = ()
+    next_window_at: float | None = None  # a waiting job's next maintenance window opens then
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
@@ -133,6 +157,8 @@ class JobRecord:
             approved_by=row.get("approved_by"),
             approved_at=row.get("approved_at"),
             approval_comment=row.get("approval_comment"),
+            notifications=tuple(dict(n) for n in row.get("notifications") or ()),
+            next_window_at=row.get("next_window_at"),
             **_regions(row),
         )
 
@@ -516,3 +542,37 @@ class StepChange:
         if self.reason is not None:
             values["reason"] = self.reason
         return values
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A recurring job: ``job`` holds the fields of the job each slot starts (as resolved from
+    the job file at ``schedule add``); every slot up to ``cursor`` has been handled."""
+
+    name: str
+    cron: str
+    timezone: str
+    catch_up: float  # seconds
+    job: dict[str, Any]
+    source: str | None
+    paused: bool
+    cursor: float
+    created_at: float
+    created_by: str | None = None
+    last_job_id: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> ScheduleRecord:
+        return cls(
+            name=row["name"],
+            cron=row["cron"],
+            timezone=row["timezone"],
+            catch_up=float(row["catch_up"]),
+            job=dict(row["job"] or {}),
+            source=row["source"],
+            paused=bool(row["paused"]),
+            cursor=float(row["cursor"]),
+            created_at=float(row["created_at"]),
+            created_by=row["created_by"],
+            last_job_id=row["last_job_id"],
+        )

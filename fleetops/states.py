@@ -60,6 +60,7 @@ FINAL_ITEM_STATES = frozenset(
 class JobStatus(StrEnum):
     PLANNED = "planned"
     QUEUED = "queued"  # planned and waiting for a worker (run --queue)
+    WAITING = "waiting"  # outside its maintenance window: continues at next_window_at
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # finished, some items failed
@@ -100,7 +101,7 @@ def exit_code_for(status: JobStatus, counts: Mapping[str, int]) -> int:
         return 3
     if counts.get(ItemState.IN_DOUBT, 0):
         return 4
-    if status is JobStatus.INTERRUPTED:
+    if status in (JobStatus.INTERRUPTED, JobStatus.WAITING):  # resumable
         return 130
     if status is JobStatus.FAILED:
         return 1  # items failed, or the API did

@@ -31,7 +31,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -56,6 +56,7 @@ from fleetops.errors import (
     CredentialsError,
     TransientAwsError,
     UsageError,
+    WindowClosed,
 )
 
 __all__ = [
@@ -434,6 +435,9 @@ class WorkSpacesClient:
         if operation not in service_model().operation_names:
             raise ValueError(f"unknown WorkSpaces operation: {operation!r}")
         method = getattr(self._client, xform_name(operation))
+        # an action call inside a maintenance window: asked once the token is taken, right
+        # before each attempt goes out (None: no window)
+        gate: Callable[[], bool] | None = params.pop("gate", None)
         started = time.monotonic()
         attempts = 0
         async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
@@ -441,7 +445,7 @@ class WorkSpacesClient:
                 attempts += 1
                 if attempts > 1:
                     self.stats.retries += 1
-                response = await self._attempt(operation, method, params, attempts)
+                response = await self._attempt(operation, method, params, attempts, gate)
         metadata = response.pop("ResponseMetadata", None) or {}
         return CallResult(
             response=response,
@@ -477,11 +481,18 @@ class WorkSpacesClient:
             seen.add(token)
 
     async def _attempt(
-        self, operation: str, method: Any, params: dict[str, Any], attempt: int
+        self,
+        operation: str,
+        method: Any,
+        params: dict[str, Any],
+        attempt: int,
+        gate: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         refreshed = False
         while True:
             await self.bucket.acquire()
+            if gate is not None and not gate():
+                raise WindowClosed(f"{operation} not sent: the maintenance window closed")
             self.stats.calls += 1
             generation = self.role.generation if self.role is not None else 0
             try:

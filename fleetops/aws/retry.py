@@ -166,3 +166,31 @@ def retrying(
         sleep=sleep,
         before_sleep=before_sleep,
     )
+
+
+class DeliveryError(Exception):
+    """A notification not delivered this time (a refused connection, HTTP 5xx, an SNS error):
+    ``reason`` says why in words that carry no URL or secret."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def delivery_retrying(
+    *,
+    attempts: int = 3,
+    base: float = 1.0,
+    cap: float = 8.0,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> tenacity.AsyncRetrying:
+    """A tenacity controller for one notification: ``attempts`` tries of :class:`DeliveryError`
+    with exponential backoff from ``base`` seconds (jittered, at most ``cap``); the last error is
+    re-raised as is."""
+    return tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(DeliveryError),
+        wait=tenacity.wait_random_exponential(multiplier=base, max=cap),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+        sleep=sleep,
+    )

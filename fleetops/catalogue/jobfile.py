@@ -296,6 +296,7 @@ class OptionsSection(_Strict):
     max_snapshot_age: float | None = Field(default=None, gt=0)
     ignore_snapshot_age: bool | None = None
     include_standby: bool | None = None
+    wait_for_logoff: str | None = None  # "30m", "2h"
 
 
 class JobFile(_Strict):
@@ -316,6 +317,11 @@ class JobFile(_Strict):
     external_id: str | None = None
     # the two-person rule: stored with --plan-only, the plan starts once someone else approves
     require_approval: bool = False
+    # told of the job's end: webhook URLs (one, or a list), sns: topics
+    notify: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
+    # maintenance windows ("SAT 22:00-SUN 04:00", "22:00-04:00") and their time zone
+    window: Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
+    timezone: str | None = None
 
     _path: Path = PrivateAttr(default=Path("job.yaml"))
     _root: yaml.Node | None = PrivateAttr(default=None)
@@ -352,6 +358,12 @@ class JobFile(_Strict):
     def to_options(self, overrides: Mapping[str, Any] | None = None) -> JobOptions:
         """The file's options, then every override that is not None (flags beat the file)."""
         values: dict[str, Any] = self.options.model_dump(exclude_none=True)
+        if self.notify:
+            values["notify"] = tuple(self.notify)
+        if self.window:
+            values["window"] = tuple(self.window)
+        if self.timezone:
+            values["timezone"] = self.timezone
         for key, value in (overrides or {}).items():
             if key not in JobOptions.__dataclass_fields__:
                 raise UsageError(f"unknown job option {key!r}")

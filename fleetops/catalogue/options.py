@@ -100,6 +100,11 @@ class JobOptions:
     connect_timeout: float = 5.0  # seconds to wait for a connection before the attempt is retried
     breaker: int = 5  # an operation failing the same way this many times in a row stops the job
     include_standby: bool = False  # selectors pick standby WorkSpaces too
+    notify: tuple[str, ...] = ()  # webhook URLs and sns: topics told of the job's end
+    window: tuple[str, ...] = ()  # maintenance windows ("SAT 22:00-SUN 04:00"); none: always
+    timezone: str | None = None  # the windows' IANA time zone (None: UTC)
+    # seconds a WorkSpace with a connected user is held for its user to log off (None: skipped)
+    wait_for_logoff: float | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.rate <= 0:
@@ -121,6 +126,28 @@ class JobOptions:
         if self.max_snapshot_age <= 0:
             raise UsageError(f"--max-snapshot-age must be positive, not {self.max_snapshot_age}")
         parse_max_errors(self.max_errors)
+        if self.notify:
+            from fleetops.catalogue.notify import check_target
+
+            object.__setattr__(self, "notify", tuple(check_target(t) for t in self.notify))
+        object.__setattr__(self, "window", tuple(self.window))
+        given: object = self.wait_for_logoff
+        if isinstance(given, str):  # "30m", "2h" as a flag or a job file gives it
+            from fleetops.catalogue.cron import parse_duration
+
+            seconds = parse_duration(given, what="--wait-for-logoff")
+            object.__setattr__(self, "wait_for_logoff", seconds)
+        elif self.wait_for_logoff is not None and self.wait_for_logoff <= 0:
+            raise UsageError(f"--wait-for-logoff must be positive, not {self.wait_for_logoff}")
+        if self.window or self.timezone:
+            self.windows()  # a window that does not parse, an unknown zone: UsageError
+
+    def windows(self) -> Any:
+        """The job's maintenance windows (:class:`fleetops.catalogue.windows.Windows`); none
+        given: always open."""
+        from fleetops.catalogue.windows import parse_windows
+
+        return parse_windows(self.window, self.timezone)
 
     def error_budget(self, eligible: int) -> int | None:
         """How many failed items the job tolerates before it is aborted (None: no limit)."""
@@ -129,6 +156,8 @@ class JobOptions:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["waves"] = ["all" if w is None else w for w in self.waves]
+        data["notify"] = list(self.notify)
+        data["window"] = list(self.window)
         return data
 
     @classmethod

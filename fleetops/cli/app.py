@@ -37,6 +37,10 @@ COMMANDS: dict[str, Lazy] = {
     "db": Lazy("fleetops.cli.db:db_app", "The job database: create or upgrade its schema."),
     "worker": Lazy("fleetops.cli.worker:worker", "Run queued jobs from a shared PostgreSQL store."),
     "serve": Lazy("fleetops.web.cli:serve", "A web dashboard of the jobs (and approvals)."),
+    "schedule": Lazy(
+        "fleetops.cli.schedule:schedule_app",
+        "Recurring jobs: add, list, pause, resume, remove; run-due starts what is due.",
+    ),
     "sim": Lazy("fleetops.sim.cli:sim_app", "The local WorkSpaces simulator."),
     "bench": Lazy("fleetops.bench.cli:bench_app", "The benchmark suite."),
     "demo": Lazy(

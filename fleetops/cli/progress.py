@@ -63,6 +63,7 @@ class Snapshot:
     quota_rate: float | None = None  # calls/s over every scope; None: no limit
     settle_s: float | None = None
     step: str = ""  # a recipe's current step: "restore (2/3)"
+    logoff_waiting: int = 0  # WorkSpaces held until their user logs off
 
     @property
     def acted(self) -> int:
@@ -146,6 +147,7 @@ def snapshot(runner: Any) -> Snapshot:
         batch=batch if isinstance(batch, int) and batch > 0 else 25,
         quota_rate=quota,
         settle_s=settle,
+        logoff_waiting=_int(s, "logoff_waiting"),
     )
 
 
@@ -221,6 +223,8 @@ def counters(snap: Snapshot, calls_per_s: float | None) -> list[str]:
     ]
     if snap.in_doubt:  # only destructive actions can leave items in doubt: rare, shown when so
         parts.append(f"in doubt {_n(snap.in_doubt)}")
+    if snap.logoff_waiting:
+        parts.append(f"waiting for logoff {_n(snap.logoff_waiting)}")
     parts += [f"{_rate(calls_per_s)} calls/s", f"throttled {_n(snap.throttles)}"]
     if snap.waves:
         parts.append(f"wave {snap.wave}/{snap.waves}")

@@ -87,6 +87,17 @@ OPTION_FLAGS: list[inspect.Parameter] = [
           help="Seconds to wait for a connection (default 5).", panel=_OPTIONS),
     _flag("include_standby", bool, "--include-standby",
           help="Let selectors pick standby WorkSpaces too.", panel=_OPTIONS),
+    _flag("notify", list[str], "--notify",
+          help="Tell of the job's end: an http(s):// webhook, or sns:arn:aws:sns:… (repeatable).",
+          panel=_OPTIONS),
+    _flag("window", list[str], "--window",
+          help='Act only inside it: "SAT 22:00-SUN 04:00" or daily "22:00-04:00" (repeatable).',
+          panel=_OPTIONS),
+    _flag("timezone", str, "--timezone",
+          help="IANA time zone of --window (default UTC).", panel=_OPTIONS),
+    _flag("wait_for_logoff", str, "--wait-for-logoff",
+          help="Hold a WorkSpace in use until its user logs off, at most this long (30m, 2h).",
+          panel=_OPTIONS),
 ]  # fmt: skip
 
 #: Selector flags that are also a parameter of some action (``--running-mode``): one flag.

@@ -42,10 +42,13 @@ class RunContext:
     unreachable: dict[str, str] = field(default_factory=dict)
     rows: dict[str, dict[str, Any]] | None = field(default=None)  # create: CSV rows by key
     rows_loaded: bool = False
+    #: The maintenance window closed during the run: no new batch (fleetops.engine.windows)
+    window_closed: bool = False
 
     def halted(self) -> bool:
-        """Stop taking new batches: a stop was asked for, max-errors tripped, or the API broke."""
-        return self.stop.is_set or self.aborted or self.failure is not None
+        """Stop taking new batches: a stop was asked for, max-errors tripped, the API broke,
+        or the maintenance window closed."""
+        return self.stop.is_set or self.aborted or self.failure is not None or self.window_closed
 
     async def commit(self, updates: Sequence[ItemUpdate], events: Sequence[EventRow] = ()) -> None:
         """The one commit path: durable, shielded, counted; then the error budget is judged."""

@@ -138,6 +138,7 @@ def guardrail_reason(
     if (
         action.interrupts(params)
         and not options.include_connected
+        and not options.wait_for_logoff  # held until the user logs off (fleetops.engine.logoff)
         and cand.connection_state == "CONNECTED"
     ):
         return CONNECTED_REASON

@@ -29,6 +29,7 @@ from fleetops.aws.client import ClientStats
 from fleetops.catalogue.actions import get_action
 from fleetops.catalogue.options import JobOptions, error_budget
 from fleetops.catalogue.targets import Candidate, Targets
+from fleetops.engine import windows as window_time
 from fleetops.engine.calls import AuditedCall
 from fleetops.engine.commit import Committer
 from fleetops.engine.context import RunContext
@@ -49,7 +50,7 @@ from fleetops.errors import (
     Interrupted,
     LeaseHeldError,
 )
-from fleetops.records import JobRecord
+from fleetops.records import JobRecord, iso
 from fleetops.states import ACTED_ON_ITEM_STATES, ItemState, JobStatus, RunEnd, final_status
 from fleetops.store.protocol import EngineStore
 from fleetops.store.repo import lease_owner_id
@@ -111,6 +112,7 @@ class JobRunner:
         self.writer = store.writer()
         self.committer = Committer(self.writer, self.stats)
         self.plan_summary: PlanSummary | None = None
+        self.next_window_at: float | None = None  # set when the run ends waiting for a window
         self.ctx = RunContext(
             store=store,
             committer=self.committer,
@@ -162,7 +164,10 @@ class JobRunner:
             self.job.id,
             status=status,
             message=message,
-            finished_at=time.time() if status is not JobStatus.INTERRUPTED else None,
+            finished_at=(
+                None if status in (JobStatus.INTERRUPTED, JobStatus.WAITING) else time.time()
+            ),
+            next_window_at=self.next_window_at if status is JobStatus.WAITING else None,
         )
         self.job = await self.store.get_job(self.job.id)
         return self.job
@@ -250,22 +255,44 @@ class JobRunner:
                     f"{self.stop.reason} while planning: resume with "
                     f"`fleetops jobs resume {self.job.id}`"
                 )
+        windows = self.ctx.options.windows()
+        opening = window_time.next_opening(windows)
+        if opening is not None:  # closed at start: nothing is sent until it opens
+            return self._waiting(opening)
         await self.store.update_job(
             self.job.id,
             status=JobStatus.RUNNING,
             started_at=self.job.started_at or time.time(),
             finished_at=None,
             message=None,
+            next_window_at=None,
         )
         counts = await self.store.counts(self.job.id)
         self.stats.reset_counts(counts)
         self.ctx.budget = error_budget(
             self.ctx.options.max_errors, sum(counts[state] for state in ACTED_ON_ITEM_STATES)
         )
-        async with anyio.create_task_group() as tg:
-            for scope_run in self.scope_runs:
-                tg.start_soon(self._run_scope, scope_run)
-        return await self._final_status()
+        async with anyio.create_task_group() as beside:
+            if windows.spans:  # the watcher marks the run when the window closes
+                beside.start_soon(window_time.watch, windows, self.ctx, self.job.id)
+            async with anyio.create_task_group() as tg:
+                for scope_run in self.scope_runs:
+                    tg.start_soon(self._run_scope, scope_run)
+            beside.cancel_scope.cancel()
+        status, message = await self._final_status()
+        if status is JobStatus.INTERRUPTED and self.ctx.window_closed and not self.stop.is_set:
+            counts = await self.store.counts(self.job.id)
+            if not counts[ItemState.IN_DOUBT]:  # items in doubt await the operator first
+                return self._waiting(windows.next_open(window_time.clock()))
+        return status, message
+
+    def _waiting(self, opening: float) -> tuple[JobStatus, str | None]:
+        """Outside the job's maintenance windows: ``waiting`` until ``opening``."""
+        self.next_window_at = opening
+        return JobStatus.WAITING, (
+            f"outside its maintenance window: continues at {iso(opening)} "
+            f"(`fleetops jobs resume {self.job.id}`)"
+        )
 
     async def _run_scope(self, scope_run: ScopeRun) -> None:
         try:

@@ -25,11 +25,19 @@ from fleetops.engine.context import RunContext
 from fleetops.engine.decide import AfterTransient, after_transient, failed_request
 from fleetops.engine.decide import reconcile_verdict as decide_reconcile
 from fleetops.engine.locks import BusyGate
+from fleetops.engine.logoff import LogoffGate
 from fleetops.engine.planner import NOT_FOUND_REASON, PlanSummary, plan
 from fleetops.engine.refusals import Looks, look_at_refused
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.engine.verify import DESCRIBE_MAX, Verifier
-from fleetops.errors import AssumeRoleError, AwsError, CredentialsError, TransientAwsError
+from fleetops.engine.windows import window_gate
+from fleetops.errors import (
+    AssumeRoleError,
+    AwsError,
+    CredentialsError,
+    TransientAwsError,
+    WindowClosed,
+)
 from fleetops.records import ItemRecord, ItemUpdate
 from fleetops.states import UNFINISHED_ITEM_STATES, ItemState
 
@@ -82,6 +90,15 @@ class ScopeRun:
         #: WorkSpaces busy in another live job wait for it (or are skipped after a while); the
         #: skips go through the run's commit path, its figures too
         self.busy = BusyGate(self.store.busy_workspaces, ctx.commit, self.job_id, self.region)
+        #: with --wait-for-logoff, WorkSpaces in use are held until their user logs off
+        self.logoff: LogoffGate | None = None
+        if self.options.wait_for_logoff and not self.options.include_connected:
+            if self.action.interrupts(self.params):
+                self.logoff = LogoffGate(
+                    self._call, ctx.commit, self.options.wait_for_logoff, self._retry_after
+                )
+        #: with maintenance windows, each action request asks them right before it goes out
+        self._gate = window_gate(self.options.windows()) if self.options.window else {}
         self.verifier = Verifier(
             action=self.action,
             params=self.params,
@@ -430,6 +447,9 @@ class ScopeRun:
             if not batch:
                 return
         batch = await self.busy.admit(batch)  # WorkSpaces busy in another live job wait
+        if batch and self.logoff is not None:  # WorkSpaces in use wait for their user
+            batch = await self.logoff.admit(batch)
+            self.stats.logoff_waiting = self.logoff.holding
         if not batch:
             return
         ids = [item.id for item in batch]
@@ -444,8 +464,16 @@ class ScopeRun:
         for request in self.action.requests(keys, self.params, rows or {}):
             try:
                 response = await self._call(
-                    request.operation, keys, idempotent=self.action.retry_safe, **request.params
+                    request.operation,
+                    keys,
+                    idempotent=self.action.retry_safe,
+                    **request.params,
+                    **self._gate,
                 )
+            except WindowClosed:  # not sent: pending again, for the next opening
+                self.ctx.window_closed = True
+                await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
+                return
             except CredentialsError:
                 await self.ctx.commit([ItemUpdate(ids=ids, state=ItemState.PENDING)])
                 raise

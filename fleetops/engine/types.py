@@ -144,6 +144,7 @@ class RunStats:
         self.plan_pages = 0  # describe pages read while planning
         self.plan_found = 0  # WorkSpaces found while planning
         self.polls = 0
+        self.logoff_waiting = 0  # WorkSpaces held until their user logs off
         self.calls = CallCounts()
         self.started = time.monotonic()
         self.throttle_sources: list[Callable[[], int]] = []

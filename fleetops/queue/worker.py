@@ -66,6 +66,7 @@ class WorkerConfig:
     concurrency: int = 1
     once: bool = False  # take what is queued now, then exit
     lease_seconds: float = 30.0  # a dead worker's jobs are taken over after this long
+    schedule_interval: float = 5.0  # how often due schedules are queued (0: this worker never)
 
 
 class WorkerRuntime:
@@ -109,7 +110,7 @@ class WorkerRuntime:
             try:
                 log.info("job %s: claimed (was %s)", job.id, job.status.value)
                 # run_job shares each account-region's quota with the other runners
-                job = await api.run_job(self.store, job.id, stop=stop)
+                job = await api.run_job(self.store, job.id, stop=stop, wait_window=False)
             except LeaseHeldError:
                 held = await self.store.get_job(job_id)
                 if time.monotonic() > give_up:
@@ -141,6 +142,11 @@ class WorkerRuntime:
             log.info("job %s: %s", job.id, job.status.value)
             if job.status is JobStatus.INTERRUPTED and stop.reason == DRAIN_REASON:
                 await self._requeue(job.id, "this worker is stopping")
+            if job.status is JobStatus.WAITING:  # for its next window (schedule_in)
+                opening = job.next_window_at or time.time()
+                await self._requeue(
+                    job.id, "outside its maintenance window", delay=max(opening - time.time(), 0)
+                )
             return
 
     async def _requeue(self, job_id: str, why: str, *, delay: float = 0.0) -> None:
@@ -235,6 +241,12 @@ async def serve(store: Store, config: WorkerConfig) -> WorkerRuntime:
             async with anyio.create_task_group() as tg:
                 if not config.once:
                     tg.start_soon(_maintain, runtime)
+                if not config.once and config.schedule_interval > 0:
+                    from fleetops.queue.schedules import run_schedules
+
+                    tg.start_soon(
+                        lambda: run_schedules(store, app, interval=config.schedule_interval)
+                    )
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
                 tg.cancel_scope.cancel()

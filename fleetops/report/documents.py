@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fleetops.records import ItemRecord, JobRecord, iso
+from fleetops.records import ItemRecord, JobRecord, iso, shown_target
 from fleetops.states import ItemState
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def job_json(
         "parent_id": job.parent_id,
         "profile": job.profile,
         "message": job.message,
-        "options": job.options,
+        "options": _shown_options(job.options),
         "planned_at": iso(job.planned_at),
         "regions": [
             {"region": region, "endpoint_url": job.endpoints.get(region)} for region in job.regions
@@ -95,6 +95,9 @@ def job_json(
         "accounts": list(job.accounts) if job.accounts else None,
         "assume": job.assume,
         "approval": approval_json(job),
+        "notifications": list(job.notifications),
+        "window": list(job.options.get("window") or []),
+        "next_window_at": iso(job.next_window_at),
     }
     if unverified is not None:
         data["unverified"] = unverified
@@ -110,6 +113,13 @@ def approval_json(job: JobRecord) -> dict[str, Any]:
         "approved_at": iso(job.approved_at),
         "comment": job.approval_comment,
     }
+
+
+def _shown_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's options as they may be printed: notification targets without their secrets."""
+    if not options.get("notify"):
+        return dict(options)
+    return {**options, "notify": [shown_target(t) for t in options["notify"]]}
 
 
 def item_json(item: ItemRecord, steps: Sequence[StepRecord] | None = None) -> dict[str, Any]:

@@ -54,6 +54,7 @@ STATUS_STYLE: dict[str, str] = {
     JobStatus.FAILED: "red",
     JobStatus.ABORTED: "bold red",
     JobStatus.INTERRUPTED: "yellow",
+    JobStatus.WAITING: "cyan",
     JobStatus.CANCELLED: "dim",
 }
 STATE_STYLE: dict[str, str] = {
@@ -326,6 +327,14 @@ def _job_facts(history: JobHistory) -> Text:
         facts.add_row("started", _when(job.started_at))
     if job.finished_at is not None:
         facts.add_row("finished", _when(job.finished_at))
+    for told in job.notifications:
+        outcome = "delivered" if told.get("ok") else f"not delivered: {told.get('error')}"
+        tries = told.get("attempts")
+        facts.add_row(
+            "notified",
+            f"{told.get('target')} ({told.get('status')}): {outcome} "
+            f"({tries} {'try' if tries == 1 else 'tries'})",
+        )
     timing = [f"planned in {format_duration(spans.plan_s)}"] if spans.plan_s is not None else []
     if spans.run_s is not None:
         ran = "running for" if spans.running else "ran"

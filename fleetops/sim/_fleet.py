@@ -325,6 +325,17 @@ class Fleet:
         ws.state, ws.end_state, ws.on_done = state, None, None
         self._record(ws, before, at=self.clock())
 
+    def set_connection(self, ws_id: str, state: str) -> None:
+        """A user connects (``CONNECTED``) to a WorkSpace or logs off (``DISCONNECTED``)."""
+        ws = self.get(ws_id)
+        if ws is None:
+            raise KeyError(ws_id)
+        if state not in ("CONNECTED", "DISCONNECTED"):
+            raise ValueError(f"connection state {state!r}: CONNECTED or DISCONNECTED")
+        ws.connection_state = state
+        if state == "CONNECTED":
+            ws.last_connection = self.clock()
+
     def states(self) -> dict[str, int]:
         histogram: dict[str, int] = {}
         for ws_id in list(self.order):

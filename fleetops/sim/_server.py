@@ -11,8 +11,9 @@ Several accounts: a request is served by the account of the access key it is sig
 POSTs are STS (AssumeRole, GetCallerIdentity: ``_sts``) and are counted apart.
 
 Also ``GET /_sim/stats[?account=ID]``, ``POST /_sim/reset``, ``POST /_sim/config`` (JSON knobs)
-and ``POST /_sim/account`` (JSON: account, deny_assume_role, external_id, expire_sessions) for
-subprocess users; these are not part of AWS and are not counted.
+and ``POST /_sim/account`` (JSON: account, deny_assume_role, external_id, expire_sessions) and
+``POST /_sim/connections`` (JSON: workspace_ids, state CONNECTED|DISCONNECTED: users log on and
+off) for subprocess users; these are not part of AWS and are not counted.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ class Simulator:
         app.router.add_post("/_sim/reset", self._http_reset)
         app.router.add_post("/_sim/config", self._http_config)
         app.router.add_post("/_sim/account", self._http_account)
+        app.router.add_post("/_sim/connections", self._http_connections)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -418,6 +420,15 @@ class Simulator:
         with self._lock:
             self._account(account).fleet.set_state(workspace_id, state)
 
+    def set_connection(
+        self, workspace_ids: list[str], state: str, account: str | None = None
+    ) -> None:
+        """Connect users to WorkSpaces (``CONNECTED``) or log them off (``DISCONNECTED``)."""
+        with self._lock:
+            fleet = self._account(account).fleet
+            for ws_id in workspace_ids:
+                fleet.set_connection(ws_id, state)
+
     def expire_credentials(self, expired: bool = True) -> None:
         self._expired = expired
 
@@ -551,6 +562,15 @@ class Simulator:
         except (ValueError, TypeError, KeyError) as exc:
             return web.json_response({"message": str(exc)}, status=400)
         return web.json_response({"expired_sessions": expired})
+
+    async def _http_connections(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            ids = [str(ws_id) for ws_id in body["workspace_ids"]]
+            self.set_connection(ids, str(body["state"]), body.get("account"))
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response({"message": str(exc)}, status=400)
+        return web.json_response({"workspace_ids": ids, "state": body["state"]})
 
     async def _http_reset(self, request: web.Request) -> web.Response:
         self.reset_stats()

@@ -5,12 +5,14 @@ and faulted ones included); ``calls_by_operation`` counts requests admitted past
 throttled request did not reach the service and counts only in ``throttled``); an injected 500
 counts in ``calls_by_operation`` and in ``errors_500``. ``calls_by_workspace`` counts, per
 operation, every WorkSpace id a request named (batch items, WorkspaceIds, WorkspaceId,
-SourceWorkspaceId, a ``ws-`` ResourceId), whatever the outcome.
+SourceWorkspaceId, a ``ws-`` ResourceId), whatever the outcome. ``call_times`` holds when each
+admitted request arrived, per operation (what a test of maintenance windows checks).
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +33,8 @@ class SimStats:
     total_calls: int = 0
     sts_calls: dict[str, int] = field(default_factory=dict)  # signed with this account's keys
     sessions_issued: int = 0  # temporary credentials AssumeRole issued for this account
+    #: when each admitted call arrived (epoch seconds), per operation: the last 10,000
+    call_times: dict[str, list[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +55,7 @@ class Counters:
         self.largest_batch: dict[str, int] = {}
         self.max_concurrent = getattr(self, "in_flight", 0)
         self.total_calls = 0
+        self.call_times: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
 
     def enter(self) -> None:
         self.total_calls += 1
@@ -62,6 +67,7 @@ class Counters:
 
     def admitted(self, operation: str, batch: int, workspace_ids: list[str]) -> None:
         self.calls_by_operation[operation] += 1
+        self.call_times[operation].append(time.time())
         if batch > self.largest_batch.get(operation, 0):
             self.largest_batch[operation] = batch
         if workspace_ids:
@@ -83,4 +89,5 @@ class Counters:
             total_calls=self.total_calls,
             sts_calls=dict(sts_calls or {}),
             sessions_issued=sessions,
+            call_times={op: list(times) for op, times in self.call_times.items()},
         )

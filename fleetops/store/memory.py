@@ -64,6 +64,8 @@ JOB_COLUMNS = (
     "approved_by",
     "approved_at",
     "approval_comment",
+    "notifications",
+    "next_window_at",
 )
 ITEM_COLUMNS = (
     "id",

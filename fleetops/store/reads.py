@@ -59,7 +59,15 @@ Read = Generator[tuple[Query, dict[str, Any]], Rows, T]
 #: Job ids per query (SQLite's default bound on parameters is 999).
 CHUNK = 500
 #: The job columns stored as JSON.
-_JSON_COLUMNS = ("params", "targets", "options", "regions", "accounts", "assume")
+_JSON_COLUMNS = (
+    "params",
+    "targets",
+    "options",
+    "regions",
+    "accounts",
+    "assume",
+    "notifications",
+)
 
 
 def run(read: Read[T], fetch: Callable[[Query, Mapping[str, Any]], Rows]) -> T:

@@ -70,6 +70,33 @@ def lease_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def job_row(job: NewJob, now: float, status: JobStatus = JobStatus.PLANNED) -> dict[str, Any]:
+    """The ``jobs`` row of a new job (created now, ``status``; who started it: this process's
+    user and host unless the job says)."""
+    return dict(
+        id=job.id,
+        parent_id=job.parent_id,
+        action=job.action,
+        status=status.value,
+        params=dict(job.params),
+        targets=dict(job.targets),
+        options=dict(job.options),
+        region=job.region,
+        regions=[dict(r) for r in job.regions]
+        or [{"region": job.region, "endpoint_url": job.endpoint_url}],
+        profile=job.profile,
+        endpoint_url=job.endpoint_url,
+        created_at=now,
+        started_by=job.started_by if job.started_by is not None else current_user(),
+        started_host=job.started_host if job.started_host is not None else socket.gethostname(),
+        caller_arn=job.caller_arn,
+        # SQL NULL (not JSON null) for "none given"
+        accounts=list(job.accounts) if job.accounts is not None else sa.null(),
+        assume=dict(job.assume) if job.assume is not None else sa.null(),
+        require_approval=job.require_approval,
+    )
+
+
 def _owner_is_dead(owner: str) -> bool:
     """A lease held by a process of this host that no longer exists is stale at once."""
     host, _, rest = owner.partition(":")
@@ -139,34 +166,8 @@ class Store:
     # -- jobs --------------------------------------------------------------------------------
 
     async def create_job(self, job: NewJob) -> JobRecord:
-        now = time.time()
         async with self.transaction() as conn:
-            await conn.execute(
-                jobs.insert().values(
-                    id=job.id,
-                    parent_id=job.parent_id,
-                    action=job.action,
-                    status=JobStatus.PLANNED.value,
-                    params=dict(job.params),
-                    targets=dict(job.targets),
-                    options=dict(job.options),
-                    region=job.region,
-                    regions=[dict(r) for r in job.regions]
-                    or [{"region": job.region, "endpoint_url": job.endpoint_url}],
-                    profile=job.profile,
-                    endpoint_url=job.endpoint_url,
-                    created_at=now,
-                    started_by=job.started_by if job.started_by is not None else current_user(),
-                    started_host=(
-                        job.started_host if job.started_host is not None else socket.gethostname()
-                    ),
-                    caller_arn=job.caller_arn,
-                    # SQL NULL (not JSON null) for "none given"
-                    accounts=list(job.accounts) if job.accounts is not None else sa.null(),
-                    assume=dict(job.assume) if job.assume is not None else sa.null(),
-                    require_approval=job.require_approval,
-                )
-            )
+            await conn.execute(jobs.insert().values(**job_row(job, time.time())))
         return await self.get_job(job.id)
 
     async def read(self, read: Read[T]) -> T:

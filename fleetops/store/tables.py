@@ -40,6 +40,11 @@ jobs = sa.Table(
     sa.Column("approved_by", sa.String(128), nullable=True),
     sa.Column("approved_at", sa.Float, nullable=True),
     sa.Column("approval_comment", sa.Text, nullable=True),
+    # what was told of the job's ends: [{"target" (shown without secrets), "ok", "attempts",
+    # "error", "at", "status"}, ...]
+    sa.Column("notifications", sa.JSON(none_as_null=True), nullable=True),
+    # a job waiting outside its maintenance windows continues then
+    sa.Column("next_window_at", sa.Float, nullable=True),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_status_created_at", "status", "created_at"),
     sa.Index("ix_jobs_started_by_created_at", "started_by", "created_at"),
@@ -126,4 +131,42 @@ item_steps = sa.Table(
     sa.Column("last_state", sa.String(32), nullable=True),
     sa.PrimaryKeyConstraint("item_id", "rung"),
     sa.Index("ix_item_steps_job", "job_id", "item_id"),
+)
+
+
+#: Recurring jobs: a cron in a time zone, and the job each slot starts (resolved at ``schedule
+#: add``: action, params, targets, options, regions...). ``cursor``: every slot up to it has
+#: been handled (started or missed).
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("cron", sa.String(128), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("catch_up", sa.Float, nullable=False),  # seconds
+    sa.Column("job", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(1024), nullable=True),  # the job file, as given at add time
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cursor", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=True),
+    sa.Column("last_job_id", sa.String(32), nullable=True),
+)
+
+#: One row per slot of a schedule that was handled: its job, or ``missed``. The primary key is
+#: what makes a slot one job however many workers and ``run-due`` see it at once.
+schedule_slots = sa.Table(
+    "schedule_slots",
+    metadata,
+    sa.Column(
+        "schedule",
+        sa.String(64),
+        sa.ForeignKey("schedules.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("slot_at", sa.Float, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # started | missed
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("schedule", "slot_at"),
 )

@@ -49,7 +49,11 @@ def test_every_example_is_covered() -> None:
 
 
 OVERRIDES: dict[str, list[str]] = {
-    "nightly-stop-idle.yaml": ["--directory-id", "{directory}"],
+    # the examples' maintenance windows are widened to the whole day (a flag overrides the file)
+    "nightly-stop-idle.yaml": ["--directory-id", "{directory}", "--window", "00:00-24:00"],
+    "monthly-patch-reboot.yaml": [
+        "--directory-id", "{directory}", "--window", "00:00-24:00", "--wait-for-logoff", "1s"
+    ],
     "reboot-unhealthy.yaml": [],
     "migrate-directory-waves.yaml": ["--directory-id", "{directory}", "--to-bundle", "{bundle}"],
     "rebuild-from-ids.yaml": [],
