@@ -204,7 +204,14 @@ def test_simulator_killed_and_restarted_mid_job(
         job_id,
     )
     assert all(code_ == "VerifyTimeout" for code_, _ in failures), failures
-    assert sum(n for _, n in failures) <= 3
+    # Only a WorkSpace the restart regenerated UNHEALTHY (its reboot forgotten) may time out:
+    # how many of those were between their reboot and its verdict at the kill is the machine's
+    # timing, which of them it can be is not.
+    stuck = db.query(
+        "SELECT DISTINCT last_state FROM items WHERE job_id = ? AND state = 'failed'", job_id
+    )
+    assert {state for (state,) in stuck} <= {"UNHEALTHY"}, stuck
+    assert sum(n for _, n in failures) <= 5
 
 
 def test_credentials_expiring_mid_job_interrupt_and_resume(cli: Cli, db: Db) -> None:
