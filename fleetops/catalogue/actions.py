@@ -366,6 +366,11 @@ class ActionSpec:
         if missing is not None:
             raise UsageError(missing)
 
+    def refused_options(self, waves: bool, no_wait: bool) -> str | None:
+        """Why the job options given (``--waves``, ``--no-wait``) do not apply to this action
+        (None: they do)."""
+        return None
+
     def interrupts(self, params: Params) -> bool:
         """Would acting end a connected user's session?"""
         return self.interrupts_session
@@ -1158,6 +1163,16 @@ class RecipeSpec(ActionSpec):
         ladder_of(params)
         if params.get("settle") is not None:
             parse_duration(params["settle"])
+
+    def refused_options(self, waves: bool, no_wait: bool) -> str | None:
+        # each WorkSpace climbs on the evidence of its own rung: nothing to wave or leave unseen
+        given = [flag for flag, on in (("--waves", waves), ("--no-wait", no_wait)) if on]
+        if not given:
+            return None
+        return (
+            f"{self.name} climbs each WorkSpace's ladder on the evidence of every rung: "
+            f"{' and '.join(given)} do not apply"
+        )
 
     def plan_note(self, params: Params, eligible: int) -> str:
         """What the plan and the confirmation say of the rungs a WorkSpace may reach."""

@@ -112,7 +112,11 @@ class JobSpec:
     def __post_init__(self) -> None:
         # A clear UsageError for an unknown action or unusable parameters (a create CSV with a
         # bad line), before anything is written.
-        get_action(self.action).validate_params(self.params)
+        action = get_action(self.action)
+        action.validate_params(self.params)
+        refused = action.refused_options(bool(self.options.waves), self.options.no_wait)
+        if refused is not None:
+            raise UsageError(refused)
 
 
 @dataclass(frozen=True)

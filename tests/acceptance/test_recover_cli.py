@@ -57,6 +57,8 @@ def test_dry_run_names_the_destructive_rungs_and_the_unhealthy_targets(
         (["--ladder", "rebuild,reboot"], "lightest first"),
         (["--ladder", "terminate"], "not a rung of recover"),
         (["--settle", "soon"], "must be a duration"),
+        (["--waves", "5,all"], "--waves do not apply"),
+        (["--no-wait"], "--no-wait do not apply"),
     ],
 )
 def test_bad_ladder_or_settle_is_one_line_exit_2_nothing_written(
