@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from fleetops.api.history import scope_summaries as scope_summaries
     from fleetops.api.history import unverified_count as unverified_count
     from fleetops.api.history import unverified_counts as unverified_counts
-    from fleetops.api.history import write_items as write_items
     from fleetops.api.history import write_report as write_report
     from fleetops.api.recipes import check_rollout as check_rollout
     from fleetops.api.recipes import step_counts as step_counts
@@ -148,7 +147,6 @@ __all__ = [
     "until_window",
     "unverified_count",
     "unverified_counts",
-    "write_items",
     "write_report",
 ]
 
@@ -218,7 +216,6 @@ _LAZY: dict[str, str] = {
     "until_window": "fleetops.api.recurring",
     "unverified_count": "fleetops.api.history",
     "unverified_counts": "fleetops.api.history",
-    "write_items": "fleetops.api.history",
     "write_report": "fleetops.api.history",
 }
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import (
     contextmanager,
 )
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from fleetops.api.recipes import step_counts
 from fleetops.errors import UsageError
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from fleetops.records import (
-        ItemRecord,
         JobHistory,
         ScopeSummary,
     )
@@ -124,8 +123,9 @@ def job_document(reader: History, job_id: str) -> dict[str, Any]:
     """``jobs show --json`` (and the dashboard's ``GET /api/jobs/{id}``)."""
     from fleetops.report.documents import history_json
 
-    document = history_json(history_of(reader, job_id))
-    steps = step_counts(reader, document["id"])
+    history = history_of(reader, job_id)
+    document = history_json(history)
+    steps = step_counts(reader, history.job)
     if steps:  # a recipe's job: its items counted by step
         document["steps"] = steps
     if document["action"] == "rollout":
@@ -155,13 +155,6 @@ def scope_summaries(reader: History, job_id: str) -> list[ScopeSummary]:
     from fleetops.store.history_read import scope_summaries as summaries
 
     return summaries(rows_of(reader), job_id)
-
-
-def write_items(pages: Iterator[Sequence[ItemRecord]], fmt: str, stream: TextIO) -> int:
-    """Items, a page at a time, as CSV or JSON into ``stream``; how many were written."""
-    from fleetops.report.documents import write_items as write
-
-    return write(pages, fmt, stream)
 
 
 async def unverified_count(store: Store, job_id: str) -> int:

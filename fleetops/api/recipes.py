@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     History = Reader | PostgresReader
 
 
-def step_counts(reader: History, job_id: str) -> dict[str, dict[str, int]]:
+def step_counts(reader: History, job: JobRecord) -> dict[str, dict[str, int]]:
     """A recipe's job: action of a step → outcome (an open step: its item's state) → items, in
-    ladder order; empty for a job of one action."""
+    ladder order; empty for a job of one action (which has no steps to count)."""
+    from fleetops.catalogue.recipes import RECIPES
+
+    if job.action not in RECIPES:
+        return {}
     from fleetops.store.steps_read import step_counts as counts
 
-    return counts(reader, reader.get_job(job_id).id)
+    return counts(reader, job.id)
 
 
 def steps_reader(reader: History, job: JobRecord) -> StepsOf | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import (
-    AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
 )
@@ -121,11 +120,27 @@ async def _open_job_clients(
     )
 
 
-def _sharing_quota(store: Any, clients: Mapping[str, Any]) -> AbstractAsyncContextManager[Any]:
-    """Each account-region's quota shared with the other live runners of the database."""
+@asynccontextmanager
+async def _job_runner(
+    store: Store,
+    job: JobRecord,
+    *,
+    credentials: tuple[str, str] | None,
+    stop: StopSignal | None,
+    redo_in_doubt: bool = False,
+) -> AsyncIterator[JobRunner]:
+    """The runner of a recorded job, with the clients of its scopes open (the caller's identity
+    recorded first) and each account-region's quota shared with the other live runners of the
+    database, for the body's duration: a plan and a run are made the same way."""
+    from fleetops.catalogue.options import JobOptions
     from fleetops.engine.quota import sharing_quota
+    from fleetops.engine.runner import JobRunner
 
-    return sharing_quota(store, clients)
+    options = JobOptions.from_dict(job.options)
+    async with AsyncExitStack() as stack:
+        clients = await _open_job_clients(stack, store, job, options, credentials)
+        await stack.enter_async_context(sharing_quota(store, clients))
+        yield JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
 
 
 async def run_job(
@@ -177,14 +192,9 @@ async def _run_once(
         # exit 0 may have been killed just after the job's end was recorded).
         return job
     refuse_unapproved(job)  # every way in (start, resume, a worker) meets the two-person rule
-    from fleetops.catalogue.options import JobOptions
-    from fleetops.engine.runner import JobRunner
-
-    options = JobOptions.from_dict(job.options)
-    async with AsyncExitStack() as stack:
-        clients = await _open_job_clients(stack, store, job, options, credentials)
-        await stack.enter_async_context(_sharing_quota(store, clients))
-        runner = JobRunner(store, clients, job, stop=stop, redo_in_doubt=redo_in_doubt)
+    async with _job_runner(
+        store, job, credentials=credentials, stop=stop, redo_in_doubt=redo_in_doubt
+    ) as runner:
         if on_start is not None:
             on_start(runner)
         job = await runner.run()
@@ -202,15 +212,8 @@ async def plan_job(
 ) -> JobRecord:
     """Plan a recorded job (resolve its targets, record every item) without running it: the
     job stays ``planned``, and :func:`start_job` runs exactly that plan."""
-    from fleetops.catalogue.options import JobOptions
-    from fleetops.engine.runner import JobRunner
-
     job = await store.get_job(job_id)
-    options = JobOptions.from_dict(job.options)
-    async with AsyncExitStack() as stack:
-        clients = await _open_job_clients(stack, store, job, options, credentials)
-        await stack.enter_async_context(_sharing_quota(store, clients))
-        runner = JobRunner(store, clients, job, stop=stop)
+    async with _job_runner(store, job, credentials=credentials, stop=stop) as runner:
         if on_start is not None:
             on_start(runner)
         await runner.plan_only()

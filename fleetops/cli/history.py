@@ -9,11 +9,11 @@ answers these two commands before typer is even imported) both call :func:`list_
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from fleetops.cli.common import fail, out_console, print_json, resolve_db
 from fleetops.errors import FleetOpsError, UsageError
@@ -32,13 +32,9 @@ __all__ = [
     "list_jobs",
     "parse_since",
     "parse_states",
-    "read_or_fail",
     "reading",
     "show_job",
 ]
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class Flag:
@@ -171,15 +167,6 @@ def _parse_status(value: str | None) -> str | None:
         raise UsageError(f"unknown job status {value!r} (one of {known})") from None
 
 
-def read_or_fail(call: Callable[[], T]) -> T:
-    """A read through a history reader: a fleetops error (no such job) is one line and its
-    exit code, as through the Store."""
-    try:
-        return call()
-    except FleetOpsError as exc:
-        fail(str(exc), exc.exit_code)
-
-
 def check_flag(fn: Any, *args: Any) -> Any:
     """Validate a flag before any I/O: a bad value is one line and exit 2."""
     try:
@@ -241,6 +228,6 @@ def show_job(job: str, *, as_json: bool = False) -> None:
 
     with reading(where) as reader:
         history = history_of(reader, job)
-        steps = step_counts(reader, history.job.id)
+        steps = step_counts(reader, history.job)
     render_job(out_console, history)
     render_step_counts(out_console, steps)
