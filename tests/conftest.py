@@ -89,9 +89,10 @@ def fresh_postgres_schema(admin_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def fresh_postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the test server (its URL); dropped afterwards."""
-    name = "fleetops_t_" + secrets.token_hex(6)
+def fresh_postgres_database(admin_url: str, prefix: str = "fleetops_t_") -> Iterator[str]:
+    """A new, empty database on the test server (its URL), named ``prefix`` and a random
+    suffix; dropped afterwards (with FORCE: connections still open are closed)."""
+    name = prefix + secrets.token_hex(6)
     engine = sa.create_engine(_sync_url(admin_url), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -112,16 +113,8 @@ def postgres_worker_url() -> Iterator[str | None]:
         yield None
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"fleetops_{worker}_{secrets.token_hex(4)}"
-    engine = sa.create_engine(_sync_url(admin), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        yield sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        engine.dispose()
+    with fresh_postgres_database(admin, prefix=f"fleetops_{worker}_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
