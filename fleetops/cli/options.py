@@ -2,8 +2,7 @@
 
 :data:`CONNECTION_OPTIONS` is every flag that says where AWS is called: a command decorated with
 :func:`connection_options` takes them all and receives one :class:`~fleetops.catalogue.specs.Where`
-as its
-``where`` argument. A new connection flag is one entry here (and one field of ``Where``).
+as its ``where`` argument. A new connection flag is one entry here (and one field of ``Where``).
 """
 
 from __future__ import annotations

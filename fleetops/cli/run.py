@@ -3,8 +3,7 @@ run, render.
 
 The flags are declared as data in :mod:`fleetops.cli.run_options` (selectors, job options, and
 a flag per parameter of the catalogue in :mod:`fleetops.catalogue.actions`; the word after the
-action is
-``maintenance on``'s); ``run`` itself names only its own switches.
+action is ``maintenance on``'s); ``run`` itself names only its own switches.
 """
 
 from __future__ import annotations

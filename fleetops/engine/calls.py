@@ -4,8 +4,7 @@
 at most ``--concurrency`` at a time, each logical call one row of the job's event log (outcome,
 code, request id, the attempts it took) committed through the run's commit path, and each
 failure shown to the scope's :class:`~fleetops.engine.decide.CircuitBreaker`, which stops the job
-when
-one operation keeps failing the same way. An urgent call (verification's first look, inside
+when one operation keeps failing the same way. An urgent call (verification's first look, inside
 :func:`fleetops.aws.ratelimit.urgent`) takes the next free call slot ahead of the calls waiting
 for one, as it takes the next token of the quota.
 """

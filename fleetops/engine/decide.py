@@ -1,10 +1,10 @@
 """The engine's decisions about items and calls, as pure functions of what was observed.
 
-The orchestrators (runner, scope runs, verifier) gather observations, ask these, and commit
-the answer; nothing here does I/O. The verification verdict is the action catalogue's
+The orchestrators (runner, scope runs, verifier) gather observations, ask these, and commit the
+answer; nothing here does I/O. The verification verdict is the action catalogue's
 (``ActionSpec.judge_observed``), the retry of an item is :mod:`fleetops.aws.retry`'s, the error
-budget
-is :mod:`fleetops.catalogue.options`'s and the job's final status is :mod:`fleetops.states`'s.
+budget is :mod:`fleetops.catalogue.options`'s and the job's final status is
+:mod:`fleetops.states`'s.
 """
 
 from __future__ import annotations

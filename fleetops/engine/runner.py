@@ -10,8 +10,7 @@ Tasks of one run::
     heartbeat   renews the job's lease
     writer      group-commits every state change (the store's writer)
     per scope (fleetops.engine.scope.ScopeRun: an account in a region), in parallel, each with
-    its
-    own client and quota bucket:
+    its own client and quota bucket:
       submitter   pending items → batches of the model's max → one task per call
       verifier    submitted items → DescribeWorkspaces 25 ids a call, when they should settle
 """

@@ -1,11 +1,11 @@
 """One scope of a running job (an account in a region): its plan, reconcile, submit and verify.
 
 A job spans one scope or several; each has its own client and quota bucket and runs in parallel
-with the others (:class:`fleetops.engine.runner.JobRunner` coordinates them). Everything the scopes
-share — the store and the commit path, the stop signal, the figures, the error budget — lives in
-:class:`~fleetops.engine.context.RunContext`. The decisions are made elsewhere
-(:mod:`fleetops.engine.decide`,
-:mod:`fleetops.aws.retry`); a scope run gathers observations, asks, and commits the answer.
+with the others (:class:`fleetops.engine.runner.JobRunner` coordinates them). Everything the
+scopes share — the store and the commit path, the stop signal, the figures, the error budget —
+lives in :class:`~fleetops.engine.context.RunContext`. The decisions are made elsewhere
+(:mod:`fleetops.engine.decide`, :mod:`fleetops.aws.retry`); a scope run gathers observations,
+asks, and commits the answer.
 """
 
 from __future__ import annotations
