@@ -34,6 +34,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+from fleetops.aws.codes import split_code
 from fleetops.aws.model import integer_member_max, list_member_max, member_pattern
 from fleetops.errors import AwsError, UsageError
 
@@ -491,7 +492,7 @@ async def enrich(
             try:
                 response = await call("DescribeTags", [ws_id], ResourceId=ws_id)
             except AwsError as exc:
-                if exc.code == "ResourceNotFoundException":
+                if split_code(exc.code)[0] == "ResourceNotFound":
                     continue  # terminated since it was described: nothing to select
                 raise
             cand.tags = {t["Key"]: t.get("Value", "") for t in response.get("TagList", [])}

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from fleetops.aws.codes import Refusal, refusal, split_code
 from fleetops.aws.retry import is_throttling_code, retry_item
 from fleetops.states import ItemState
 
@@ -67,42 +68,6 @@ def after_transient(*, not_executed: bool, retry_safe: bool) -> AfterTransient:
     return AfterTransient.RECONCILE
 
 
-class Refusal(StrEnum):
-    """What a refusal code says, by its family (the API documents no FailedRequests codes;
-    those seen are dotted, ``<Family>.<Resource>``, and top-level errors end in ``Exception``)."""
-
-    STATE = "state"  # InvalidResourceState*: the WorkSpace's state changed since the plan
-    GONE = "gone"  # ResourceNotFound* (of the WorkSpace, or of no named resource)
-    IN_PROGRESS = "in_progress"  # OperationInProgress*: try again shortly
-    OTHER = "other"  # anything else: the item fails with the code as given
-
-
-_FAMILIES = {
-    "InvalidResourceState": Refusal.STATE,
-    "ResourceNotFound": Refusal.GONE,
-    "OperationInProgress": Refusal.IN_PROGRESS,
-}
-#: The resource part of a dotted code that names the WorkSpace itself ("" when none is named).
-_WORKSPACE_RESOURCES = frozenset({"", "workspace", "workspaces"})
-
-
-def _split(code: str) -> tuple[str, str]:
-    family, _, resource = (code or "").partition(".")
-    return family.removesuffix("Exception"), resource.removesuffix("Exception")
-
-
-def refusal(code: str) -> Refusal:
-    """The family of a refusal code: ``InvalidResourceState.Workspace``,
-    ``InvalidResourceStateException`` and ``InvalidResourceState`` are one family. A
-    ``ResourceNotFound`` naming another resource (``ResourceNotFound.Bundle``) is not the
-    WorkSpace gone: it is OTHER."""
-    family, resource = _split(code)
-    found = _FAMILIES.get(family, Refusal.OTHER)
-    if found is Refusal.GONE and resource.lower() not in _WORKSPACE_RESOURCES:
-        return Refusal.OTHER
-    return found
-
-
 def needs_describe(code: str, message: str) -> bool:
     """Whether the WorkSpace must be described to know what a refusal means: a state refusal
     that does not say the state now, or a not-found that does not say what was not found (a
@@ -110,7 +75,7 @@ def needs_describe(code: str, message: str) -> bool:
     kind = refusal(code)
     if kind is Refusal.STATE:
         return _STATE_IN_MESSAGE.search(message or "") is None
-    return kind is Refusal.GONE and _split(code)[1] == ""
+    return kind is Refusal.GONE and split_code(code)[1] == ""
 
 
 @dataclass(frozen=True)
