@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from fleetops.api.recurring import unstarted_scheduled_jobs as unstarted_scheduled_jobs
     from fleetops.api.recurring import until_window as until_window
     from fleetops.api.runs import DEFAULT_MAX_PLAN_AGE as DEFAULT_MAX_PLAN_AGE
+    from fleetops.api.runs import cancel_job as cancel_job
     from fleetops.api.runs import check_configuration as check_configuration
     from fleetops.api.runs import create_job as create_job
     from fleetops.api.runs import dry_run as dry_run
@@ -89,7 +90,6 @@ if TYPE_CHECKING:
     from fleetops.records import CancelResult as CancelResult
     from fleetops.records import JobRecord as JobRecord
     from fleetops.store import Store as Store
-    from fleetops.store.history import cancel_job as cancel_job
     from fleetops.store.history import job_history as job_history
 
 __all__ = [
@@ -163,13 +163,13 @@ _LAZY: dict[str, str] = {
     "Store": "fleetops.store",
     "Where": "fleetops.catalogue.specs",
     "build_spec": "fleetops.catalogue.specs",
-    "cancel_job": "fleetops.store.history",
     "job_history": "fleetops.store.history",
     "DEFAULT_MAX_PLAN_AGE": "fleetops.api.runs",
     "MAX_APPROVAL_COMMENT": "fleetops.api.approvals",
     "add_schedule": "fleetops.api.recurring",
     "approval_error": "fleetops.api.approvals",
     "approve_job": "fleetops.api.approvals",
+    "cancel_job": "fleetops.api.runs",
     "check_configuration": "fleetops.api.runs",
     "check_rollout": "fleetops.api.recipes",
     "check_schedule": "fleetops.api.recurring",

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from fleetops.catalogue.specs import JobSpec
     from fleetops.engine.planner import PlanSummary
     from fleetops.engine.runner import JobRunner, StopSignal
-    from fleetops.records import JobRecord
+    from fleetops.records import CancelResult, JobRecord
     from fleetops.store import Store
 
 
@@ -272,6 +272,21 @@ DEFAULT_MAX_PLAN_AGE = 4.0
 async def get_job(store: Store, job_id: str) -> JobRecord:
     """A job by id or unique prefix (:class:`NotFoundError` if none)."""
     return await store.get_job(job_id)
+
+
+async def cancel_job(
+    store: Store, job_id: str, *, reason: str = "cancelled by operator"
+) -> CancelResult:
+    """Cancel a job no live runner holds (its pending items ``cancelled``; refused while a
+    runner holds it). A job this cancel ended tells its ``--notify`` targets, as a run that
+    ends does."""
+    from fleetops.records import CancelOutcome
+    from fleetops.store.history import cancel_job as cancel_stored
+
+    result = await cancel_stored(store, job_id, reason=reason)
+    if result.outcome is CancelOutcome.CANCELLED:
+        await notify_end(store, result.job)
+    return result
 
 
 async def list_jobs(

@@ -209,3 +209,23 @@ def test_a_job_file_takes_notify(
     done = cli.run("run", str(path), "--endpoint-url", sim.endpoint_url, "--rate", "100", "--json")
     assert done.code == 0, done.stderr
     assert [body["status"] for body in receiver.bodies] == ["succeeded"]
+
+
+def test_a_stored_plan_cancelled_is_told_once(
+    cli: Cli, db: Db, sim: Simulator, receiver: Receiver
+) -> None:
+    ids = available(sim, 2)
+    planned = reboot(cli, sim, ids, "--notify", receiver.url, "--plan-only")
+    assert planned.code == 0, planned.stderr
+    job_id = planned.json()["id"]
+    assert receiver.bodies == []  # a plan has not ended
+    cancelled = cli.run("jobs", "cancel", job_id, "--json")
+    assert cancelled.code == 0, cancelled.stderr
+    (told,) = receiver.bodies
+    assert (told["job_id"], told["status"]) == (job_id, "cancelled")
+    assert told["counts"]["cancelled"] == 2
+    again = cli.run("jobs", "cancel", job_id)  # already cancelled: nobody is told twice
+    assert again.code == 0, again.stderr
+    assert len(receiver.bodies) == 1
+    shown = cli.run("jobs", "show", job_id, "--json").json()
+    assert [(n["ok"], n["status"]) for n in shown["notifications"]] == [(True, "cancelled")]
