@@ -252,7 +252,7 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
 
             return await plan(
                 action=action,
-                targets=spec.targets,
+                targets=action.targets_in(spec.targets, spec.params, key),
                 options=spec.options,
                 call=call,
                 job_id="dry-run",

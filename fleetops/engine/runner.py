@@ -38,7 +38,7 @@ from fleetops.engine.planner import (
     PlanSummary,
     plan_row,
 )
-from fleetops.engine.rollout import RolloutRun
+from fleetops.engine.rollout import RolloutLedger, RolloutRun
 from fleetops.engine.scope import ScopeRun
 from fleetops.engine.steps import StepRun, is_recipe
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
@@ -131,6 +131,10 @@ class JobRunner:
         ]
         for scope_run in self.scope_runs:
             scope_run.collect_not_found = len(self.scope_runs) > 1
+        #: a rollout's scopes share their facts and meet before updates and rollbacks
+        self.rollout: RolloutLedger | None = None
+        if job.action == "rollout":
+            self.rollout = RolloutLedger(self.ctx, list(self.clients))
         for client in self.clients.values():
             client_stats = getattr(client, "stats", None)
             if isinstance(client_stats, ClientStats):
@@ -300,11 +304,9 @@ class JobRunner:
                 if is_recipe(self.ctx.action):  # several steps per item
                     steps = StepRun(self.ctx, scope_run.scope, client.call, scope_run.policy)
                     await steps.run(redo_in_doubt=self.redo_in_doubt)
-                elif self.ctx.action.name == "rollout":  # the bundle updated first
-                    audited = AuditedCall(
-                        self.ctx, scope_run.scope, client.call, scope_run.policy
-                    )
-                    rollout = RolloutRun(self.ctx, scope_run, audited)
+                elif self.rollout is not None:  # each scope's bundle updated first
+                    audited = AuditedCall(self.ctx, scope_run.scope, client.call, scope_run.policy)
+                    rollout = RolloutRun(self.ctx, scope_run, audited, self.rollout)
                     await rollout.run(redo_in_doubt=self.redo_in_doubt)
                 else:
                     await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)
