@@ -37,6 +37,7 @@ __all__ = [
     "ANY_SCOPE",
     "DEFAULT_LADDER",
     "DEFAULT_SETTLE",
+    "NOT_HEALED",
     "RECIPES",
     "RECOVER_RUNGS",
     "SNAPSHOT_GUARD",
@@ -60,6 +61,11 @@ RECOVER_RUNGS: tuple[str, ...] = ("reboot", "restore", "rebuild")
 DEFAULT_LADDER: tuple[str, ...] = RECOVER_RUNGS
 #: The error code of a step skipped by its snapshot-age guard (the WorkSpace climbs on).
 SNAPSHOT_GUARD = "SnapshotGuard"
+#: The error codes of a failed step whose rung was carried out and did not bring the WorkSpace
+#: back to AVAILABLE (settled in a failure state, or not at all within the settle time): it
+#: climbs. Any other failure (the call refused, or not made: retries spent, account unreachable)
+#: ends the climb, failed: a heavier rung is no remedy for a refused request.
+NOT_HEALED = frozenset({"VerificationFailed", "VerifyTimeout"})
 #: Seconds a rung may take to bring a WorkSpace back to AVAILABLE (``--settle 10m``).
 DEFAULT_SETTLE = 600.0
 
@@ -116,12 +122,14 @@ def settle_of(params: Mapping[str, Any] | None) -> float:
 
 
 def climbs(state: ItemState | str, error_code: str | None = None) -> bool:
-    """Does a WorkSpace whose step ended in ``state`` go on to the next rung? A failed step
-    climbs, and one skipped by the snapshot guard (:data:`SNAPSHOT_GUARD`: the next rung reads
-    its own snapshots); succeeded (AVAILABLE, verified or not), skipped otherwise (changed or
-    gone since the plan), cancelled end the climb, and in doubt holds it."""
+    """Does a WorkSpace whose step ended in ``state`` go on to the next rung? A step whose rung
+    was carried out but did not heal the WorkSpace (:data:`NOT_HEALED`) climbs, and one skipped
+    by the snapshot guard (:data:`SNAPSHOT_GUARD`: the next rung reads its own snapshots); a
+    step failed otherwise (refused, not sent) ends the climb failed; succeeded (AVAILABLE,
+    verified or not), skipped otherwise (changed or gone since the plan), cancelled end the
+    climb, and in doubt holds it."""
     if str(state) == ItemState.FAILED.value:
-        return True
+        return error_code in NOT_HEALED
     return str(state) == ItemState.SKIPPED.value and error_code == SNAPSHOT_GUARD
 
 

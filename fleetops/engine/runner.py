@@ -40,7 +40,7 @@ from fleetops.engine.planner import (
 )
 from fleetops.engine.rollout import RolloutLedger, RolloutRun
 from fleetops.engine.scope import ScopeRun
-from fleetops.engine.steps import StepRun, is_recipe
+from fleetops.engine.steps import StepBudget, StepRun, is_recipe
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -133,6 +133,8 @@ class JobRunner:
             scope_run.collect_not_found = len(self.scope_runs) > 1
         #: a rollout's scopes share their facts and meet before updates and rollbacks
         self.rollout: RolloutLedger | None = None
+        #: a recipe's scopes share one error budget, of the WorkSpaces that end failed
+        self.step_budget = StepBudget(self.ctx)
         if job.action == "rollout":
             self.rollout = RolloutLedger(self.ctx, list(self.clients))
         for client in self.clients.values():
@@ -302,7 +304,9 @@ class JobRunner:
             try:
                 client = self.clients[scope_run.scope.key]
                 if is_recipe(self.ctx.action):  # several steps per item
-                    steps = StepRun(self.ctx, scope_run.scope, client.call, scope_run.policy)
+                    steps = StepRun(
+                        self.ctx, scope_run.scope, client.call, scope_run.policy, self.step_budget
+                    )
                     await steps.run(redo_in_doubt=self.redo_in_doubt)
                 elif self.rollout is not None:  # each scope's bundle updated first
                     audited = AuditedCall(self.ctx, scope_run.scope, client.call, scope_run.policy)
