@@ -453,7 +453,8 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
         connection=connections[0],
         more_regions=tuple(connections[1:]),
         options=JobOptions.from_dict(parent.options),
-        params=parent.params,
+        # what a run did (a rollout's facts per scope) is the parent's, not the retry's
+        params={k: v for k, v in parent.params.items() if k != "rollout"},
         accounts=accounts,
         assume=AssumeSpec.from_dict(parent.assume) if accounts and parent.assume else None,
     )
