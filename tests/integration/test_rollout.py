@@ -118,7 +118,12 @@ async def test_every_rebuild_failing_aborts_and_rolls_the_bundle_back(
     sim.configure(rebuild_error_fraction=1.0)
     sim.reset_stats()
     spec = _rollout(
-        sim, bundle, new, waves=(5, None), max_errors="1", rollback=True,
+        sim,
+        bundle,
+        new,
+        waves=(5, None),
+        max_errors="1",
+        rollback=True,
         ignore_snapshot_age=True,
     )
     job = await run_job(store, (await create_job(store, spec)).id)
