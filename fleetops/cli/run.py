@@ -190,10 +190,20 @@ def _check_rollout(spec: JobSpec) -> None:
 
 
 def _print_note(spec: JobSpec, eligible: int) -> None:
-    """A recipe's plan says which rungs a WorkSpace may reach, the destructive ones named."""
+    """A recipe's plan says which rungs a WorkSpace may reach, the destructive ones named; a
+    rollout's, which bundle of each scope is pointed at which image."""
     action = get_action(spec.action)
     if isinstance(action, RecipeSpec):
         err_console.print(f"  {action.plan_note(spec.params, eligible)}", highlight=False)
+    if spec.action == "rollout":
+        from fleetops.catalogue.recipes import rollout_scopes, scope_keys
+
+        keys = scope_keys([c.region for c in spec.connections], spec.accounts)
+        for scope, (bundle, image) in rollout_scopes(spec.params, keys).items():
+            err_console.print(
+                f"  {scope}: bundle {bundle} → image {image}, then its WorkSpaces rebuilt",
+                highlight=False,
+            )
 
 
 def _risk(spec: JobSpec) -> str:

@@ -105,10 +105,11 @@ def test_a_dry_run_or_a_plan_checks_the_image_as_a_run_does(
     assert image in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert db.job_ids() == []
-    # an AVAILABLE image plans, and the plan names the bundle's WorkSpaces
+    # an AVAILABLE image plans, and the plan says which bundle is pointed at which image
     good = cli.run(*cli.run_args("rollout", sim.endpoint_url, "--bundle", bundle, "--image",
-                                 images["NEW"], mode, "--json"))  # fmt: skip
+                                 images["NEW"], mode))  # fmt: skip
     assert good.code == 0, good.stderr
+    assert f"{REGION}: bundle {bundle} → image {images['NEW']}" in good.stderr
     assert "UpdateWorkspaceBundle" not in sim.stats().calls_by_operation
 
 
