@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from fleetops.api.history import unverified_counts as unverified_counts
     from fleetops.api.history import write_report as write_report
     from fleetops.api.recipes import check_rollout as check_rollout
+    from fleetops.api.recipes import rollout_of as rollout_of
     from fleetops.api.recipes import step_counts as step_counts
     from fleetops.api.recipes import steps_reader as steps_reader
     from fleetops.api.recurring import add_schedule as add_schedule
@@ -133,6 +134,7 @@ __all__ = [
     "resume_job",
     "retry_candidates",
     "retry_job",
+    "rollout_of",
     "run_job",
     "schedule_job",
     "schedule_json",
@@ -172,6 +174,7 @@ _LAZY: dict[str, str] = {
     "cancel_job": "fleetops.api.runs",
     "check_configuration": "fleetops.api.runs",
     "check_rollout": "fleetops.api.recipes",
+    "rollout_of": "fleetops.api.recipes",
     "check_schedule": "fleetops.api.recurring",
     "claim_due": "fleetops.api.recurring",
     "copy_database": "fleetops.api.history",

@@ -131,7 +131,8 @@ def job_document(reader: History, job_id: str) -> dict[str, Any]:
     if document["action"] == "rollout":
         from fleetops.engine.rollout import rollout_state
 
-        document["rollout"] = rollout_state(document["params"])
+        regions = [entry["region"] for entry in document["regions"]]
+        document["rollout"] = rollout_state(document["params"], regions, document["accounts"])
     return document
 
 

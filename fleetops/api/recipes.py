@@ -4,7 +4,7 @@ and a rollout's image and bundle checked before anything is written."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fleetops.api.runs import open_clients
 from fleetops.errors import UsageError
@@ -47,26 +47,53 @@ def steps_reader(reader: History, job: JobRecord) -> StepsOf | None:
     return of
 
 
+def rollout_of(job: JobRecord) -> dict[str, Any]:
+    """A rollout job's bundle and images, per scope, as ``jobs show --json`` has them under
+    ``"rollout"`` (``{}`` for any other job)."""
+    if job.action != "rollout":
+        return {}
+    from fleetops.engine.rollout import rollout_state
+
+    return rollout_state(job.params, job.regions, job.accounts)
+
+
 async def check_rollout(spec: JobSpec, *, credentials: tuple[str, str] | None = None) -> None:
-    """A rollout's new image exists and is AVAILABLE (DescribeWorkspaceImages) and its bundle
-    exists (DescribeWorkspaceBundles), in the job's one scope; else a :class:`UsageError`
-    (exit 2, nothing written). Any other job passes."""
+    """A rollout's bundle and image in each of the job's scopes (an account in a region), as
+    its run checks them: every scope has a bundle and an image, no scope given is one the job
+    does not target, each image exists and is AVAILABLE (DescribeWorkspaceImages) and each
+    bundle exists (DescribeWorkspaceBundles); else a :class:`UsageError` (exit 2, nothing
+    written, no action called). A scope whose account cannot be reached is left to the run (it
+    fails there, as for any action). Any other job passes."""
     if spec.action != "rollout":
         return
-    if spec.more_regions or spec.accounts:
-        raise UsageError("rollout takes one account and region (a bundle is one region's)")
-    image, bundle = str(spec.params["image"]), str(spec.params["bundle"])
+    from fleetops.catalogue.recipes import (
+        bundle_problem,
+        image_problem,
+        rollout_scopes,
+        scope_keys,
+    )
+    from fleetops.errors import AssumeRoleError
+
+    scopes = rollout_scopes(
+        spec.params, scope_keys([c.region for c in spec.connections], spec.accounts)
+    )
+    assume = spec.assume.as_dict() if spec.accounts and spec.assume else None
     async with open_clients(
-        list(spec.connections), spec.options, credentials=credentials, job_id="preflight"
+        list(spec.connections),
+        spec.options,
+        credentials=credentials,
+        accounts=spec.accounts,
+        assume=assume,
+        job_id="preflight",
     ) as clients:
-        client = next(iter(clients.values()))
-        found = (await client.call("DescribeWorkspaceImages", ImageIds=[image])).response
-        images = found.get("Images") or []
-        if not images:
-            raise UsageError(f"image {image} not found in {spec.connection.region}")
-        state = images[0].get("State")
-        if state != "AVAILABLE":
-            raise UsageError(f"image {image} is {state}, not AVAILABLE: nothing was rolled out")
-        found = (await client.call("DescribeWorkspaceBundles", BundleIds=[bundle])).response
-        if not found.get("Bundles"):
-            raise UsageError(f"bundle {bundle} not found in {spec.connection.region}")
+        for scope, (bundle, image) in scopes.items():
+            client = clients[scope]
+            if isinstance(getattr(client, "error", None), AssumeRoleError):
+                continue
+            found = await client.call("DescribeWorkspaceImages", ImageIds=[image])
+            problem = image_problem(found.response, image, scope)
+            if problem is None:
+                found = await client.call("DescribeWorkspaceBundles", BundleIds=[bundle])
+                problem = bundle_problem(found.response, bundle, scope)
+            if problem is not None:
+                raise UsageError(problem)

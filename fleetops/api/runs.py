@@ -252,7 +252,7 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
 
             return await plan(
                 action=action,
-                targets=spec.targets,
+                targets=action.targets_in(spec.targets, spec.params, key),
                 options=spec.options,
                 call=call,
                 job_id="dry-run",
@@ -468,7 +468,8 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
         connection=connections[0],
         more_regions=tuple(connections[1:]),
         options=JobOptions.from_dict(parent.options),
-        params=parent.params,
+        # what a run did (a rollout's facts per scope) is the parent's, not the retry's
+        params={k: v for k, v in parent.params.items() if k != "rollout"},
         accounts=accounts,
         assume=AssumeSpec.from_dict(parent.assume) if accounts and parent.assume else None,
     )

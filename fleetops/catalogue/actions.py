@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from fleetops.aws.model import list_member_max, member_pattern, service_model
-from fleetops.catalogue.recipes import DEFAULT_SETTLE, ladder_of, parse_duration, parse_ladder
+from fleetops.catalogue.recipes import (
+    ANY_SCOPE,
+    DEFAULT_SETTLE,
+    ladder_of,
+    parse_duration,
+    parse_ladder,
+    parse_scoped_ids,
+    scoped_value,
+)
 from fleetops.errors import UsageError
 from fleetops.states import UNVERIFIED
 
@@ -84,6 +92,7 @@ class Verdict:
     #: Done, succeeded, but never verified: the end state was reached and no evidence came in
     #: the time it should have (recorded with the error code :data:`UNVERIFIED`).
     unverified: bool = False
+
 
 _WAIT = Verdict(done=False)
 _WAIT_EVIDENCE = Verdict(done=False, evidence=True)
@@ -203,6 +212,8 @@ class Param:
             return parse_duration(value)
         if self.kind == "switch":
             return bool(value)
+        if self.kind == "scoped_ids":
+            return parse_scoped_ids(self.flag, value)
         return value
 
 
@@ -380,6 +391,11 @@ class ActionSpec:
         :attr:`default_states` when a run names neither states nor WorkSpaces."""
         if self.default_states and not (targets.states or targets.workspace_ids):
             return replace(targets, states=self.default_states)
+        return targets
+
+    def targets_in(self, targets: Any, params: Params, scope: str) -> Any:
+        """The targets the action reads in one scope (``"region"`` or ``"account/region"``) of
+        the job: the job's own, but for an action whose params name an id per scope."""
         return targets
 
     def eligible_for(self, params: Params) -> frozenset[str]:
@@ -1208,11 +1224,25 @@ class RolloutSpec(ActionSpec):
         for key, shape, hint in ids:
             value = params.get(key)
             pattern = member_pattern(shape)
-            if not isinstance(value, str) or (pattern and not pattern.search(value)):
-                raise UsageError(f"rollout needs --{key} {hint} (not {value!r})")
+            try:
+                by_scope = parse_scoped_ids(f"--{key}", value)
+            except (TypeError, AttributeError):
+                by_scope = ""  # neither an id nor a mapping of scope to id
+            values = list(by_scope.values()) if isinstance(by_scope, dict) else [by_scope]
+            for one in values:
+                if not one or (pattern and not pattern.search(one)):
+                    raise UsageError(f"rollout needs --{key} [SCOPE=]{hint} (not {one!r})")
 
     def targets_for(self, targets: Any, params: Params) -> Any:
-        return replace(targets, bundle_id=params.get("bundle") or targets.bundle_id)
+        bundle = params.get("bundle")
+        if isinstance(bundle, Mapping):  # a bundle per scope: see targets_in
+            bundle = bundle.get(ANY_SCOPE) if list(bundle) == [ANY_SCOPE] else None
+        return replace(targets, bundle_id=bundle or targets.bundle_id)
+
+    def targets_in(self, targets: Any, params: Params, scope: str) -> Any:
+        """The WorkSpaces of the scope's own bundle."""
+        bundle = scoped_value(params.get("bundle"), scope)
+        return replace(targets, bundle_id=bundle or targets.bundle_id)
 
 
 def _rollout_actions() -> list[ActionSpec]:
@@ -1226,8 +1256,12 @@ def _rollout_actions() -> list[ActionSpec]:
                 "summary": "point a bundle at a new image, then rebuild its WorkSpaces "
                 "(destructive; waves, rollback)",
                 "params": (
-                    Param("bundle", "--bundle", "bundle_id", "the bundle", "wsb-…"),
-                    Param("image", "--image", "image_id", "the new image", "wsi-…"),
+                    Param("bundle", "--bundle", "scoped_ids",
+                          "the bundle, per scope (SCOPE: a region or ACCOUNT/REGION)",
+                          "[SCOPE=]wsb-…"),
+                    Param("image", "--image", "scoped_ids",
+                          "the new image, per scope (SCOPE: a region or ACCOUNT/REGION)",
+                          "[SCOPE=]wsi-…"),
                     Param("rollback_on_abort", "--rollback-on-abort", "switch",
                           "on abort, point the bundle back at its old image", "yes"),
                 ),

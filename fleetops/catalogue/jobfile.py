@@ -115,6 +115,21 @@ def _listify(value: Any) -> Any:
     return value
 
 
+def _scoped_ids(value: Any) -> Any:
+    """A rollout's ``bundle`` / ``image``: one id, or a mapping of scope (a region, or
+    ``ACCOUNT/REGION``; quote it in YAML) to id."""
+    from fleetops.catalogue.recipes import parse_scoped_ids
+
+    if isinstance(value, Mapping):
+        value = {str(key): item for key, item in value.items()}
+    elif not isinstance(value, str):
+        raise ValueError("an id, or a mapping of scope (region or ACCOUNT/REGION) to id")
+    try:
+        return parse_scoped_ids("", value)
+    except UsageError as exc:
+        raise ValueError(str(exc).lstrip()) from None
+
+
 def _key_values(value: Any) -> Any:
     """``{owner-team: finance}`` or ``[owner-team=finance]`` → ``["owner-team=finance"]``."""
     if isinstance(value, Mapping):
@@ -242,6 +257,7 @@ _KIND_TYPES: dict[str, Any] = {
     "ladder": Annotated[list[str], BeforeValidator(_listify)],
     "duration": str | float,
     "image_id": str,
+    "scoped_ids": Annotated[str | dict[str, str], BeforeValidator(_scoped_ids)],
     "switch": bool,
 }
 

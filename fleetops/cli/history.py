@@ -36,6 +36,7 @@ __all__ = [
     "show_job",
 ]
 
+
 @dataclass(frozen=True)
 class Flag:
     """One flag of the commands the console script may answer before typer is imported:
@@ -223,11 +224,12 @@ def show_job(job: str, *, as_json: bool = False) -> None:
             document = job_document(reader, job)
         print_json(document)
         return
-    from fleetops.api import history_of, step_counts
-    from fleetops.report.text import render_job, render_step_counts
+    from fleetops.api import history_of, rollout_of, step_counts
+    from fleetops.report.text import render_job, render_rollout, render_step_counts
 
     with reading(where) as reader:
         history = history_of(reader, job)
         steps = step_counts(reader, history.job)
     render_job(out_console, history)
+    render_rollout(out_console, rollout_of(history.job))
     render_step_counts(out_console, steps)

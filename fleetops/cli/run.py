@@ -139,6 +139,8 @@ def run_request(
             )
     except UsageError as exc:
         fail(str(exc), exc.exit_code)
+    if spec.action == "rollout":  # as a run checks them, before a dry run, plan or write
+        _check_rollout(spec)
     if dry_run:
         from fleetops.api import dry_run as plan_without_writing
 
@@ -163,13 +165,6 @@ def run_request(
     from fleetops.api import check_configuration
 
     run_async(lambda: check_configuration(spec))  # no credentials: one line, nothing written
-    if spec.action == "rollout":  # the image AVAILABLE, the bundle there: else nothing written
-        from fleetops.api import check_rollout
-
-        try:
-            run_async(lambda: check_rollout(spec))
-        except UsageError as exc:
-            fail(str(exc), exc.exit_code)
 
     async def use(store: Store) -> int:
         return await _run_spec(
@@ -184,11 +179,31 @@ def run_request(
     return run_async(lambda: with_store(use))
 
 
+def _check_rollout(spec: JobSpec) -> None:
+    """Each scope's bundle and image, as the run checks them (a scope not targeted or left
+    without a bundle or image, an image absent or not AVAILABLE, a bundle not found): else one
+    line, exit 2, nothing written."""
+    from fleetops.api import check_configuration, check_rollout
+
+    run_async(lambda: check_configuration(spec))  # no credentials: one line, nothing written
+    run_async(lambda: check_rollout(spec))
+
+
 def _print_note(spec: JobSpec, eligible: int) -> None:
-    """A recipe's plan says which rungs a WorkSpace may reach, the destructive ones named."""
+    """A recipe's plan says which rungs a WorkSpace may reach, the destructive ones named; a
+    rollout's, which bundle of each scope is pointed at which image."""
     action = get_action(spec.action)
     if isinstance(action, RecipeSpec):
         err_console.print(f"  {action.plan_note(spec.params, eligible)}", highlight=False)
+    if spec.action == "rollout":
+        from fleetops.catalogue.recipes import rollout_scopes, scope_keys
+
+        keys = scope_keys([c.region for c in spec.connections], spec.accounts)
+        for scope, (bundle, image) in rollout_scopes(spec.params, keys).items():
+            err_console.print(
+                f"  {scope}: bundle {bundle} → image {image}, then its WorkSpaces rebuilt",
+                highlight=False,
+            )
 
 
 def _risk(spec: JobSpec) -> str:
@@ -201,7 +216,8 @@ def _risk(spec: JobSpec) -> str:
 
 
 def _check_guards(spec: JobSpec, *, yes: bool) -> None:
-    if spec.targets.selects_all and spec.action != "create" and not yes:
+    # a rollout selects its bundles' WorkSpaces, in each scope its own
+    if spec.targets.selects_all and spec.action not in ("create", "rollout") and not yes:
         regions = ", ".join(c.region for c in spec.connections)
         raise UsageError(
             f"no selector given: this would {spec.action} every WorkSpace in {regions}; "

@@ -54,6 +54,7 @@ _KIND_TYPES: dict[str, Any] = {
     "states": list[str],
     "pairs": list[str],
     "keys": list[str],
+    "scoped_ids": list[str],
     "path": Path,
     "switch": bool,
 }
@@ -117,7 +118,7 @@ def catalogue_flags() -> list[inspect.Parameter]:
     for param in all_params():
         if param.positional or param.flag in _SHARED:
             continue
-        repeat = " (repeatable)" if param.kind in ("pairs", "keys") else ""
+        repeat = " (repeatable)" if param.kind in ("pairs", "keys", "scoped_ids") else ""
         flags.append(
             _flag(
                 f"param_{param.key}",  # ``from`` is no Python name

@@ -38,9 +38,9 @@ from fleetops.engine.planner import (
     PlanSummary,
     plan_row,
 )
-from fleetops.engine.rollout import RolloutRun
+from fleetops.engine.rollout import RolloutLedger, RolloutRun
 from fleetops.engine.scope import ScopeRun
-from fleetops.engine.steps import StepRun, is_recipe
+from fleetops.engine.steps import StepBudget, StepRun, is_recipe
 from fleetops.engine.types import ApiClient, RunStats, Scope, StopSignal
 from fleetops.errors import (
     AssumeRoleError,
@@ -131,6 +131,12 @@ class JobRunner:
         ]
         for scope_run in self.scope_runs:
             scope_run.collect_not_found = len(self.scope_runs) > 1
+        #: a rollout's scopes share their facts and meet before updates and rollbacks
+        self.rollout: RolloutLedger | None = None
+        #: a recipe's scopes share one error budget, of the WorkSpaces that end failed
+        self.step_budget = StepBudget(self.ctx)
+        if job.action == "rollout":
+            self.rollout = RolloutLedger(self.ctx, list(self.clients))
         for client in self.clients.values():
             client_stats = getattr(client, "stats", None)
             if isinstance(client_stats, ClientStats):
@@ -298,13 +304,13 @@ class JobRunner:
             try:
                 client = self.clients[scope_run.scope.key]
                 if is_recipe(self.ctx.action):  # several steps per item
-                    steps = StepRun(self.ctx, scope_run.scope, client.call, scope_run.policy)
-                    await steps.run(redo_in_doubt=self.redo_in_doubt)
-                elif self.ctx.action.name == "rollout":  # the bundle updated first
-                    audited = AuditedCall(
-                        self.ctx, scope_run.scope, client.call, scope_run.policy
+                    steps = StepRun(
+                        self.ctx, scope_run.scope, client.call, scope_run.policy, self.step_budget
                     )
-                    rollout = RolloutRun(self.ctx, scope_run, audited)
+                    await steps.run(redo_in_doubt=self.redo_in_doubt)
+                elif self.rollout is not None:  # each scope's bundle updated first
+                    audited = AuditedCall(self.ctx, scope_run.scope, client.call, scope_run.policy)
+                    rollout = RolloutRun(self.ctx, scope_run, audited, self.rollout)
                     await rollout.run(redo_in_doubt=self.redo_in_doubt)
                 else:
                     await scope_run.reconcile(redo_in_doubt=self.redo_in_doubt)

@@ -169,7 +169,7 @@ class ScopeRun:
 
         summary = await plan(
             action=self.action,
-            targets=self.ctx.targets,
+            targets=self.action.targets_in(self.ctx.targets, self.params, self.scope.key),
             options=self.options,
             call=call,
             job_id=self.job_id,

@@ -23,8 +23,11 @@ Invariants, across kills and resumes:
   ends, the WorkSpace goes on to the next rung (each rung reads its own snapshot list), or ends
   skipped.
 
-Intermediate failures are the ladder's business, not ``--max-errors``': the budget applies to
-the last rung, where a failure is final.
+The error budget (``--max-errors``) counts the WorkSpaces that end ``failed``: a failure that
+climbs (the rung did not heal it and a rung is left) is the ladder's business, not an error; a
+failure that ends the climb (on the last rung, or a rung's call refused or not made) is. The
+scopes of a run share one :class:`StepBudget`, judged as each failure is committed on any rung,
+so the job aborts as soon as the budget is exceeded: no scope starts another batch.
 """
 
 from __future__ import annotations
@@ -32,10 +35,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 
 from fleetops.aws.retry import RetryPolicy
 from fleetops.catalogue.actions import ActionSpec, RecipeSpec
+from fleetops.catalogue.options import over_budget
 from fleetops.catalogue.recipes import SNAPSHOT_GUARD, climbs, settle_of
 from fleetops.engine.calls import AuditedCall
 from fleetops.engine.context import RunContext
@@ -43,18 +47,16 @@ from fleetops.engine.planner import snapshot_reason
 from fleetops.engine.scope import ScopeRun
 from fleetops.engine.types import ApiCall, Scope
 from fleetops.errors import AwsError, CredentialsError
-from fleetops.records import ItemRecord, ItemUpdate, StepChange, StepRecord
+from fleetops.records import EventRow, ItemRecord, ItemUpdate, StepChange, StepRecord
 from fleetops.states import UNFINISHED_ITEM_STATES, ItemState
 
-__all__ = ["StepRun", "is_recipe"]
+__all__ = ["StepBudget", "StepRun", "is_recipe"]
 
 log = logging.getLogger(__name__)
 
 #: Item states a step ends in and that move the item on (closed; the next step opened or not).
 #: In doubt is not among them: the step stays open for the operator.
-_ENDED = frozenset(
-    {ItemState.SUCCEEDED, ItemState.FAILED, ItemState.SKIPPED, ItemState.CANCELLED}
-)
+_ENDED = frozenset({ItemState.SUCCEEDED, ItemState.FAILED, ItemState.SKIPPED, ItemState.CANCELLED})
 #: Item states of a step under way on its rung (in doubt aside: held, not worked on).
 _WORKING = UNFINISHED_ITEM_STATES - {ItemState.IN_DOUBT}
 
@@ -63,11 +65,71 @@ def is_recipe(action: ActionSpec) -> bool:
     return isinstance(action, RecipeSpec)
 
 
+class StepBudget:
+    """The error budget of a recipe's run, shared by its scopes: the run's failed items less
+    those whose failure climbs (committed failed on a rung that leaves them a higher one, not
+    yet moved on). Over ``--max-errors``, the run is aborted."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.climbing: set[int] = set()
+
+    @property
+    def ended_failed(self) -> int:
+        return max(0, self.ctx.stats.failed - len(self.climbing))
+
+    def check(self) -> None:
+        ctx = self.ctx
+        if not ctx.aborted and over_budget(self.ended_failed, ctx.budget):
+            log.info(
+                "job %s: %d WorkSpaces ended failed, over --max-errors %s: aborting",
+                ctx.job.id,
+                self.ended_failed,
+                ctx.options.max_errors,
+            )
+            ctx.aborted = True
+
+
+@dataclass
+class _RungContext(RunContext):
+    """The run's context for one rung of one scope: its action and verification budget, its
+    failures judged by the shared :class:`StepBudget` as they are committed, and halted as soon
+    as the run is (another scope's abort, the window's close)."""
+
+    parent: RunContext | None = None
+    budget_of_steps: StepBudget | None = None
+    last: bool = False
+
+    async def commit(self, updates: Sequence[ItemUpdate], events: Sequence[EventRow] = ()) -> None:
+        await self.committer.commit(updates, events)
+        steps = self.budget_of_steps
+        if steps is None:
+            return
+        for update in updates:
+            if update.state is ItemState.FAILED and not self.last:
+                if climbs(update.state, update.error_code):
+                    steps.climbing.update(update.ids)
+        if any(u.ids for u in updates):
+            self.check_budget()
+
+    def check_budget(self) -> None:
+        if self.budget_of_steps is not None:
+            self.budget_of_steps.check()
+
+    def halted(self) -> bool:
+        return super().halted() or (self.parent is not None and self.parent.halted())
+
+
 class StepRun:
     """Runs the steps of a recipe's items in one scope, rung after rung."""
 
     def __init__(
-        self, ctx: RunContext, scope: Scope, call: ApiCall, policy: RetryPolicy | None
+        self,
+        ctx: RunContext,
+        scope: Scope,
+        call: ApiCall,
+        policy: RetryPolicy | None,
+        budget: StepBudget | None = None,
     ) -> None:
         if not isinstance(ctx.action, RecipeSpec):
             raise TypeError(f"{ctx.action.name} is not a recipe")
@@ -78,6 +140,7 @@ class StepRun:
         self.recipe = ctx.action
         self.rungs = ctx.action.rungs(ctx.params)
         self.settle = settle_of(ctx.params)
+        self.budget = budget or StepBudget(ctx)
         self._audited = AuditedCall(ctx, scope, call, policy or RetryPolicy())
 
     # -- reading ---------------------------------------------------------------------------
@@ -102,6 +165,7 @@ class StepRun:
         ran: dict[int, frozenset[int]] = {}
         while not self.ctx.halted():
             items, open_steps, stepped = await self._view()
+            self._note_climbing(items, open_steps)
             fresh = [i for i in items if i.state is ItemState.PENDING and i.id not in stepped]
             if fresh:
                 await self._open_first(fresh)
@@ -135,6 +199,26 @@ class StepRun:
                 return
             ran[rung] = on_rung
             await self._run_rung(rung, [i for i in working if i.id in on_rung])
+        if self.ctx.aborted and not self.ctx.stop.is_set:
+            # Over budget: the steps that ended are closed (a failure that climbs leaves its
+            # WorkSpace pending on its next rung, not failed), and no rung runs.
+            items, open_steps, _ = await self._view()
+            ended = [i for i in items if i.state in _ENDED and i.id in open_steps]
+            if ended:
+                await self._advance(ended, open_steps)
+
+    def _note_climbing(
+        self, items: Sequence[ItemRecord], open_steps: dict[int, StepRecord]
+    ) -> None:
+        """Items failed on a rung that leaves them a higher one (their step not closed yet, as
+        after a kill) are no errors of the budget: they climb once the rung ends."""
+        last = len(self.rungs) - 1
+        for item in items:
+            step = open_steps.get(item.id)
+            if item.state is not ItemState.FAILED or step is None or step.rung >= last:
+                continue
+            if climbs(item.state, item.error_code):
+                self.budget.climbing.add(item.id)
 
     async def _redo_in_doubt(
         self, items: Sequence[ItemRecord], open_steps: dict[int, StepRecord]
@@ -144,7 +228,7 @@ class StepRun:
         doubt = [i.id for i in items if i.state is ItemState.IN_DOUBT and i.id in open_steps]
         if doubt:
             log.info("%d steps in doubt sent again in %s (--redo-in-doubt)", len(doubt), self.scope)
-            await self.ctx.commit(
+            await self.ctx.committer.commit(
                 [ItemUpdate(ids=doubt, state=ItemState.PENDING, clear_error=True)]
             )
         return bool(doubt)
@@ -166,16 +250,16 @@ class StepRun:
 
     def _rung_context(self, rung: int) -> RunContext:
         """The run's context for one rung: its action, the settle time as its verification
-        budget, and --max-errors only where a failure is final (the last rung)."""
-        options = replace(
-            self.ctx.options, verify_timeout=self.settle, waves=(), no_wait=False
-        )
-        last = rung == len(self.rungs) - 1
-        return replace(
-            self.ctx,
-            action=self.rungs[rung],
-            options=options,
-            budget=self.ctx.budget if last else None,
+        budget, its failures judged by the run's :class:`StepBudget` (a failure that climbs is
+        no error)."""
+        options = replace(self.ctx.options, verify_timeout=self.settle, waves=(), no_wait=False)
+        values = {f.name: getattr(self.ctx, f.name) for f in fields(RunContext)}
+        values.update(action=self.rungs[rung], options=options, budget=None)
+        return _RungContext(
+            **values,
+            parent=self.ctx,
+            budget_of_steps=self.budget,
+            last=rung == len(self.rungs) - 1,
         )
 
     async def _run_rung(self, rung: int, items: Sequence[ItemRecord]) -> None:
@@ -225,7 +309,7 @@ class StepRun:
             if reason is not None:
                 stale.setdefault(f"{spec.name} skipped: {reason}", []).append(item.id)
         if stale:
-            await self.ctx.commit(
+            await self.ctx.committer.commit(
                 [
                     ItemUpdate(
                         ids=ids, state=ItemState.SKIPPED, reason=reason, error_code=SNAPSHOT_GUARD
@@ -296,8 +380,11 @@ class StepRun:
         for change in changes:
             if change.open is not None:
                 updates.append(ItemUpdate(ids=[change.item_id], state=ItemState.PENDING))
-            elif change.item_state is not None and change.item_state is not by_id[
-                change.item_id
-            ].state:
+            elif (
+                change.item_state is not None
+                and change.item_state is not by_id[change.item_id].state
+            ):
                 updates.append(ItemUpdate(ids=[change.item_id], state=change.item_state))
         self.ctx.committer.ledger.apply(updates)
+        self.budget.climbing.difference_update(change.item_id for change in changes)
+        self.budget.check()

@@ -43,6 +43,7 @@ __all__ = [
     "render_items",
     "render_job",
     "render_job_list",
+    "render_rollout",
     "render_step_counts",
 ]
 
@@ -546,3 +547,33 @@ def render_step_counts(console: Console, steps: Mapping[str, Mapping[str, int]])
     width = max(len(action) for action in steps)
     for action, counts in steps.items():
         console.print(Text.assemble("  ", (action.ljust(width), "dim"), "  ", _counts_line(counts)))
+
+
+def rollout_lines(rollout: Mapping[str, Any]) -> list[str]:
+    """A rollout's bundle and images, a line per scope (one line for a one-scope rollout):
+    ``us-east-1: bundle wsb-… wsi-old → wsi-new (rolled back)``; an old image not read yet
+    is ``?``."""
+    if not rollout:
+        return []
+    rows = rollout.get("scopes") or [rollout]
+    lines = []
+    for row in rows:
+        where = ""
+        if "region" in row:
+            where = (
+                f"{row['account']}/{row['region']}: "
+                if row.get("account")
+                else (f"{row['region']}: ")
+            )
+        line = (
+            f"{where}bundle {row.get('bundle_id')} {row.get('old_image_id') or '?'} → "
+            f"{row.get('new_image_id')}"
+        )
+        lines.append(line + (" (rolled back)" if row.get("rolled_back") else ""))
+    return lines
+
+
+def render_rollout(console: Console, rollout: Mapping[str, Any]) -> None:
+    """``jobs show`` of a rollout: each scope's bundle, its old image and the new one."""
+    for line in rollout_lines(rollout):
+        console.print(Text.assemble(("rollout", "bold"), "  ", line))

@@ -44,6 +44,23 @@ def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _newer_image(sim: Simulator, bundle: str) -> str:
+    """The simulator's newer image of ``bundle`` (``<its image's name>-v2``)."""
+    import boto3
+
+    client = boto3.client(
+        "workspaces",
+        region_name="us-east-1",
+        endpoint_url=sim.endpoint_url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    found = client.describe_workspace_bundles(BundleIds=[bundle])["Bundles"][0]
+    images = client.describe_workspace_images()["Images"]
+    name = next(i["Name"] for i in images if i["ImageId"] == found["ImageId"])
+    return str(next(i["ImageId"] for i in images if i["Name"] == f"{name}-v2"))
+
+
 def test_every_example_is_covered() -> None:
     assert {p.name for p in JOBS.glob("*.yaml")} == set(OVERRIDES)
 
@@ -59,6 +76,10 @@ OVERRIDES: dict[str, list[str]] = {
     "rebuild-from-ids.yaml": [],
     "tag-backfill.yaml": ["--directory-id", "{directory}"],
     "recover-unhealthy.yaml": ["--directory-id", "{directory}"],
+    # one region: the simulator's bundle and its newer image, bare, for that one scope
+    "rollout-two-regions.yaml": [
+        "--directory-id", "{directory}", "--bundle", "{bundle}", "--image", "{image}"
+    ],
 }
 
 
@@ -71,7 +92,8 @@ def test_example_job_file_runs_against_the_simulator(
     directory = first["DirectoryId"]
     bundles = {ws["BundleId"] for ws in map(sim.workspace, sim.workspace_ids()) if ws}
     bundle = sorted(bundles - {first["BundleId"]})[0]
-    extra = [a.format(directory=directory, bundle=bundle) for a in OVERRIDES[name]]
+    image = _newer_image(sim, bundle)
+    extra = [a.format(directory=directory, bundle=bundle, image=image) for a in OVERRIDES[name]]
     before = sim.stats().calls_by_operation
     done = run(
         tmp_path / "jobs.db",
@@ -102,6 +124,9 @@ def test_example_job_file_runs_against_the_simulator(
     if name == "migrate-directory-waves.yaml":
         assert job["params"]["to_bundle"] == bundle
         assert job["counts"]["succeeded"] > 0
+    if name == "rollout-two-regions.yaml":
+        assert (job["params"]["bundle"], job["params"]["image"]) == (bundle, image)
+        assert job["params"]["rollback_on_abort"] is True  # the file's
     if name == "recover-unhealthy.yaml":
         assert job["params"]["ladder"] == ["reboot", "restore", "rebuild"]
     if name == "tag-backfill.yaml":

@@ -14,7 +14,7 @@ from fleetops.api import create_job, run_job
 from fleetops.catalogue.targets import Targets
 from fleetops.sim import Simulator
 from fleetops.sim._health import heals
-from fleetops.states import ItemState, JobStatus
+from fleetops.states import ItemState, JobStatus, exit_code_for
 from fleetops.store import Store
 
 SEED = 7
@@ -91,9 +91,7 @@ async def test_a_shorter_ladder_stops_at_its_last_rung(store: Store, sim: Simula
     unhealthy = make_unhealthy(sim, UNHEALTHY)
     still = [w for w in unhealthy if not heals(SEED, w, "RebootWorkspaces", 0.5)]
     sim.reset_stats()
-    spec = spec_for(
-        sim, "recover", Targets(states=("UNHEALTHY",)), params={"ladder": ["reboot"]}
-    )
+    spec = spec_for(sim, "recover", Targets(states=("UNHEALTHY",)), params={"ladder": ["reboot"]})
     job = await run_job(store, (await create_job(store, spec)).id)
 
     assert job.status is JobStatus.FAILED
@@ -134,7 +132,10 @@ async def test_stale_snapshots_skip_the_destructive_rungs(store: Store) -> None:
         assert stale and fresh and rebuilt
         sim.reset_stats()
         spec = spec_for(
-            sim, "recover", Targets(states=("UNHEALTHY",)), params={"settle": 30},
+            sim,
+            "recover",
+            Targets(states=("UNHEALTHY",)),
+            params={"settle": 30},
             max_snapshot_age=12,
         )
         job = await run_job(store, (await create_job(store, spec)).id)
@@ -156,3 +157,52 @@ async def test_stale_snapshots_skip_the_destructive_rungs(store: Store) -> None:
     for ws_id in stale:
         mine = [(s.action, s.outcome) for s in steps if ws_of[s.item_id] == ws_id]
         assert mine == [("reboot", "failed"), ("restore", "skipped"), ("rebuild", "skipped")]
+
+
+async def test_failures_that_climb_are_no_errors_of_the_budget(
+    store: Store, sim: Simulator
+) -> None:
+    """--max-errors 0: WorkSpaces that a reboot and a restore did not heal climb on, and the
+    rebuild heals them; none ended failed, so nothing aborts."""
+    unhealthy = make_unhealthy(sim, UNHEALTHY)
+    assert [w for w in unhealthy if not heals(SEED, w, "RebootWorkspaces", 0.5)]
+    spec = spec_for(
+        sim, "recover", Targets(states=("UNHEALTHY",)), params={"settle": 30}, max_errors="0"
+    )
+    job = await run_job(store, (await create_job(store, spec)).id)
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    assert (await store.counts(job.id))["succeeded"] == len(unhealthy)
+
+
+async def test_a_refused_rung_ends_the_climb_and_the_budget_aborts_before_the_next_rung(
+    store: Store, sim: Simulator
+) -> None:
+    """A reboot refused (not a state the WorkSpace was in: its request) ends that WorkSpace's
+    climb failed: a heavier rung is no remedy, and it counts at once. Three of them over
+    --max-errors 1 abort the job on the reboot rung: no restore, no rebuild anywhere; those the
+    reboot did not heal wait, pending on their next rung, not failed."""
+    unhealthy = make_unhealthy(sim, UNHEALTHY)
+    refused = unhealthy[:3]
+    sim.refuse(refused, "InvalidUserConfiguration.Workspace")
+    not_healed = [w for w in unhealthy[3:] if not heals(SEED, w, "RebootWorkspaces", 0.5)]
+    assert not_healed
+    sim.reset_stats()
+    spec = spec_for(
+        sim, "recover", Targets(states=("UNHEALTHY",)), params={"settle": 30}, max_errors="1"
+    )
+    job = await run_job(store, (await create_job(store, spec)).id)
+
+    assert job.status is JobStatus.ABORTED, job.message
+    assert exit_code_for(job.status, await store.counts(job.id)) == 3
+    assert calls(sim, "RestoreWorkspace") == {} and calls(sim, "RebuildWorkspaces") == {}
+    items = {item.workspace_id: item for item in await items_of(store, job.id)}
+    assert {w for w, i in items.items() if i.state is ItemState.FAILED} == set(refused)
+    assert {w for w, i in items.items() if i.state is ItemState.PENDING} == set(not_healed)
+    ws_of = {item.id: item.workspace_id for item in items.values()}
+    steps: dict[str, list[tuple[str, str | None]]] = {}
+    for step in await store.item_steps(job.id):
+        steps.setdefault(ws_of[step.item_id], []).append((step.action, step.outcome))
+    for ws_id in refused:
+        assert steps[ws_id] == [("reboot", "failed")]
+    for ws_id in not_healed:
+        assert steps[ws_id] == [("reboot", "failed"), ("restore", None)]

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from engine_support import items_of, sim_client, spec_for
 
-from fleetops.api import check_rollout, create_job, job_document, read_history, run_job
+from fleetops.api import (
+    check_rollout,
+    create_job,
+    job_document,
+    read_history,
+    retry_job,
+    run_job,
+)
 from fleetops.catalogue.targets import Targets
 from fleetops.errors import UsageError
 from fleetops.sim import Simulator
@@ -111,7 +118,12 @@ async def test_every_rebuild_failing_aborts_and_rolls_the_bundle_back(
     sim.configure(rebuild_error_fraction=1.0)
     sim.reset_stats()
     spec = _rollout(
-        sim, bundle, new, waves=(5, None), max_errors="1", rollback=True,
+        sim,
+        bundle,
+        new,
+        waves=(5, None),
+        max_errors="1",
+        rollback=True,
         ignore_snapshot_age=True,
     )
     job = await run_job(store, (await create_job(store, spec)).id)
@@ -130,6 +142,15 @@ async def test_every_rebuild_failing_aborts_and_rolls_the_bundle_back(
     assert sim.stats().calls_by_operation["UpdateWorkspaceBundle"] == 2
     assert sim.stats().calls_by_workspace["RebuildWorkspaces"] == rebuilt
     assert again.status is JobStatus.ABORTED
+    # A retry of its failed WorkSpaces is a rollout of its own: the bundle pointed at the new
+    # image again, those WorkSpaces rebuilt (the parent's facts are not the retry's).
+    sim.configure(rebuild_error_fraction=0.0)
+    retry = await retry_job(store, job.id)
+    assert "rollout" not in retry.params
+    retried = await run_job(store, retry.id)
+    assert retried.status is JobStatus.SUCCEEDED, retried.message
+    assert await _image_of(sim, bundle) == new
+    assert sim.stats().calls_by_operation["UpdateWorkspaceBundle"] == 3
 
 
 @pytest.mark.parametrize("which", ["PENDING", "ERROR", "missing"])

@@ -105,9 +105,10 @@ async def test_unhealthy_workspaces_heal_by_the_knob_and_rebuilds_can_fail(
     )
     assert answer["FailedRequests"] == []
     await asyncio.sleep(0.3)
-    states = {w["WorkspaceId"]: w["State"] for w in (
-        await client.describe_workspaces(WorkspaceIds=ids)
-    )["Workspaces"]}
+    states = {
+        w["WorkspaceId"]: w["State"]
+        for w in (await client.describe_workspaces(WorkspaceIds=ids))["Workspaces"]
+    }
     healed = {i for i in ids if heals(0, i, "RebootWorkspaces", 0.5)}
     assert 0 < len(healed) < len(ids)
     assert states == {i: "AVAILABLE" if i in healed else "UNHEALTHY" for i in ids}

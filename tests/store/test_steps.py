@@ -117,9 +117,7 @@ async def test_the_history_reader_reads_the_same_steps(store: Store, db_url: str
     with reader:
         by_item = steps_of(reader, job_id, ids)
         counts = step_counts(reader, job_id)
-    assert by_item == {
-        s.item_id: [s] for s in await store.item_steps(job_id)
-    }
+    assert by_item == {s.item_id: [s] for s in await store.item_steps(job_id)}
     assert counts == {"reboot": {"pending": 2}}
 
 

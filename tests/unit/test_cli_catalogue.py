@@ -35,6 +35,8 @@ def _csv(tmp_path: Path) -> Path:
 
 def _value(param: Param, tmp_path: Path) -> str:
     """A valid command-line value of each kind of parameter."""
+    if param.kind == "scoped_ids":  # a rollout's bundle or image, for one region
+        return f"us-east-1={param.hint.removeprefix('[SCOPE=]').replace('…', '0123456789')}"
     return {
         "int": "50",
         "bundle_id": "wsb-012345678",
