@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -305,7 +305,7 @@ class OptionsSection(_Strict):
     burst: int | None = Field(default=None, ge=1)
     concurrency: int | None = Field(default=None, ge=1)
     max_errors: Annotated[str | None, BeforeValidator(_max_errors)] = None
-    waves: Annotated[list[int | Literal["all"]] | None, BeforeValidator(_waves)] = None
+    waves: Annotated[list[int | str] | None, BeforeValidator(_waves)] = None
     no_wait: bool | None = None
     verify_timeout: float | None = Field(default=None, gt=0)
     include_connected: bool | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,6 +17,7 @@ __all__ = [
     "over_budget",
     "parse_max_errors",
     "parse_waves",
+    "wave_sizes",
 ]
 
 DEFAULT_RATE = 2.0  # calls/s: the documented default WorkSpaces quota
@@ -43,28 +45,53 @@ def parse_max_errors(text: str | int | None) -> tuple[int | None, float | None]:
         ) from None
 
 
-def parse_waves(text: str | Sequence[str | int] | None) -> tuple[int | None, ...]:
-    """``"5,50,all"`` → (5, 50, None): wave sizes, None for "all the rest"."""
+#: One wave: a count of WorkSpaces, a percentage (``"25%"``) of those the scope acts on when
+#: the run starts, or None for "all the rest".
+Wave = int | str | None
+
+
+def parse_waves(text: str | Sequence[str | int] | None) -> tuple[Wave, ...]:
+    """``"5,25%,all"`` → (5, "25%", None): wave sizes, percentages, None for "all the rest"."""
     if text is None:
         return ()
     parts = text.split(",") if isinstance(text, str) else [str(p) for p in text]
-    waves: list[int | None] = []
+    waves: list[Wave] = []
     for index, part in enumerate(p.strip() for p in parts):
         if part.lower() == "all":
             if index != len(parts) - 1:
                 raise UsageError("--waves: 'all' can only be the last wave")
             waves.append(None)
             continue
-        try:
-            size = int(part)
-        except ValueError:
-            raise UsageError(f"--waves: {part!r} is not a wave size (e.g. 5,50,all)") from None
-        if size <= 0:
-            raise UsageError(f"--waves: wave sizes must be positive, not {size}")
-        waves.append(size)
+        waves.append(_wave(part))
     if not waves:
         raise UsageError("--waves needs at least one wave size")
     return tuple(waves)
+
+
+def _wave(part: str) -> int | str:
+    percent = part.endswith("%")
+    try:
+        size = float(part[:-1]) if percent else int(part)
+    except ValueError:
+        raise UsageError(f"--waves: {part!r} is not a wave size (e.g. 5,25%,all)") from None
+    if percent:
+        if not 0 < size <= 100:
+            raise UsageError(f"--waves: a percentage is above 0% and at most 100%, not {part}")
+        return f"{size:g}%"
+    if size <= 0:
+        raise UsageError(f"--waves: wave sizes must be positive, not {size}")
+    return int(size)
+
+
+def wave_sizes(waves: Sequence[Wave], total: int) -> list[int | None]:
+    """The waves as counts of ``total`` WorkSpaces: a percentage rounded up, at least one."""
+    sizes: list[int | None] = []
+    for wave in waves:
+        if isinstance(wave, str):
+            sizes.append(max(1, math.ceil(total * float(wave[:-1]) / 100)))
+        else:
+            sizes.append(wave)
+    return sizes
 
 
 def error_budget(max_errors: str | None, acted_on: int) -> int | None:
@@ -89,7 +116,7 @@ class JobOptions:
     burst: int = DEFAULT_BURST
     concurrency: int = 8
     max_errors: str | None = None
-    waves: tuple[int | None, ...] = ()
+    waves: tuple[Wave, ...] = ()
     no_wait: bool = False
     verify_timeout: float = 1800.0
     include_connected: bool = False

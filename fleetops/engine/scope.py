@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from fleetops.aws.client import not_executed
 from fleetops.aws.retry import RetryPolicy, item_backoff, retry_item
+from fleetops.catalogue.options import wave_sizes
 from fleetops.engine.calls import AuditedCall
 from fleetops.engine.context import RunContext
 from fleetops.engine.decide import AfterTransient, after_transient, failed_request
@@ -335,7 +336,7 @@ class ScopeRun:
         bounds: list[int | None] = []
         counted = 0
         pending_ids = [item.id for item in await self._items([ItemState.PENDING])]
-        for size in self.options.waves:
+        for size in wave_sizes(self.options.waves, len(pending_ids)):
             if size is None or counted + size >= len(pending_ids):
                 bounds.append(None)
                 break

@@ -153,6 +153,19 @@ async def test_waves_run_one_after_the_other() -> None:
     assert (runner.stats.wave, runner.stats.waves) == (2, 2)
 
 
+async def test_a_wave_given_as_a_percentage_is_of_the_workspaces_to_act_on() -> None:
+    store, states = MemoryStore(), fleet(40)
+    api = FakeApi(states)
+    job, runner = await run(
+        store,
+        api,
+        await new_job(store, "reboot", sorted(states), waves=("10%", "50%", None), no_wait=True),
+    )
+    assert job.status is JobStatus.SUCCEEDED, job.message
+    assert [len(b) for b in api.batches] == [4, 20, 16]  # 10 % and 50 % of 40, then the rest
+    assert (runner.stats.wave, runner.stats.waves) == (3, 3)
+
+
 async def kill_mid_batch(store: MemoryStore, api: FakeApi, job: JobRecord) -> dict[str, int]:
     """Run until the blocked call is in flight, then cancel the run's task group (a kill)."""
     async with anyio.create_task_group() as tg:

@@ -235,14 +235,18 @@ def test_ids_file_is_relative_to_the_job_file(
         ("[5, 50, all]", (5, 50, None)),
         ("[10]", (10,)),
         ("25", (25,)),
+        ('"5,25%,all"', (5, "25%", None)),
+        ('["12.5%", all]', ("12.5%", None)),
     ],
 )
-def test_waves_forms(tmp_path: Path, waves: str, expected: tuple[int | None, ...]) -> None:
+def test_waves_forms(tmp_path: Path, waves: str, expected: tuple[int | str | None, ...]) -> None:
     path = write(tmp_path, f"action: reboot\ntargets: {{}}\noptions:\n  waves: {waves}\n")
     assert load_job_file(path).to_options().waves == expected
 
 
-@pytest.mark.parametrize("waves", ['"all,5"', "[0, all]", '"five"', "{a: 1}"])
+@pytest.mark.parametrize(
+    "waves", ['"all,5"', "[0, all]", '"five"', "{a: 1}", '"0%,all"', '"150%"', '"x%"']
+)
 def test_bad_waves(tmp_path: Path, waves: str) -> None:
     path = write(tmp_path, f"action: reboot\ntargets: {{}}\noptions:\n  waves: {waves}\n")
     assert error_of(path).startswith(f"{path}:4: options.waves: ")
