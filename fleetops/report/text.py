@@ -296,6 +296,11 @@ def approval_line(job: JobRecord) -> str:
     return line + (f" ({job.approval_comment})" if job.approval_comment else "")
 
 
+#: Params the engine writes as it goes (a rollout's per-scope facts, shown by its own line),
+#: not what the operator gave.
+_RECORDED_PARAMS = frozenset({"rollout"})
+
+
 def _job_facts(history: JobHistory) -> Text:
     """The job's facts, one a row: where, targets, who, when, how fast, how far."""
     job = history.job
@@ -310,8 +315,9 @@ def _job_facts(history: JobHistory) -> Text:
         where += f" via {job.endpoint_url}"
     facts.add_row("region", where)
     facts.add_row("targets", _summary(job.targets))
-    if job.params:
-        facts.add_row("params", _summary(job.params))
+    given = {k: v for k, v in job.params.items() if k not in _RECORDED_PARAMS}
+    if given:
+        facts.add_row("params", _summary(given))
     facts.add_row("created", _when(job.created_at))
     if job.started_by or job.started_host:
         who = "@".join(part for part in (job.started_by, job.started_host) if part)

@@ -90,6 +90,8 @@ def test_every_rebuild_failing_aborts_exit_3_and_rolls_the_bundle_back(
     text = cli.run("jobs", "show", job["id"])
     assert text.code == 0
     assert f"rollout  bundle {bundle} {old} → {images['NEW']} (rolled back)" in text.stdout
+    params = next(line for line in text.stdout.splitlines() if line.lstrip().startswith("params"))
+    assert f"bundle={bundle}" in params and "old_image_id" not in params  # told once, above
 
 
 @pytest.mark.parametrize("mode", ["--dry-run", "--plan-only"])
