@@ -442,13 +442,15 @@ class WorkSpacesClient:
         # before each attempt goes out (None: no window)
         gate: Callable[[], bool] | None = params.pop("gate", None)
         started = time.monotonic()
-        attempts = 0
-        async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
-            with attempt:
-                attempts += 1
-                if attempts > 1:
-                    self.stats.retries += 1
-                response = await self._attempt(operation, method, params, attempts, gate)
+        attempts = 1
+        try:
+            response = await self._attempt(operation, method, params, 1, gate)
+        except TransientAwsError as first:
+            # Only a call that failed pays for the retry controller: it is built now, and its
+            # first attempt is this failure (the same stop and wait rules as from the start).
+            response, attempts = await self._retry(
+                operation, method, params, gate, first, idempotent
+            )
         metadata = response.pop("ResponseMetadata", None) or {}
         return CallResult(
             response=response,
@@ -473,6 +475,27 @@ class WorkSpacesClient:
             method = getattr(self._client, xform_name(operation))
         self._methods[operation] = method
         return method
+
+    async def _retry(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        params: dict[str, Any],
+        gate: Callable[[], bool] | None,
+        first: TransientAwsError,
+        idempotent: bool,
+    ) -> tuple[dict[str, Any], int]:
+        """The attempts after a first one that failed with ``first``, per the policy."""
+        attempts = 0
+        response: dict[str, Any] = {}
+        async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
+            with attempt:
+                attempts += 1
+                if attempts == 1:
+                    raise first
+                self.stats.retries += 1
+                response = await self._attempt(operation, method, params, attempts, gate)
+        return response, attempts
 
     async def pages(
         self, operation: str, result_key: str, **params: Any
