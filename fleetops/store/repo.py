@@ -11,6 +11,7 @@ finished meanwhile.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import socket
@@ -44,6 +45,8 @@ from fleetops.store.reads import Read
 from fleetops.store.tables import events, items, jobs
 
 __all__ = ["GroupWriter", "Store", "lease_owner_id"]
+
+log = logging.getLogger(__name__)
 
 WriteOp = Callable[[AsyncConnection], Awaitable[None]]
 T = TypeVar("T")
@@ -520,11 +523,20 @@ class GroupWriter:
     ``await writer.write(updates, events)`` returns once the write is durable (committed). Callers
     that must not lose an outcome wrap the await in a shielded cancel scope; the writer's own task
     runs until :meth:`close` has drained the queue.
+
+    ``writer.post(events)`` hands over audit rows that nobody waits for: they ride in the next
+    transaction (the one of the write that usually follows at once, the call's outcome), or in
+    one of their own at most :data:`POST_DELAY` seconds later. The resume rule never depends on
+    them: items are its record.
     """
+
+    #: The longest a posted event waits for a write to carry it.
+    POST_DELAY = 0.05
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._queue: list[tuple[Sequence[ItemUpdate], Sequence[EventRow], anyio.Event]] = []
+        self._posted: list[EventRow] = []
         self._errors: dict[int, BaseException] = {}
         self._wakeup = anyio.Event()
         self._closed = False
@@ -545,29 +557,49 @@ class GroupWriter:
         if error is not None:
             raise error
 
+    def post(self, event_rows: Sequence[EventRow]) -> bool:
+        """Queue ``event_rows`` for the next transaction without waiting for it; False (nothing
+        queued) once the writer is closed: the caller writes them itself."""
+        if self._closed:
+            return False
+        if not self._posted:
+            self._wakeup.set()  # an idle writer starts its POST_DELAY
+        self._posted.extend(event_rows)
+        return True
+
     async def run(self) -> None:
         """The writer task: loop until closed and drained."""
         while True:
             if not self._queue:
                 if self._closed:
-                    return
-                await self._wakeup.wait()
-                self._wakeup = anyio.Event()
-                continue
+                    if not self._posted:
+                        return
+                elif self._posted:
+                    # Events alone: one POST_DELAY for a write to carry them.
+                    with anyio.move_on_after(self.POST_DELAY):
+                        await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                else:
+                    await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                    continue
             batch, self._queue = self._queue, []
+            posted, self._posted = self._posted, []
             try:
                 with anyio.CancelScope(shield=True):
                     async with self.store.transaction() as conn:
                         await apply_updates(
                             conn,
                             [update for updates, _, _ in batch for update in updates],
-                            [row for _, event_rows, _ in batch for row in event_rows],
+                            [*posted, *(row for _, event_rows, _ in batch for row in event_rows)],
                         )
                 self.commits += 1
             except BaseException as exc:
                 for _, _, done in batch:
                     self._errors[id(done)] = exc
                     done.set()
+                if posted and not batch:
+                    log.warning("%d audit events could not be written: %s", len(posted), exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
