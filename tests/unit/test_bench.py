@@ -163,6 +163,30 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert "## S1 — rate-bound reboot" in markdown
 
 
+def test_quick_s2_judges_cpu_per_workspace_against_the_boto3_loop(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "fleetops.bench", "run", "--quick", "--scenario", "S2"),
+            *("--out", str(out), "--workdir", str(tmp_path / "work")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (s2,) = json.loads((out / "report.json").read_text())["scenarios"]
+    assert s2["id"] == "S2" and "error" not in s2, s2.get("traceback")
+    targets = {t["name"]: t for t in s2["targets"]}
+    assert set(targets) == {"CPU per WorkSpace, fleetops / boto3 loop", "peak RSS MB"}
+    ratio = targets["CPU per WorkSpace, fleetops / boto3 loop"]
+    assert ratio["target"] == "≤ 2" and ratio["met"] in (True, False)
+    assert ratio["value"] == s2["derived"]["fleetops_over_peer_cpu_per_workspace"] > 0
+    assert s2["fleetops"]["items_per_s"] > 0  # still a figure, no longer a target
+    assert "## S2" in (out / "REPORT.md").read_text()
+
+
 #: Run the CLI with boto3 unimportable, as on a plain ``pip install fleetops``.
 _WITHOUT_BOTO3 = """
 import sys
