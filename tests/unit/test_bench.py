@@ -224,17 +224,18 @@ def test_profile_breakdown_groups_busy_samples_by_layer_and_phase() -> None:
     from fleetops.bench.flame import breakdown
 
     stacks = [
-        "main (fleetops/cli.py:1);Verifier._poll (fleetops/verify.py:9);"
+        "main (fleetops/cli/main.py:1);Verifier._poll (fleetops/engine/verify.py:9);"
         "_parse_shape (botocore/parsers.py:3) 30",
-        "main (fleetops/cli.py:1);_submit_batch (fleetops/region.py:4);"
+        "main (fleetops/cli/main.py:1);ScopeRun._submit_batch (fleetops/engine/scope.py:4);"
         "_sign (botocore/auth.py:7) 10",
-        "main (fleetops/cli.py:1);consume (fleetops/planner.py:2);"
+        "main (fleetops/cli/main.py:1);consume (fleetops/engine/planner.py:2);"
         "execute (sqlalchemy/engine/base.py:5) 60",
         "run_forever (asyncio/base_events.py:1);EpollSelector.select (selectors.py:468) 500",
+        "Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 200",
         "not a stack line",
     ]
     result = breakdown(stacks)
-    assert result["samples"] == {"busy": 100.0, "idle": 500.0}
+    assert result["samples"] == {"busy": 100.0, "idle": 700.0}  # a pool thread on its queue
     assert result["layers"] == {
         "SQLAlchemy (compile, execute, rows)": 0.6,
         "botocore: parse": 0.3,
