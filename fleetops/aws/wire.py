@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import botocore.auth
 from botocore.awsrequest import AWSPreparedRequest
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.validate import validate_parameters
 
 from fleetops.aws.fastparse import is_plain, parse_plain_body
@@ -175,7 +175,8 @@ class Wire:
         route = None
         try:
             route = await self._route(operation)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError, BotoCoreError) as exc:
+            # botocore's own path meets the same trouble, and reports it as it always did
             log.debug("%s goes through botocore: %s", operation, exc)
         self._routes[operation] = route
         return route
