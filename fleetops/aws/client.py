@@ -50,6 +50,7 @@ from fleetops.aws.fastparse import install as install_plain_parser
 from fleetops.aws.model import SERVICE, service_model
 from fleetops.aws.ratelimit import TokenBucket
 from fleetops.aws.retry import RetryPolicy, is_throttling_code, retrying
+from fleetops.aws.wire import Wire
 from fleetops.errors import (
     AwsError,
     ConfigurationError,
@@ -376,6 +377,8 @@ class WorkSpacesClient:
         self.role = role
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
+        self._wire: Wire | None = None
+        self._methods: dict[str, Callable[..., Any]] = {}
 
     def __repr__(self) -> str:
         return f"WorkSpacesClient({self.conn!r}, bucket={self.bucket!r})"
@@ -408,6 +411,7 @@ class WorkSpacesClient:
             await stack.aclose()
             raise ConfigurationError(f"cannot create the WorkSpaces client: {exc}") from exc
         self._stack = stack
+        self._wire = Wire.attach(self._client)
         return self
 
     async def __aexit__(
@@ -417,6 +421,7 @@ class WorkSpacesClient:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack, self._client = self._stack, None, None
+        self._wire, self._methods = None, {}
         if stack is not None:
             await stack.aclose()
 
@@ -432,20 +437,20 @@ class WorkSpacesClient:
         """
         if self._client is None:
             raise RuntimeError("WorkSpacesClient used outside 'async with'")
-        if operation not in service_model().operation_names:
-            raise ValueError(f"unknown WorkSpaces operation: {operation!r}")
-        method = getattr(self._client, xform_name(operation))
+        method = self._methods.get(operation) or await self._method(operation)
         # an action call inside a maintenance window: asked once the token is taken, right
         # before each attempt goes out (None: no window)
         gate: Callable[[], bool] | None = params.pop("gate", None)
         started = time.monotonic()
-        attempts = 0
-        async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
-            with attempt:
-                attempts += 1
-                if attempts > 1:
-                    self.stats.retries += 1
-                response = await self._attempt(operation, method, params, attempts, gate)
+        attempts = 1
+        try:
+            response = await self._attempt(operation, method, params, 1, gate)
+        except TransientAwsError as first:
+            # Only a call that failed pays for the retry controller: it is built now, and its
+            # first attempt is this failure (the same stop and wait rules as from the start).
+            response, attempts = await self._retry(
+                operation, method, params, gate, first, idempotent
+            )
         metadata = response.pop("ResponseMetadata", None) or {}
         return CallResult(
             response=response,
@@ -453,6 +458,44 @@ class WorkSpacesClient:
             attempts=attempts,
             duration=time.monotonic() - started,
         )
+
+    async def _method(self, operation: str) -> Callable[..., Any]:
+        """What sends ``operation``: the wire's short path where it serves the operation
+        (:mod:`fleetops.aws.wire`), else the botocore client's method."""
+        if operation not in service_model().operation_names:
+            raise ValueError(f"unknown WorkSpaces operation: {operation!r}")
+        route = await self._wire.route(operation) if self._wire is not None else None
+        if route is not None and self._wire is not None:
+            wire = self._wire
+
+            async def method(**params: Any) -> dict[str, Any]:
+                return await wire.call(route, params)
+
+        else:
+            method = getattr(self._client, xform_name(operation))
+        self._methods[operation] = method
+        return method
+
+    async def _retry(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        params: dict[str, Any],
+        gate: Callable[[], bool] | None,
+        first: TransientAwsError,
+        idempotent: bool,
+    ) -> tuple[dict[str, Any], int]:
+        """The attempts after a first one that failed with ``first``, per the policy."""
+        attempts = 0
+        response: dict[str, Any] = {}
+        async for attempt in retrying(self.policy, retry_on=None if idempotent else not_executed):
+            with attempt:
+                attempts += 1
+                if attempts == 1:
+                    raise first
+                self.stats.retries += 1
+                response = await self._attempt(operation, method, params, attempts, gate)
+        return response, attempts
 
     async def pages(
         self, operation: str, result_key: str, **params: Any

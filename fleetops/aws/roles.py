@@ -385,6 +385,7 @@ async def open_scope_clients(
     its regions); each scope spends its own bucket (one quota per account and region). An
     account whose role cannot be assumed gets an :class:`UnreachableAccount` for its scopes.
     """
+
     def client(conn: Connection, role: AssumedRole | None) -> WorkSpacesClient:
         return WorkSpacesClient(
             conn,

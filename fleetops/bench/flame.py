@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("botocore/serialize.py", "botocore/validate.py", "botocore/useragent.py"),
     ),
     ("botocore: sign", ("botocore/auth.py", "botocore/signers.py", "botocore/credentials.py")),
+    ("the wire (fleetops's own request path)", ("fleetops/aws/wire.py",)),
     (
         "botocore: parse",
         (
@@ -48,12 +49,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "planning (describe, guardrails, insert rows)",
-        ("fleetops/planner.py", "fleetops/targets.py"),
+        ("fleetops/engine/planner.py", "fleetops/catalogue/targets.py"),
     ),
-    ("verification (describe, judge, write)", ("fleetops/verify.py",)),
-    ("submit (lease rows, call, write results)", ("_submit_batch", "fleetops/region.py")),
+    ("verification (describe, judge, write)", ("fleetops/engine/verify.py",)),
+    ("submit (lease rows, call, write results)", ("ScopeRun._submit", "ScopeRun._send")),
     ("store writer (group commits)", ("fleetops/store/",)),
-    ("start-up (imports, CLI)", ("<frozen importlib", "fleetops/cli.py:<module>")),
+    ("start-up (imports)", ("<frozen importlib",)),
 )
 
 
@@ -63,6 +64,9 @@ def _is_idle(leaf: str) -> bool:
     name, _, where = leaf.partition(" (")
     if name in ("EpollSelector.select", "PollSelector.select", "KqueueSelector.select"):
         return True
+    if name == "_worker" and "concurrent/futures/thread.py" in where:
+        path, _, line = where.rstrip(")").rpartition(":")
+        return ".get(" in _source_line(path, int(line) if line.isdigit() else 0)  # on its queue
     if name != "_connection_worker_thread":
         return False
     path, _, line = where.rstrip(")").rpartition(":")

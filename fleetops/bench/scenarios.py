@@ -390,6 +390,8 @@ def run_s2(sizes: Sizes, workdir: Path) -> dict[str, Any]:
     acted_per_s = _ratio(job.get("acted"), run.wall_s)
     acted, peer_acted = job.get("acted"), peer_job.get("succeeded")
     rss_limit = 250 if n <= 100_000 else 400  # memory holds the rows in flight, not the fleet
+    cpu_ms, peer_cpu_ms = _per_ms(run.cpu_s, acted), _per_ms(peer.cpu_s, peer_acted)
+    cpu_ratio = _ratio(cpu_ms, peer_cpu_ms)  # None (n/a) when either side did nothing
     return {
         "id": "S2",
         "title": "engine overhead",
@@ -410,14 +412,14 @@ def run_s2(sizes: Sizes, workdir: Path) -> dict[str, Any]:
         },
         "derived": {
             "fleetops_over_peer_wall": _ratio(run.wall_s, peer.wall_s),
-            "cpu_ms_per_workspace": _per_ms(run.cpu_s, acted),
-            "peer_cpu_ms_per_workspace": _per_ms(peer.cpu_s, peer_acted),
-            "fleetops_over_peer_cpu_per_workspace": _ratio(
-                _per_ms(run.cpu_s, acted), _per_ms(peer.cpu_s, peer_acted)
-            ),
+            "cpu_ms_per_workspace": cpu_ms,
+            "peer_cpu_ms_per_workspace": peer_cpu_ms,
+            "fleetops_over_peer_cpu_per_workspace": cpu_ratio,
         },
+        # CPU per WorkSpace rebooted, verified and persisted, against the plain boto3 loop's per
+        # WorkSpace rebooted and polled, in the same run (a ratio: the machine's speed cancels)
         "targets": [
-            _target("rebooted+verified+persisted WorkSpaces/s", acted_per_s, 5000, at_most=False),
+            _target("CPU per WorkSpace, fleetops / boto3 loop", cpu_ratio, 2),
             _target("peak RSS MB", round(run.max_rss_mb, 1), rss_limit),
         ],
     }

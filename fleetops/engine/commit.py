@@ -127,6 +127,11 @@ class Committer:
         updates = [u for u in updates if u.ids]
         if not updates and not events:
             return
+        if not updates and self.writer.post(events):
+            # Audit rows alone: nobody waits for them (the resume rule rests on the items);
+            # they ride with the next commit, usually the outcome of the very same call.
+            self.ledger.record_calls(events)
+            return
         with anyio.CancelScope(shield=True):
             await self.writer.write(updates, events)
         self.ledger.apply(updates)

@@ -389,6 +389,12 @@ class MemoryWriter:
         self.store.apply(updates, event_rows)
         self.commits += 1
 
+    def post(self, event_rows: Sequence[EventRow]) -> bool:
+        if self._closed.is_set():
+            return False
+        self.store.apply((), event_rows)
+        return True
+
     async def run(self) -> None:
         await self._closed.wait()
 

@@ -23,6 +23,10 @@ class ItemWriter(Protocol):
         self, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow] = ()
     ) -> None: ...
 
+    def post(self, event_rows: Sequence[EventRow]) -> bool:
+        """Queue audit rows for a coming commit, not waited for; False once closed."""
+        ...
+
     async def run(self) -> None:
         """The writer's task: commits what is queued until closed and drained."""
 

@@ -11,6 +11,7 @@ finished meanwhile.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import socket
@@ -44,6 +45,8 @@ from fleetops.store.reads import Read
 from fleetops.store.tables import events, items, jobs
 
 __all__ = ["GroupWriter", "Store", "lease_owner_id"]
+
+log = logging.getLogger(__name__)
 
 WriteOp = Callable[[AsyncConnection], Awaitable[None]]
 T = TypeVar("T")
@@ -318,9 +321,7 @@ class Store:
     ) -> list[ItemRecord]:
         """One page of a job's items in id order (keyset pagination: stream big jobs)."""
         return await self.read(
-            reads.items_page(
-                job_id, states=states, after_id=after_id, limit=limit, region=region
-            )
+            reads.items_page(job_id, states=states, after_id=after_id, limit=limit, region=region)
         )
 
     async def iter_items(
@@ -368,7 +369,6 @@ class Store:
             )
         return bool(result.rowcount == 1)
 
-
     # -- the steps of a recipe's items (fleetops.store.steps) -------------------------------
 
     async def write_steps(self, changes: Sequence[StepChange]) -> None:
@@ -409,6 +409,8 @@ _OPTIONAL_COLUMNS: tuple[tuple[str, Callable[[ItemUpdate], bool]], ...] = (
 )
 
 _update_statements: dict[tuple[str, ...], Any] = {}
+#: Item ids per UPDATE (well under SQLite's and PostgreSQL's limits on bound parameters).
+_IDS_PER_STATEMENT = 500
 
 
 def _shape(update: ItemUpdate) -> tuple[str, ...]:
@@ -417,9 +419,9 @@ def _shape(update: ItemUpdate) -> tuple[str, ...]:
 
 
 def _update_statement(shape: tuple[str, ...]) -> Any:
-    """``UPDATE items SET state=?, updated_at=?, <shape> WHERE id=?``, with every value bound
-    per row (``attempts`` as an increment), built once per shape: run with a list of rows it is
-    one ``executemany``, one statement prepared for any number of items."""
+    """``UPDATE items SET state=?, updated_at=?, <shape> WHERE id IN (…)``, every value bound
+    (``attempts`` as an increment), built once per shape: SQLAlchemy compiles it once, and each
+    run sets any number of items to the same values in one statement."""
     statement = _update_statements.get(shape)
     if statement is None:
         values: dict[str, Any] = {
@@ -431,13 +433,17 @@ def _update_statement(shape: tuple[str, ...]) -> Any:
                 values[name] = items.c.attempts + sa.bindparam("p_attempts_inc")
             else:
                 values[name] = sa.bindparam(f"p_{name}")
-        statement = items.update().where(items.c.id == sa.bindparam("p_id")).values(**values)
+        statement = (
+            items.update()
+            .where(items.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+            .values(**values)
+        )
         _update_statements[shape] = statement
     return statement
 
 
 def _update_row(update: ItemUpdate, shape: tuple[str, ...], now: float) -> dict[str, Any]:
-    """The bound values of ``update`` for one item (its id is added per item)."""
+    """The bound values of ``update`` (the ids are bound apart)."""
     row: dict[str, Any] = {"p_state": str(update.state), "p_now": now}
     for name in shape:
         if name == "attempts":
@@ -453,23 +459,42 @@ def _update_row(update: ItemUpdate, shape: tuple[str, ...], now: float) -> dict[
     return row
 
 
+def _event_row(row: EventRow) -> dict[str, Any]:
+    return {
+        "job_id": row.job_id,
+        "at": row.at,
+        "region": row.region,
+        "operation": row.operation,
+        "workspace_ids": " ".join(row.workspace_ids),
+        "outcome": row.outcome,
+        "error_code": row.error_code,
+        "request_id": row.request_id,
+        "attempts": row.attempts,
+        "duration_ms": row.duration_ms,
+    }
+
+
 async def apply_updates(
     conn: AsyncConnection, updates: Sequence[ItemUpdate], event_rows: Sequence[EventRow]
 ) -> None:
     """Apply item updates and append events on an open transaction.
 
-    Updates are grouped by the columns they set, and each group is one ``executemany`` of one
-    prepared statement: a commit of a thousand verdicts is a handful of statements, not a
-    thousand compiled ones. An item updated twice in one call is updated in order (the groups
-    collected so far are written before its second update joins a group).
+    Updates that set the same values (whoever sent them: the group writer merges many callers'
+    writes) are one ``UPDATE … WHERE id IN (…)`` of all their items, the values bound once: a
+    commit of a thousand verdicts is a handful of statements and no per-item parameters. An item
+    updated twice in one call is updated in order (the groups collected so far are written
+    before its second update joins a group).
     """
     now = time.time()
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], tuple[tuple[str, ...], dict[str, Any], list[int]]] = {}
     touched: set[int] = set()
 
     async def flush() -> None:
-        for shape, rows in groups.items():
-            await conn.execute(_update_statement(shape), rows)
+        for shape, values, ids in groups.values():
+            statement = _update_statement(shape)
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start : start + _IDS_PER_STATEMENT]
+                await conn.execute(statement, {**values, "p_ids": chunk})
         groups.clear()
         touched.clear()
 
@@ -479,30 +504,17 @@ async def apply_updates(
         if not touched.isdisjoint(update.ids):
             await flush()
         shape = _shape(update)
-        template = _update_row(update, shape, now)
-        rows = groups.setdefault(shape, [])
-        rows.extend({**template, "p_id": item_id} for item_id in update.ids)
+        values = _update_row(update, shape, now)
+        key = (shape, *values.values())
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (shape, values, list(update.ids))
+        else:
+            group[2].extend(update.ids)
         touched.update(update.ids)
     await flush()
     if event_rows:
-        await conn.execute(
-            events.insert(),
-            [
-                {
-                    "job_id": row.job_id,
-                    "at": row.at,
-                    "region": row.region,
-                    "operation": row.operation,
-                    "workspace_ids": " ".join(row.workspace_ids),
-                    "outcome": row.outcome,
-                    "error_code": row.error_code,
-                    "request_id": row.request_id,
-                    "attempts": row.attempts,
-                    "duration_ms": row.duration_ms,
-                }
-                for row in event_rows
-            ],
-        )
+        await conn.execute(events.insert(), [_event_row(row) for row in event_rows])
 
 
 class GroupWriter:
@@ -511,11 +523,20 @@ class GroupWriter:
     ``await writer.write(updates, events)`` returns once the write is durable (committed). Callers
     that must not lose an outcome wrap the await in a shielded cancel scope; the writer's own task
     runs until :meth:`close` has drained the queue.
+
+    ``writer.post(events)`` hands over audit rows that nobody waits for: they ride in the next
+    transaction (the one of the write that usually follows at once, the call's outcome), or in
+    one of their own at most :data:`POST_DELAY` seconds later. The resume rule never depends on
+    them: items are its record.
     """
+
+    #: The longest a posted event waits for a write to carry it.
+    POST_DELAY = 0.05
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._queue: list[tuple[Sequence[ItemUpdate], Sequence[EventRow], anyio.Event]] = []
+        self._posted: list[EventRow] = []
         self._errors: dict[int, BaseException] = {}
         self._wakeup = anyio.Event()
         self._closed = False
@@ -536,29 +557,49 @@ class GroupWriter:
         if error is not None:
             raise error
 
+    def post(self, event_rows: Sequence[EventRow]) -> bool:
+        """Queue ``event_rows`` for the next transaction without waiting for it; False (nothing
+        queued) once the writer is closed: the caller writes them itself."""
+        if self._closed:
+            return False
+        if not self._posted:
+            self._wakeup.set()  # an idle writer starts its POST_DELAY
+        self._posted.extend(event_rows)
+        return True
+
     async def run(self) -> None:
         """The writer task: loop until closed and drained."""
         while True:
             if not self._queue:
                 if self._closed:
-                    return
-                await self._wakeup.wait()
-                self._wakeup = anyio.Event()
-                continue
+                    if not self._posted:
+                        return
+                elif self._posted:
+                    # Events alone: one POST_DELAY for a write to carry them.
+                    with anyio.move_on_after(self.POST_DELAY):
+                        await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                else:
+                    await self._wakeup.wait()
+                    self._wakeup = anyio.Event()
+                    continue
             batch, self._queue = self._queue, []
+            posted, self._posted = self._posted, []
             try:
                 with anyio.CancelScope(shield=True):
                     async with self.store.transaction() as conn:
                         await apply_updates(
                             conn,
                             [update for updates, _, _ in batch for update in updates],
-                            [row for _, event_rows, _ in batch for row in event_rows],
+                            [*posted, *(row for _, event_rows, _ in batch for row in event_rows)],
                         )
                 self.commits += 1
             except BaseException as exc:
                 for _, _, done in batch:
                     self._errors[id(done)] = exc
                     done.set()
+                if posted and not batch:
+                    log.warning("%d audit events could not be written: %s", len(posted), exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue

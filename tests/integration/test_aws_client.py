@@ -509,3 +509,33 @@ def test_no_credentials_against_aws_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert done.stderr.strip().splitlines() == [
         line for line in done.stderr.strip().splitlines() if "no AWS credentials found" in line
     ]
+
+
+async def test_hot_operations_take_the_short_path_and_others_botocores(
+    fake: FakeWorkSpaces,
+) -> None:
+    """DescribeWorkspaces goes out through the wire (no botocore event is emitted for it);
+    an operation with a blob in its input still goes through botocore; both reach the fake
+    with the same headers that matter and answer alike."""
+    async with client_for(fake.url) as client:
+        emitted: list[str] = []
+        client._client.meta.events.register(
+            "before-call.*", lambda event_name, **_: emitted.append(event_name)
+        )
+        fake.script = [Reply(200, {"Workspaces": [{"WorkspaceId": "ws-1", "State": "X"}]})]
+        result = await client.call("DescribeWorkspaces", WorkspaceIds=["ws-1"])
+        assert result.response["Workspaces"] == [{"WorkspaceId": "ws-1", "State": "X"}]
+        assert result.request_id == "req-1"
+        assert emitted == []  # the short path
+        with pytest.raises(AwsError) as info:
+            await client.call("DescribeWorkspaces", WorkspaceIds="not-a-list")
+        assert info.value.code == "ParamValidationError"  # still validated, nothing sent
+        assert len(fake.requests) == 1
+        await client.call(
+            "ImportClientBranding",
+            ResourceId="d-1234567890",
+            DeviceTypeWindows={"Logo": b"png"},
+        )
+        assert emitted and emitted[0].endswith("ImportClientBranding")  # botocore's path
+    assert fake.operations() == ["DescribeWorkspaces", "ImportClientBranding"]
+    assert fake.access_keys == [DUMMY_KEYS[0]] * 2

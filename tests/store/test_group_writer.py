@@ -128,3 +128,22 @@ async def test_a_later_update_of_an_item_wins_even_when_its_shape_came_first(
         await apply_updates(conn, updates, [])
     got = {item.id: item for item in await store.items_page(job_id)}
     assert got[a].state is ItemState.SUCCEEDED and got[a].last_state == "REBOOTING"
+
+
+async def test_posted_events_ride_with_the_next_write_or_come_alone_soon(store: Store) -> None:
+    job_id, ids = await job_with_items(store, 3)
+    writer = store.writer()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.run)
+        assert writer.post([event(job_id, "ws-a")])  # not waited for
+        await writer.write([ItemUpdate(ids=ids[:1], state=ItemState.IN_FLIGHT)])
+        assert writer.commits == 1  # the event rode with the write
+        assert len(await store.events_for(job_id)) == 1
+        assert writer.post([event(job_id, "ws-b")])
+        with anyio.fail_after(5):
+            while len(await store.events_for(job_id)) < 2:  # alone, within POST_DELAY
+                await anyio.sleep(0.01)
+        assert writer.post([event(job_id, "ws-c")])
+        writer.close()  # drained on close
+    assert len(await store.events_for(job_id)) == 3
+    assert not writer.post([event(job_id, "ws-d")])  # closed: the caller writes it itself

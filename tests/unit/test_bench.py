@@ -163,6 +163,30 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     assert "## S1 — rate-bound reboot" in markdown
 
 
+def test_quick_s2_judges_cpu_per_workspace_against_the_boto3_loop(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "fleetops.bench", "run", "--quick", "--scenario", "S2"),
+            *("--out", str(out), "--workdir", str(tmp_path / "work")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    (s2,) = json.loads((out / "report.json").read_text())["scenarios"]
+    assert s2["id"] == "S2" and "error" not in s2, s2.get("traceback")
+    targets = {t["name"]: t for t in s2["targets"]}
+    assert set(targets) == {"CPU per WorkSpace, fleetops / boto3 loop", "peak RSS MB"}
+    ratio = targets["CPU per WorkSpace, fleetops / boto3 loop"]
+    assert ratio["target"] == "≤ 2" and ratio["met"] in (True, False)
+    assert ratio["value"] == s2["derived"]["fleetops_over_peer_cpu_per_workspace"] > 0
+    assert s2["fleetops"]["items_per_s"] > 0  # still a figure, no longer a target
+    assert "## S2" in (out / "REPORT.md").read_text()
+
+
 #: Run the CLI with boto3 unimportable, as on a plain ``pip install fleetops``.
 _WITHOUT_BOTO3 = """
 import sys
@@ -200,17 +224,18 @@ def test_profile_breakdown_groups_busy_samples_by_layer_and_phase() -> None:
     from fleetops.bench.flame import breakdown
 
     stacks = [
-        "main (fleetops/cli.py:1);Verifier._poll (fleetops/verify.py:9);"
+        "main (fleetops/cli/main.py:1);Verifier._poll (fleetops/engine/verify.py:9);"
         "_parse_shape (botocore/parsers.py:3) 30",
-        "main (fleetops/cli.py:1);_submit_batch (fleetops/region.py:4);"
+        "main (fleetops/cli/main.py:1);ScopeRun._submit_batch (fleetops/engine/scope.py:4);"
         "_sign (botocore/auth.py:7) 10",
-        "main (fleetops/cli.py:1);consume (fleetops/planner.py:2);"
+        "main (fleetops/cli/main.py:1);consume (fleetops/engine/planner.py:2);"
         "execute (sqlalchemy/engine/base.py:5) 60",
         "run_forever (asyncio/base_events.py:1);EpollSelector.select (selectors.py:468) 500",
+        "Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 200",
         "not a stack line",
     ]
     result = breakdown(stacks)
-    assert result["samples"] == {"busy": 100.0, "idle": 500.0}
+    assert result["samples"] == {"busy": 100.0, "idle": 700.0}  # a pool thread on its queue
     assert result["layers"] == {
         "SQLAlchemy (compile, execute, rows)": 0.6,
         "botocore: parse": 0.3,
