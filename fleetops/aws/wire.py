@@ -10,7 +10,8 @@ is the same request:
 
 * the protocol is AWS JSON 1.1 (``X-Amz-Target``), the input has no timestamp, blob, renamed
   member, idempotency token or streaming part (so ``json.dumps`` of the parameters *is* the
-  serialised body: see :func:`fleetops.aws.fastparse.is_plain`), and signing is SigV4;
+  serialised body: see :func:`fleetops.aws.fastparse.is_plain`), and signing is SigV4, done
+  by botocore's own ``SigV4Auth`` (no signer chain, no events);
 * the endpoint is resolved by the client's own rule set, once per operation (WorkSpaces has no
   per-call endpoint parameters), with the signing region and name it says;
 * parameters are still validated by botocore's validator; the credentials are the client's own
@@ -25,16 +26,13 @@ as usual (:meth:`Wire.attach` answers None).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import botocore.auth
-from botocore.awsrequest import AWSPreparedRequest
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.validate import validate_parameters
 
@@ -44,85 +42,29 @@ __all__ = ["SigV4", "Wire"]
 
 log = logging.getLogger(__name__)
 
-_ALGORITHM = "AWS4-HMAC-SHA256"
-
-
 class SigV4:
-    """Signature Version 4 of a POST to one endpoint, as ``botocore.auth.SigV4Auth`` computes
-    it: the signed headers are ``content-type``, ``host``, ``x-amz-date``,
-    ``x-amz-security-token`` (with a session token) and ``x-amz-target``; the payload is hashed.
-    The signing key is derived once per day and secret, not once per request."""
+    """Signature Version 4 of a POST to one endpoint, by botocore's own signer
+    (``botocore.auth.SigV4Auth``): the request is signed as botocore signs it, with the
+    signing region and name the endpoint's rule set gave."""
 
-    def __init__(self, host: str, path: str, region: str, service: str) -> None:
-        self.host = host
-        self.path = path
+    def __init__(self, url: str, region: str, service: str) -> None:
+        self.url = url
         self.region = region
         self.service = service
-        self._key: tuple[str, str, bytes] | None = None  # (secret, date, key)
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        known = self._key
-        if known is not None and known[0] == secret and known[1] == day:
-            return known[2]
-        key = hmac.new(f"AWS4{secret}".encode(), day.encode(), hashlib.sha256).digest()
-        for part in (self.region, self.service, "aws4_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        self._key = (secret, day, key)
-        return key
 
     def headers(
-        self,
-        *,
-        target: str,
-        content_type: str,
-        body: bytes,
-        access_key: str,
-        secret_key: str,
-        token: str | None,
-        now: datetime,
+        self, *, target: str, content_type: str, body: bytes, credentials: Any
     ) -> dict[str, str]:
-        """The request's headers, ``Authorization`` included."""
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
-        day = stamp[:8]
-        signed: list[tuple[str, str]] = [
-            ("content-type", content_type),
-            ("host", self.host),
-            ("x-amz-date", stamp),
-        ]
-        if token:
-            signed.append(("x-amz-security-token", token))
-        signed.append(("x-amz-target", target))
-        names = ";".join(name for name, _ in signed)
-        canonical = "\n".join(
-            (
-                "POST",
-                self.path,
-                "",
-                "\n".join(f"{name}:{' '.join(value.split())}" for name, value in signed) + "\n",
-                names,
-                hashlib.sha256(body).hexdigest(),
-            )
+        """The request's headers, ``X-Amz-Date`` and ``Authorization`` included (and
+        ``X-Amz-Security-Token`` with temporary credentials)."""
+        request = AWSRequest(
+            method="POST",
+            url=self.url,
+            headers={"Content-Type": content_type, "X-Amz-Target": target},
+            data=body,
         )
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = "\n".join(
-            (_ALGORITHM, stamp, scope, hashlib.sha256(canonical.encode()).hexdigest())
-        )
-        signature = hmac.new(
-            self._signing_key(secret_key, day), to_sign.encode(), hashlib.sha256
-        ).hexdigest()
-        headers = {
-            "Content-Type": content_type,
-            "Host": self.host,
-            "X-Amz-Date": stamp,
-            "X-Amz-Target": target,
-            "Authorization": (
-                f"{_ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={names}, "
-                f"Signature={signature}"
-            ),
-        }
-        if token:
-            headers["X-Amz-Security-Token"] = token
-        return headers
+        botocore.auth.SigV4Auth(credentials, self.service, self.region).add_auth(request)
+        return dict(request.headers.items())
 
 
 class _Route:
@@ -210,8 +152,7 @@ class Wire:
             return None
         signing = context.get("signing") or {}
         signer = SigV4(
-            host=botocore.auth._host_from_url(url),
-            path="/",
+            url=f"{parts.scheme}://{parts.netloc}/",
             region=str(signing.get("region") or self._request_signer._region_name),
             service=str(signing.get("signing_name") or self._request_signer._signing_name),
         )
@@ -237,10 +178,7 @@ class Wire:
             target=route.target,
             content_type=self._content_type,
             body=body,
-            access_key=frozen.access_key,
-            secret_key=frozen.secret_key,
-            token=frozen.token,
-            now=datetime.now(UTC),
+            credentials=frozen,
         )
         headers["User-Agent"] = self._user_agent
         request = AWSPreparedRequest("POST", route.url, headers, body, stream_output=False)
