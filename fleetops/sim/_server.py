@@ -517,7 +517,7 @@ class Simulator:
                 f"Unknown operation {target!r}" if target else "Missing X-Amz-Target",
             )
         if not self._take_token(operation, account.buckets):
-            account.counters.throttled += 1
+            account.counters.throttle()
             raise ApiError("ThrottlingException", "Rate exceeded")
         try:
             body = json.loads(raw or b"{}")
