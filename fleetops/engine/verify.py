@@ -75,6 +75,7 @@ EVIDENCE_REFERENCE = 0.25
 #: A call's grant older than this when its answer is read is not this call's (the task made
 #: it somewhere else): the watch then counts from when the answer was read.
 CALL_AGE_MAX = 60.0
+_EPSILON = 1e-6
 #: A probing batch whose answer has not come in this long (no settle time known yet) gives
 #: its turn to the next.
 PROBE_STALE = 30.0
@@ -143,6 +144,7 @@ class SettleModel:
         self.settle_hi: float | None = None
         self.settle_lo: float | None = None
         self._probe: float | None = None  # the call time of the batch probing between them
+        self._probe_at: float | None = None  # the delay its look aims at (None: geometric)
 
     def first_delay(self) -> float:
         if self.evidence is None:
@@ -195,7 +197,8 @@ class SettleModel:
         if hi is None or lo is None or hi - lo <= SETTLE_PRECISION * hi:
             return self.estimate
         if self._probing(watch, now):
-            return max(self.floor, 0.5 * (lo + hi))
+            self._probe_at = max(self.floor, 0.5 * (lo + hi))
+            return self._probe_at
         return self.estimate
 
     def _probing(self, watch: Watch, now: float) -> bool:
@@ -204,14 +207,20 @@ class SettleModel:
         probe = self._probe
         stale = 2 * self.settle_hi if self.settle_hi is not None else PROBE_STALE
         if probe is None or probe == watch.submitted_at or now - probe > stale:
-            self._probe = watch.submitted_at
+            if probe != watch.submitted_at:
+                self._probe, self._probe_at = watch.submitted_at, None
             return True
         return False
 
-    def _learned(self, watch: Watch) -> None:
+    def _learned(self, watch: Watch, took: float, done: bool) -> None:
         self.estimate = self.settle_hi
-        if self._probe == watch.submitted_at:
-            self._probe = None  # the probe's answer is in: the next batch may probe
+        if self._probe != watch.submitted_at:
+            return
+        # The probe's answer is in (its batch done, or its look half-way answered; not an
+        # earlier look of that batch): the next batch may probe.
+        aim = self._probe_at
+        if done or (aim is not None and took >= aim - _EPSILON):
+            self._probe, self._probe_at = None, None
 
     def observe(self, watch: Watch, now: float) -> None:
         """``watch``'s batch is done (by the look sent at ``now``: the last of its WorkSpaces
@@ -224,7 +233,7 @@ class SettleModel:
         if self.settle_lo is not None and took <= self.settle_lo:
             # Shorter than one seen going (transitions vary, or jitter): just under it.
             self.settle_lo = took * (1 - SETTLE_PRECISION)
-        self._learned(watch)
+        self._learned(watch, took, done=True)
         self.note_window(watch, now)
 
     def note_window(self, watch: Watch, now: float) -> None:
@@ -245,7 +254,7 @@ class SettleModel:
             self.settle_hi = took * (1 + SETTLE_PRECISION)
         if self.settle_lo is None or took > self.settle_lo:
             self.settle_lo = took
-        self._learned(watch)
+        self._learned(watch, took, done=False)
 
     def missed(self) -> None:
         """An item ended Unverified: its transition came and went between polls, or never came.
