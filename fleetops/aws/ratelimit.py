@@ -78,10 +78,10 @@ SAMPLE_WINDOW = 5.0
 MIN_SAMPLES = 6
 MIN_SAMPLE_SPAN = 1.5
 #: The learned rate is this fraction of the accepted rate measured (slack for jitter).
-LEARNED_HEADROOM = 0.95
+LEARNED_HEADROOM = 0.97
 #: Seconds without a throttle after which a learned cap is raised by :data:`PROBE_STEP`.
 PROBE_QUIET = 30.0
-PROBE_STEP = 1.05
+PROBE_STEP = 1.03
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
 
