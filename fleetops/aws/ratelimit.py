@@ -45,8 +45,11 @@ from typing import Protocol
 import anyio
 
 __all__ = [
+    "AHEAD",
+    "PLAIN",
     "QUOTAS",
     "SHARES",
+    "URGENT",
     "QuotaHolders",
     "QuotaRegistry",
     "QuotaShares",

@@ -284,17 +284,7 @@ def _rate_bound(
     targets = [_target("wall / quota bound", _ratio(run.wall_s, bound), limit)]
     if check_calls:
         targets.append(_target("calls / minimum", _ratio(calls["calls"], minimum["total"]), limit))
-    if learn_s is None:
-        targets.append(_target("throttled share", calls["throttled_share"], 0.02))
-    else:
-        calls[f"throttled_share_after_{learn_s:g}s"] = _throttled_after(stats, learn_s)
-        targets.append(
-            _target(
-                f"throttled share after the first {learn_s:g} s",
-                calls[f"throttled_share_after_{learn_s:g}s"],
-                0.02,
-            )
-        )
+    targets.append(_throttled_target(calls, stats, learn_s))
     if polls > 1:
         share = _ratio(job["unverified"], job.get("acted"))
         targets.append(_target("Unverified share", share or 0.0, 0.01))
@@ -327,6 +317,17 @@ def _rate_bound(
         result["peer"] = _peer_part(peer_run, peer_stats, workspaces, candidates, batch, quota)
         result["derived"]["fleetops_over_peer_wall"] = _ratio(run.wall_s, peer_run.wall_s)
     return result
+
+
+def _throttled_target(
+    calls: dict[str, Any], stats: dict[str, Any], learn_s: float | None
+) -> dict[str, Any]:
+    """The throttled share's target: over the whole run, or (``learn_s``) over the requests
+    after the first ``learn_s`` seconds, that share then added to ``calls``."""
+    if learn_s is None:
+        return _target("throttled share", calls["throttled_share"], 0.02)
+    share = calls[f"throttled_share_after_{learn_s:g}s"] = _throttled_after(stats, learn_s)
+    return _target(f"throttled share after the first {learn_s:g} s", share, 0.02)
 
 
 def _throttled_after(stats: dict[str, Any], seconds: float) -> float | None:

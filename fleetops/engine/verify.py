@@ -13,7 +13,9 @@ and filled with every item due at about the same time, as long as waiting for th
 poll miss a transition. A poll that carries WorkSpaces not yet seen in transition is urgent
 (:func:`fleetops.aws.ratelimit.urgent`): it takes the next call slot and the next token of the
 quota ahead of the submissions waiting, so the first look lands inside the transition even when
-the quota is AWS's 2 calls/s and every token is wanted.
+the quota is AWS's 2 calls/s and every token is wanted; a later look goes next
+(:func:`fleetops.aws.ratelimit.ahead`), still ahead of the submissions: submission spends every
+token verification does not need, and the last batches' looks are not held back behind it.
 """
 
 from __future__ import annotations
