@@ -19,7 +19,11 @@ Waiters queue in FIFO order. Only the head of the queue sleeps (once per token);
 waits on their own event and is woken by the one before them, so hundreds of waiting tasks cost
 one timer, not a thundering herd. A call made inside :func:`urgent` (verification's first look
 at WorkSpaces just called: a transition not looked at in time is missed for good) queues ahead
-of every other waiter: it gets the next token, whatever submissions wait.
+of every other waiter: it gets the next token, whatever submissions wait. A call made inside
+:func:`ahead` (verification's later looks, due when the transition should have ended) comes
+next, before the other calls: submission spends every token verification does not need, and a
+look is never held back seconds behind the submissions queued before it fell due (the last
+batches' looks, and the job's end, would come that much later).
 
 :data:`QUOTAS` is the process-wide registry: one bucket per (profile, region, endpoint), shared
 by every operation of every job in the process, verification polls included.
@@ -34,19 +38,24 @@ import socket
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
 import anyio
 
 __all__ = [
+    "AHEAD",
+    "PLAIN",
     "QUOTAS",
     "SHARES",
+    "URGENT",
     "QuotaHolders",
     "QuotaRegistry",
     "QuotaShares",
     "TokenBucket",
+    "ahead",
+    "call_priority",
     "is_urgent",
     "last_grant",
     "urgent",
@@ -72,30 +81,49 @@ SAMPLE_WINDOW = 5.0
 MIN_SAMPLES = 6
 MIN_SAMPLE_SPAN = 1.5
 #: The learned rate is this fraction of the accepted rate measured (slack for jitter).
-LEARNED_HEADROOM = 0.95
+LEARNED_HEADROOM = 0.97
 #: Seconds without a throttle after which a learned cap is raised by :data:`PROBE_STEP`.
 PROBE_QUIET = 30.0
-PROBE_STEP = 1.05
+PROBE_STEP = 1.03
 # Tolerance for float rounding when the head wakes exactly when its token is due.
 _EPSILON = 1e-9
 
 
-_URGENT: ContextVar[bool] = ContextVar("fleetops_urgent_call", default=False)
+#: A call's priority for the next token: urgent, ahead of the others, or in plain FIFO order.
+URGENT, AHEAD, PLAIN = 0, 1, 2
+_PRIORITY: ContextVar[int] = ContextVar("fleetops_call_priority", default=PLAIN)
 
 
 @contextmanager
-def urgent() -> Iterator[None]:
-    """Calls made inside (in this task) take the next token ahead of every other waiter."""
-    token = _URGENT.set(True)
+def _priority(level: int) -> Iterator[None]:
+    token = _PRIORITY.set(level)
     try:
         yield
     finally:
-        _URGENT.reset(token)
+        _PRIORITY.reset(token)
+
+
+def urgent() -> AbstractContextManager[None]:
+    """Calls made inside (in this task) take the next token ahead of every other waiter."""
+    return _priority(URGENT)
+
+
+def ahead() -> AbstractContextManager[None]:
+    """Calls made inside (in this task) take the next token after the urgent ones, ahead of
+    the plain waiters."""
+    return _priority(AHEAD)
+
+
+def call_priority() -> int:
+    """The current task's priority for the next token (and call slot): :data:`URGENT`,
+    :data:`AHEAD` or :data:`PLAIN`."""
+    return _PRIORITY.get()
 
 
 def is_urgent() -> bool:
-    """Whether the current task is inside :func:`urgent`."""
-    return _URGENT.get()
+    """Whether the current task is inside :func:`urgent` or :func:`ahead` (its calls go before
+    the plain ones: for a call slot too)."""
+    return _PRIORITY.get() < PLAIN
 
 
 _GRANTED: ContextVar[float | None] = ContextVar("fleetops_token_granted", default=None)
@@ -143,7 +171,9 @@ class TokenBucket:
         self._last_decrease: float | None = None
         self._last_throttle: float | None = None
         self._waiters: deque[_Waiter] = deque()
-        self._urgent: deque[_Waiter] = deque()  # served before ``_waiters``
+        self._urgent: deque[_Waiter] = deque()  # served first
+        self._ahead: deque[_Waiter] = deque()  # then these, then ``_waiters``
+        self._queues = (self._urgent, self._ahead, self._waiters)  # by priority
         #: The sustainable rate learned from throttles (None: the configured one holds), and
         #: the clock times of recent successes it is measured from.
         self.learned_rate: float | None = None
@@ -169,27 +199,28 @@ class TokenBucket:
     @property
     def waiting(self) -> int:
         """How many tasks are queued for a token."""
-        return len(self._waiters) + len(self._urgent)
+        return sum(len(queue) for queue in self._queues)
 
     def _head(self) -> _Waiter | None:
-        if self._urgent:
-            return self._urgent[0]
-        return self._waiters[0] if self._waiters else None
+        for queue in self._queues:
+            if queue:
+                return queue[0]
+        return None
 
     async def acquire(self) -> None:
         """Take one token, waiting in FIFO order when the bucket is empty (urgent calls, see
-        :func:`urgent`, ahead of the others)."""
+        :func:`urgent`, first; then those made :func:`ahead`; then the others)."""
         if self.rate is None:
             _GRANTED.set(self._clock())
             return
-        if not self._waiters and not self._urgent:
+        if self._head() is None:
             self._refill()
             if self._tokens >= 1.0 - _EPSILON:
                 self._tokens -= 1.0
                 _GRANTED.set(self._clock())
                 return
         waiter = _Waiter()
-        queue = self._urgent if _URGENT.get() else self._waiters
+        queue = self._queues[_PRIORITY.get()]
         queue.append(waiter)
         try:
             while self.effective_rate is not None:

@@ -238,11 +238,14 @@ def _rate_bound(
     peer: bool = True,
     limit: float = 1.10,
     transition_s: float | None = None,
+    learn_s: float | None = None,
 ) -> dict[str, Any]:
     """One rate-bound run against a simulator whose quota is ``quota`` (fleetops told
     ``--rate client_rate``, the quota's rate by default). ``polls`` verification describes per
     25 acted on count in the minimum (2: the evidence bound, a look in the transition and one at
-    its end), and the bound adds one transition time to the quota's."""
+    its end), and the bound adds one transition time to the quota's. With ``learn_s``, the
+    throttled share's target counts only the requests after the first ``learn_s`` seconds (a
+    quota set too high is learned from its first throttles); the whole run's is a figure."""
     rate, burst = quota
     knobs: dict[str, Any] = {
         "workspaces": workspaces,
@@ -281,7 +284,7 @@ def _rate_bound(
     targets = [_target("wall / quota bound", _ratio(run.wall_s, bound), limit)]
     if check_calls:
         targets.append(_target("calls / minimum", _ratio(calls["calls"], minimum["total"]), limit))
-    targets.append(_target("throttled share", calls["throttled_share"], 0.02))
+    targets.append(_throttled_target(calls, stats, learn_s))
     if polls > 1:
         share = _ratio(job["unverified"], job.get("acted"))
         targets.append(_target("Unverified share", share or 0.0, 0.01))
@@ -314,6 +317,28 @@ def _rate_bound(
         result["peer"] = _peer_part(peer_run, peer_stats, workspaces, candidates, batch, quota)
         result["derived"]["fleetops_over_peer_wall"] = _ratio(run.wall_s, peer_run.wall_s)
     return result
+
+
+def _throttled_target(
+    calls: dict[str, Any], stats: dict[str, Any], learn_s: float | None
+) -> dict[str, Any]:
+    """The throttled share's target: over the whole run, or (``learn_s``) over the requests
+    after the first ``learn_s`` seconds, that share then added to ``calls``."""
+    if learn_s is None:
+        return _target("throttled share", calls["throttled_share"], 0.02)
+    share = calls[f"throttled_share_after_{learn_s:g}s"] = _throttled_after(stats, learn_s)
+    return _target(f"throttled share after the first {learn_s:g} s", share, 0.02)
+
+
+def _throttled_after(stats: dict[str, Any], seconds: float) -> float | None:
+    """The share of requests throttled after the first ``seconds`` of the simulator's timeline
+    (counted from its first request); None when none came after them."""
+    timeline = stats.get("timeline") or {}
+    skip = math.ceil(seconds)
+    admitted = sum(timeline.get("admitted", [])[skip:])
+    throttled = sum(timeline.get("throttled", [])[skip:])
+    total = admitted + throttled
+    return round(throttled / total, 4) if total else None
 
 
 def _peer_part(

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from fleetops.aws.client import not_executed
-from fleetops.aws.ratelimit import is_urgent
+from fleetops.aws.ratelimit import PLAIN, URGENT, call_priority
 from fleetops.aws.retry import RetryPolicy, attempts_spent
 from fleetops.engine.context import RunContext
 from fleetops.engine.decide import CircuitBreaker
@@ -35,19 +35,24 @@ log = logging.getLogger(__name__)
 
 class CallSlots:
     """At most ``total`` calls at a time; a free slot goes to an urgent waiter first, then to
-    the others in FIFO order."""
+    one made ahead (:func:`fleetops.aws.ratelimit.ahead`), then to the others, each in FIFO
+    order."""
 
     def __init__(self, total: int) -> None:
         self.free = total
         self._urgent: deque[anyio.Event] = deque()
+        self._ahead: deque[anyio.Event] = deque()
         self._others: deque[anyio.Event] = deque()
+        self._queues = (self._urgent, self._ahead, self._others)  # by priority
 
-    async def acquire(self, urgent: bool) -> None:
-        if self.free > 0 and not self._urgent and not self._others:
+    async def acquire(self, urgent: bool | int) -> None:
+        """A slot; ``urgent`` is a priority (True: urgent, False: plain)."""
+        if self.free > 0 and not any(self._queues):
             self.free -= 1
             return
         event = anyio.Event()
-        queue = self._urgent if urgent else self._others
+        level = (URGENT if urgent else PLAIN) if isinstance(urgent, bool) else urgent
+        queue = self._queues[level]
         queue.append(event)
         try:
             await event.wait()  # set by release(), which handed this task its slot
@@ -59,7 +64,7 @@ class CallSlots:
             raise
 
     def release(self) -> None:
-        for queue in (self._urgent, self._others):
+        for queue in self._queues:
             if queue:
                 queue.popleft().set()
                 return
@@ -82,7 +87,7 @@ class AuditedCall:
     ) -> dict[str, Any]:
         """One logical call (retries inside), recorded in the event log and by the breaker."""
         idempotent = bool(params.pop("idempotent", True))
-        await self.slots.acquire(is_urgent())
+        await self.slots.acquire(call_priority())
         try:
             started = time.monotonic()
             try:

@@ -13,7 +13,9 @@ and filled with every item due at about the same time, as long as waiting for th
 poll miss a transition. A poll that carries WorkSpaces not yet seen in transition is urgent
 (:func:`fleetops.aws.ratelimit.urgent`): it takes the next call slot and the next token of the
 quota ahead of the submissions waiting, so the first look lands inside the transition even when
-the quota is AWS's 2 calls/s and every token is wanted.
+the quota is AWS's 2 calls/s and every token is wanted; a later look goes next
+(:func:`fleetops.aws.ratelimit.ahead`), still ahead of the submissions: submission spends every
+token verification does not need, and the last batches' looks are not held back behind it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 import anyio
 
 from fleetops.aws.model import list_member_max
+from fleetops.aws.ratelimit import ahead as ahead_calls
 from fleetops.aws.ratelimit import last_grant
 from fleetops.aws.ratelimit import urgent as urgent_calls
 from fleetops.catalogue.actions import GONE, ActionSpec, Verdict
@@ -71,6 +74,16 @@ UNPROVEN_POLLS_PER_SLOT = 1
 #: (Little's law: items awaiting evidence = pace × delay), so that a lag slows verification's
 #: verdicts but not submission.
 EVIDENCE_REFERENCE = 0.25
+#: A call's grant older than this when its answer is read is not this call's (the task made
+#: it somewhere else): the watch then counts from when the answer was read.
+CALL_AGE_MAX = 60.0
+_EPSILON = 1e-6
+#: A probing batch whose answer has not come in this long (no settle time known yet) gives
+#: its turn to the next.
+PROBE_STALE = 30.0
+#: The settle time's bounds are close enough when they are this fraction of it apart: the
+#: later looks then aim at the upper one.
+SETTLE_PRECISION = 0.1
 
 
 @dataclass(order=True)
@@ -105,6 +118,17 @@ class SettleModel:
     known), then backs off by 25 % of the time waited. An item done without evidence teaches
     nothing: learning from "done at the first poll" without evidence would pull the polls ever
     earlier, for nothing.
+
+    The settle time is learned from bounds, one lesson per batch (the WorkSpaces of one call)
+    and look: a look that finds the batch done says it settled *by then* (``settle_hi``, the
+    least of those), one that still finds a transition going says it settles *later*
+    (``settle_lo``, the greatest). The next batches' later look aims at the upper bound — or,
+    while the bounds are far apart, one batch at a time looks half-way between them: that look
+    either lowers the upper bound or raises the lower one (a binary search, one extra look per
+    step that falls short). Learning the time of a look that found the batch done as its
+    settle time instead would raise the estimate at every batch by the time the look waited
+    past its due time (for the quota, behind the others), and the last batches' looks, the
+    job's end with them, would come seconds late.
     """
 
     def __init__(
@@ -117,6 +141,12 @@ class SettleModel:
         self.initial = initial
         self.floor = floor
         self.cap = cap
+        #: Bounds of the settle time (seconds from the call): the shortest seen done, the
+        #: longest seen still going.
+        self.settle_hi: float | None = None
+        self.settle_lo: float | None = None
+        self._probe: float | None = None  # the call time of the batch probing between them
+        self._probe_at: float | None = None  # the delay its look aims at (None: geometric)
 
     def first_delay(self) -> float:
         if self.evidence is None:
@@ -125,11 +155,18 @@ class SettleModel:
 
     def next_delay(self, watch: Watch, now: float) -> float:
         waited = now - watch.submitted_at
-        if watch.seen and self.estimate is not None and waited < self.estimate:
-            return max(self.floor, self.estimate - waited)
+        aim = self._aim(watch, now) if watch.seen else None
+        if aim is not None and waited < aim:
+            return max(self.floor, aim - waited)
         # Geometric: 25 % of what it has taken so far; 50 % while the first items of the job,
-        # proven already, head for a settle time nobody knows yet (fewer polls, a later end).
-        step = 0.5 if watch.seen and self.estimate is None else 0.25
+        # proven already, head for a settle time nobody knows yet (fewer polls, a later end) —
+        # one batch at a time: the others wait for its answer, and are aimed at the settle
+        # time once it is learned (Verifier.reaim).
+        step = 0.25
+        if watch.seen and self.estimate is None:
+            if not self._probing(watch, now):
+                return PROBE_STALE
+            step = 0.5
         return min(self.cap, max(self.floor, waited * step))
 
     def grace(self, delay: float) -> float:
@@ -154,19 +191,72 @@ class SettleModel:
         self.evidence = target if self.evidence is None else 0.8 * self.evidence + 0.2 * target
         self.evidence_max = max(self.evidence_max, took)
 
+    def _aim(self, watch: Watch, now: float) -> float | None:
+        """Seconds after its call at which a proven watch's next look should go: the settle
+        estimate; while its bounds are far apart, one batch at a time (the probe) looks
+        half-way between them instead (a look that falls short costs that batch one look)."""
+        lo, hi = self.settle_lo, self.settle_hi
+        if hi is None or lo is None or hi - lo <= SETTLE_PRECISION * hi:
+            return self.estimate
+        if self._probing(watch, now):
+            self._probe_at = max(self.floor, 0.5 * (lo + hi))
+            return self._probe_at
+        return self.estimate
+
+    def _probing(self, watch: Watch, now: float) -> bool:
+        """Whether ``watch``'s batch is the one that probes (the first to ask, until its answer
+        is in, or for a while if it never comes)."""
+        probe = self._probe
+        stale = 2 * self.settle_hi if self.settle_hi is not None else PROBE_STALE
+        if probe is None or probe == watch.submitted_at or now - probe > stale:
+            if probe != watch.submitted_at:
+                self._probe, self._probe_at = watch.submitted_at, None
+            return True
+        return False
+
+    def _learned(self, watch: Watch, took: float, done: bool) -> None:
+        self.estimate = self.settle_hi
+        if self._probe != watch.submitted_at:
+            return
+        # The probe's answer is in (its batch done, or its look half-way answered; not an
+        # earlier look of that batch): the next batch may probe.
+        aim = self._probe_at
+        if done or (aim is not None and took >= aim - _EPSILON):
+            self._probe, self._probe_at = None, None
+
     def observe(self, watch: Watch, now: float) -> None:
-        """``watch`` is done: learn its settle time, if its evidence was seen."""
+        """``watch``'s batch is done (by the look sent at ``now``: the last of its WorkSpaces
+        the look saw): learn from its settle time, if its evidence was seen."""
         if not watch.seen or watch.called_at is not None:
             return
-        took = now - watch.submitted_at
-        target = took * 0.97 if watch.polls <= 1 else took  # done at first poll: creep down
-        if self.estimate is None:
-            self.estimate = max(self.floor, target)
-        else:
-            self.estimate = max(self.floor, 0.8 * self.estimate + 0.2 * target)
-        if watch.seen_at is not None and watch.seen_at < now:
+        took = now - watch.submitted_at  # settled by then: an upper bound
+        if self.settle_hi is None or took < self.settle_hi:
+            self.settle_hi = max(self.floor, took)
+        if self.settle_lo is not None and took <= self.settle_lo:
+            # Shorter than one seen going (transitions vary, or jitter): just under it.
+            self.settle_lo = took * (1 - SETTLE_PRECISION)
+        self._learned(watch, took, done=True)
+        self.note_window(watch, now)
+
+    def note_window(self, watch: Watch, now: float) -> None:
+        """``watch`` is done (by the look sent at ``now``): learn how long its transition
+        stayed visible."""
+        if watch.seen_at is not None and watch.seen_at < now and watch.called_at is None:
             span = now - watch.seen_at
             self.window = span if self.window is None else 0.8 * self.window + 0.2 * span
+
+    def still_going(self, watch: Watch, now: float) -> None:
+        """The look sent at ``now`` shows a transition of ``watch``'s batch still going: the
+        batch settles later than that (a lower bound)."""
+        if watch.called_at is not None:
+            return
+        took = now - watch.submitted_at
+        if self.settle_hi is not None and took >= self.settle_hi:
+            # Longer than one seen done (transitions vary, or jitter): aim past it from now on.
+            self.settle_hi = took * (1 + SETTLE_PRECISION)
+        if self.settle_lo is None or took > self.settle_lo:
+            self.settle_lo = took
+        self._learned(watch, took, done=False)
 
     def missed(self) -> None:
         """An item ended Unverified: its transition came and went between polls, or never came.
@@ -245,8 +335,13 @@ class Verifier:
         self._added.set()
 
     def watch_new(self, items: Sequence[ItemRecord], results: Mapping[str, str]) -> None:
-        """Items just accepted by the API: first poll when the model says they should settle."""
+        """Items just accepted by the API (by the call this task just made): first poll when the
+        model says they should settle. Their delays count from when the call went out (its
+        token's grant), not from when its answer was read and stored."""
         now = time.monotonic()
+        granted = last_grant()
+        if granted is not None and now - CALL_AGE_MAX <= granted <= now:
+            now = granted
         due = now + self.settle.first_delay()
         for item in items:
             self.watch(item, now, due, results.get(item.workspace_id))
@@ -322,15 +417,25 @@ class Verifier:
             ids = list(dict.fromkeys(i for w in chunk for i in w.ids))
             sent = time.monotonic()  # what it shows was true at some point after this
             try:
-                if any(not w.seen for w in chunk):
-                    with urgent_calls():  # a first look: a transition missed is missed for good
-                        response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
-                else:
+                # A first look is urgent (a transition missed is missed for good); a later one
+                # goes ahead of the submissions (it is due: waiting behind them ends the job
+                # later, and would teach a settle time inflated by the wait).
+                priority = urgent_calls if any(not w.seen for w in chunk) else ahead_calls
+                with priority():
                     response = await self._call("DescribeWorkspaces", ids, WorkspaceIds=ids)
                 # Learn from when the look went out, not from how long it queued for the quota.
                 granted = last_grant()
+                queued = 0.0
                 if granted is not None and sent < granted <= time.monotonic():
-                    sent = granted
+                    queued, sent = granted - sent, granted
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "look at %d ids: %.2f s after their call, %.2f s past due, %.2f s queued",
+                        len(ids),
+                        sent - chunk[0].submitted_at,
+                        sent - chunk[0].due,
+                        queued,
+                    )
             except CredentialsError as exc:
                 self._on_credentials(exc)
                 return
@@ -419,7 +524,7 @@ class Verifier:
         verdict = self._verdict(w, observed, now, sent)
         waited = now - w.submitted_at
         if verdict.done:
-            self.settle.observe(w, sent)  # done by the time the look went out
+            self.settle.note_window(w, sent)
             if verdict.unverified:
                 self.settle.missed()
                 return record(state, UNVERIFIED, verdict.reason, ItemState.SUCCEEDED)
@@ -439,12 +544,35 @@ class Verifier:
         self._reschedule(w, now)
         return False
 
+    def reaim(self, now: float) -> None:
+        """The settle time was just learned: every proven watch's next look aims at it (they
+        were doubling their waits while the first batch probed)."""
+        estimate = self.settle.estimate
+        if estimate is None:
+            return
+        for w in self._watches:
+            if w.seen and w.called_at is None:
+                w.due = max(now, w.submitted_at + estimate)
+                w.grace = self.settle.grace(w.due - now)
+        heapq.heapify(self._watches)
+
+    def _learn(self, batches: Mapping[float, tuple[Watch, bool]], sent: float) -> None:
+        """One lesson per batch (the WorkSpaces of one call) in this look: all of it done is an
+        upper bound of its settle time; some of it still going, a lower one."""
+        for w, going in batches.values():
+            if going:
+                self.settle.still_going(w, sent)
+            else:
+                self.settle.observe(w, sent)
+
     async def _judge(self, chunk: list[Watch], response: Mapping[str, Any], sent: float) -> None:
         now = time.monotonic()
+        known = self.settle.estimate is not None
         by_id = {ws["WorkspaceId"]: ws for ws in response.get("Workspaces", [])}
         ok: dict[str, list[int]] = {}
         proven: dict[str, list[int]] = {}  # evidence seen for the first time, not done yet
         decided: list[ItemUpdate] = []  # failed and unverified items
+        batches: dict[float, tuple[Watch, bool]] = {}  # a seen watch of each, and "going"
         for w in chunk:
             was_seen = w.seen
             ended = True
@@ -453,6 +581,12 @@ class Verifier:
             finally:
                 if not was_seen and (w.seen or ended):
                     self.unproven -= 1
+            if w.seen:
+                _, going = batches.get(w.submitted_at, (w, False))
+                batches[w.submitted_at] = (w, going or not ended)
+        self._learn(batches, sent)
+        if not known and self.settle.estimate is not None:
+            self.reaim(now)
         unverified = sum(1 for u in decided if u.error_code == UNVERIFIED)
         failed = len(decided) - unverified
         updates = [
@@ -486,16 +620,29 @@ class Verifier:
 def _take_chunk(ready: deque[Watch]) -> list[Watch]:
     """The watches of the next poll, up to 25 ids: those still waiting for their first evidence
     first (a transition not looked at in time is missed for good; a proven watch's poll only
-    ends a little later), each kind in the order it fell due."""
+    ends a little later), each kind in the order it fell due. The WorkSpaces of one call (one
+    batch: they settle together) go whole into a poll that has room for them: split between
+    two polls, each part would need looks of its own from then on."""
     chunk: list[Watch] = []
     described = 0
     for urgent in (True, False):
         if described >= DESCRIBE_MAX:
             break
+        sizes: Counter[float] = Counter()
+        for watch in ready:
+            if (not watch.seen) is urgent:
+                sizes[watch.submitted_at] += len(watch.ids)
+        started: set[float] = set()
         rest: deque[Watch] = deque()
         while ready:
             watch = ready.popleft()
-            if (not watch.seen) is urgent and described + len(watch.ids) <= DESCRIBE_MAX:
+            fits = described + len(watch.ids) <= DESCRIBE_MAX
+            batch = watch.submitted_at
+            if fits and batch not in started and described:
+                # whole, or in a poll of its own (unless it cannot be whole in any)
+                fits = described + sizes[batch] <= DESCRIBE_MAX or sizes[batch] > DESCRIBE_MAX
+            if (not watch.seen) is urgent and fits:
+                started.add(batch)
                 chunk.append(watch)
                 described += len(watch.ids)
                 if described >= DESCRIBE_MAX:

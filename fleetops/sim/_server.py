@@ -52,6 +52,7 @@ _KNOBS = frozenset(
         "burst",
         "per_operation_quota",
         "latency_ms",
+        "latency_jitter_ms",
         "error_rate",
         "item_failure_rate",
         "stuck_reboot_rate",
@@ -99,6 +100,7 @@ class Simulator:
         burst: int = 5,
         per_operation_quota: bool = False,
         latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
         error_rate: float = 0.0,
         item_failure_rate: float = 0.0,
         stuck_reboot_rate: float = 0.0,
@@ -119,6 +121,10 @@ class Simulator:
         self.burst = burst
         self.per_operation_quota = per_operation_quota
         self.latency_ms = latency_ms
+        #: each request's latency gets up to this much more, at random (seeded): answers of
+        #: calls made together then come back in another order
+        self.latency_jitter_ms = latency_jitter_ms
+        self._jitter = random.Random(seed + 2)
         self.error_rate = error_rate
         self._lock = threading.RLock()
         self._clock_offset = 0.0
@@ -339,6 +345,8 @@ class Simulator:
                 self.per_operation_quota = bool(knobs["per_operation_quota"])
             if "latency_ms" in knobs:
                 self.latency_ms = float(knobs["latency_ms"])
+            if "latency_jitter_ms" in knobs:
+                self.latency_jitter_ms = float(knobs["latency_jitter_ms"])
             if "error_rate" in knobs:
                 self.error_rate = float(knobs["error_rate"])
             config = self._fleet.config
@@ -445,8 +453,7 @@ class Simulator:
         with self._lock:
             counters.enter()
         try:
-            if self.latency_ms > 0:
-                await asyncio.sleep(self.latency_ms / 1000)
+            await self._latency()
             raw = await request.read()
             with self._lock:
                 token = request.headers.get("X-Amz-Security-Token")
@@ -460,9 +467,15 @@ class Simulator:
             headers={"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": _CONTENT_TYPE},
         )
 
+    async def _latency(self) -> None:
+        delay = self.latency_ms
+        if self.latency_jitter_ms > 0:
+            delay += self._jitter.uniform(0.0, self.latency_jitter_ms)
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+
     async def _handle_sts(self, request: web.Request, access_key: str | None) -> web.Response:
-        if self.latency_ms > 0:
-            await asyncio.sleep(self.latency_ms / 1000)
+        await self._latency()
         form = dict(parse_qsl((await request.read()).decode("utf-8", "replace")))
         request_id = str(uuid.uuid4())
         with self._lock:
@@ -517,7 +530,7 @@ class Simulator:
                 f"Unknown operation {target!r}" if target else "Missing X-Amz-Target",
             )
         if not self._take_token(operation, account.buckets):
-            account.counters.throttled += 1
+            account.counters.throttle()
             raise ApiError("ThrottlingException", "Rate exceeded")
         try:
             body = json.loads(raw or b"{}")

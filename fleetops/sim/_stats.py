@@ -7,6 +7,9 @@ counts in ``calls_by_operation`` and in ``errors_500``. ``calls_by_workspace`` c
 operation, every WorkSpace id a request named (batch items, WorkspaceIds, WorkspaceId,
 SourceWorkspaceId, a ``ws-`` ResourceId), whatever the outcome. ``call_times`` holds when each
 admitted request arrived, per operation (what a test of maintenance windows checks).
+``timeline`` counts requests by the second they arrived in, counted from the first request since
+the counters were reset: ``admitted`` (past the quota) and ``throttled``, one list entry a second
+(what the benchmark reads to tell how soon a client learned a quota lower than it was told).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from collections import Counter, defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Counters", "SimStats"]
+__all__ = ["TIMELINE_SECONDS", "Counters", "SimStats"]
+
+#: The timeline's length: later requests count in its last second.
+TIMELINE_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,9 @@ class SimStats:
     sessions_issued: int = 0  # temporary credentials AssumeRole issued for this account
     #: when each admitted call arrived (epoch seconds), per operation: the last 10,000
     call_times: dict[str, list[float]] = field(default_factory=dict)
+    #: requests per second since the first one: {"start": epoch, "admitted": [...],
+    #: "throttled": [...]} (empty before any request)
+    timeline: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,18 +65,47 @@ class Counters:
         self.max_concurrent = getattr(self, "in_flight", 0)
         self.total_calls = 0
         self.call_times: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=10_000))
+        self.started: float | None = None  # the first request since the reset (epoch seconds)
+        self.admitted_by_second: list[int] = []
+        self.throttled_by_second: list[int] = []
 
     def enter(self) -> None:
         self.total_calls += 1
         self.in_flight += 1
         self.max_concurrent = max(self.max_concurrent, self.in_flight)
 
+    def _second(self, now: float) -> int:
+        """The timeline's entry for ``now`` (both lists grown to hold it)."""
+        if self.started is None:
+            self.started = now
+        second = min(int(now - self.started), TIMELINE_SECONDS - 1)
+        while len(self.admitted_by_second) <= second:
+            self.admitted_by_second.append(0)
+            self.throttled_by_second.append(0)
+        return second
+
+    def throttle(self) -> None:
+        """A request refused by the quota (ThrottlingException)."""
+        self.throttled += 1
+        self.throttled_by_second[self._second(time.time())] += 1
+
+    def timeline(self) -> dict[str, Any]:
+        if self.started is None:
+            return {}
+        return {
+            "start": self.started,
+            "admitted": list(self.admitted_by_second),
+            "throttled": list(self.throttled_by_second),
+        }
+
     def leave(self) -> None:
         self.in_flight -= 1
 
     def admitted(self, operation: str, batch: int, workspace_ids: list[str]) -> None:
         self.calls_by_operation[operation] += 1
-        self.call_times[operation].append(time.time())
+        now = time.time()
+        self.call_times[operation].append(now)
+        self.admitted_by_second[self._second(now)] += 1
         if batch > self.largest_batch.get(operation, 0):
             self.largest_batch[operation] = batch
         if workspace_ids:
@@ -90,4 +128,5 @@ class Counters:
             sts_calls=dict(sts_calls or {}),
             sessions_issued=sessions,
             call_times={op: list(times) for op, times in self.call_times.items()},
+            timeline=self.timeline(),
         )

@@ -152,6 +152,10 @@ async def test_throttling_is_a_client_error_and_retried_by_botocore(make_client:
         assert info.value.response["Error"]["Code"] == "ThrottlingException"
         assert sim.stats().throttled == 1
         assert sim.stats().calls_by_operation == {"DescribeWorkspaces": 2}
+        # The timeline counts both, by the second since the first request.
+        timeline = sim.stats().timeline
+        assert sum(timeline["admitted"]) == 2 and sum(timeline["throttled"]) == 1
+        assert len(timeline["admitted"]) == len(timeline["throttled"]) >= 1
         # A token every 0.5 s: the second call comes before it, however loaded the machine.
         sim.configure(rate=2.0, burst=1)
         sim.reset_stats()

@@ -88,3 +88,25 @@ def test_serve_prints_url_answers_and_stops_on_sigterm() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_timeline_counts_requests_by_the_second_since_the_first() -> None:
+    from unittest import mock
+
+    from fleetops.sim._stats import Counters
+
+    counters = Counters()
+    assert counters.timeline() == {}
+    with mock.patch("fleetops.sim._stats.time.time", side_effect=[100.0, 100.5, 102.2, 102.9]):
+        counters.admitted("DescribeWorkspaces", 0, [])
+        counters.throttle()
+        counters.admitted("RebootWorkspaces", 1, ["ws-1"])
+        counters.throttle()
+    assert counters.timeline() == {
+        "start": 100.0,
+        "admitted": [1, 0, 1],
+        "throttled": [1, 0, 1],
+    }
+    assert counters.throttled == 2
+    counters.reset()
+    assert counters.timeline() == {}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fleetops.aws.model import list_member_max
 from fleetops.bench import peer
 from fleetops.bench.history import build_history
@@ -157,7 +159,13 @@ def test_quick_run_writes_a_well_formed_report(tmp_path: Path) -> None:
     for run in (fleetops, peer_run):
         assert run["wall_s"] > 0 and run["cpu_s"] > 0 and run["peak_rss_mb"] > 5
     assert s1["derived"]["min_calls"]["total"] > 0
-    assert {t["name"] for t in s1["targets"]} >= {"wall / quota bound", "throttled share"}
+    names = {t["name"] for t in s1["targets"]}
+    assert names >= {"wall / quota bound", "throttled share"}
+    # told --rate 10 at 2 calls/s: the target counts the requests after the first 10 s
+    assert "at 2/s told --rate 10: throttled share after the first 10 s" in names
+    assert "at 2/s told --rate 10: throttled share" not in names
+    told = fleetops["at 2/s told --rate 10"]
+    assert "throttled_share" in told and "throttled_share_after_10s" in told
     markdown = (out / "REPORT.md").read_text()
     assert markdown.startswith("# fleetops benchmark report")
     assert "## S1 — rate-bound reboot" in markdown
@@ -243,3 +251,13 @@ def test_profile_breakdown_groups_busy_samples_by_layer_and_phase() -> None:
     }
     assert list(result["phases"].values()) == [0.6, 0.3, 0.1]
     assert next(iter(result["phases"])).startswith("planning")
+
+
+def test_the_throttled_share_after_the_learning_seconds_reads_the_timeline() -> None:
+    from fleetops.bench.scenarios import _throttled_after
+
+    stats = {"timeline": {"admitted": [5, 2, 2, 2, 2], "throttled": [9, 3, 0, 1, 0]}}
+    assert _throttled_after(stats, 2.0) == pytest.approx(1 / 7, abs=1e-4)
+    assert _throttled_after(stats, 1.5) == pytest.approx(1 / 7, abs=1e-4)  # whole seconds
+    assert _throttled_after(stats, 10.0) is None  # nothing after them
+    assert _throttled_after({}, 2.0) is None

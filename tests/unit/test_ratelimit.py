@@ -454,3 +454,33 @@ async def test_an_urgent_call_takes_the_next_token_ahead_of_the_queue() -> None:
     # ahead of everyone but the head already asleep for its token; the quota is still exact
     assert order.index("look") <= 1 and [n for n in order if n != "look"] == ["a", "b", "c"]
     assert fake.now - 1000.0 == pytest.approx(4 * 0.5)
+
+
+async def test_a_call_made_ahead_comes_after_the_urgent_ones_before_the_others() -> None:
+    from fleetops.aws.ratelimit import ahead, urgent
+
+    fake = FakeTime()
+    bucket = fake.bucket(2, 1)
+    await bucket.acquire()  # empty now
+    order: list[str] = []
+
+    async def call(name: str, priority: object = None) -> None:
+        if priority is None:
+            await bucket.acquire()
+        else:
+            with priority():  # type: ignore[operator]
+                await bucket.acquire()
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, "head")
+        await anyio.sleep(0)  # asleep for the next token
+        for name in ("a", "b"):
+            tg.start_soon(call, name)
+        await anyio.sleep(0)
+        tg.start_soon(call, "later look", ahead)
+        tg.start_soon(call, "first look", urgent)
+    # (the head of the plain queue may already be asleep for its token: it keeps it)
+    assert order.index("first look") < order.index("later look") < order.index("b")
+    assert [n for n in order if "look" not in n] == ["head", "a", "b"]
+    assert fake.now - 1000.0 == pytest.approx(5 * 0.5)  # the quota is still exact

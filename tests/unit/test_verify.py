@@ -294,3 +294,92 @@ def test_a_poll_takes_the_watches_awaiting_evidence_first() -> None:
     chunk = _take_chunk(ready)
     assert [x.item_id for x in chunk[:5]] == [51, 53, 55, 57, 59]  # unproven still first
     assert [x.item_id for x in chunk[5:]] == [*range(0, 40, 2)]  # then proven, oldest first
+
+
+def test_a_late_look_does_not_inflate_the_settle_time() -> None:
+    """Looks go out after they fall due (later still when queued for the quota): the time of a
+    look that finds a batch done bounds its settle time from above; it never raises it."""
+    model = SettleModel()
+    w = watch(polls=2, seen=True)
+    model.observe(w, 102.5)  # the first batch: done by 2.5 s
+    assert model.estimate == pytest.approx(2.5)
+    for start in range(10):  # later batches: each look 0.7 s past its due time, done
+        later = watch(submitted_at=200.0 + start, polls=2, seen=True)
+        model.observe(later, later.submitted_at + model.estimate + 0.7)
+    assert model.estimate == pytest.approx(2.5)
+    model.observe(watch(submitted_at=300.0, polls=2, seen=True), 302.1)  # done sooner: lower
+    assert model.estimate == pytest.approx(2.1)
+
+
+def test_the_settle_time_is_found_between_its_bounds_one_probe_at_a_time() -> None:
+    model = SettleModel()
+    first = watch(submitted_at=100.0, polls=2, seen=True)
+    model.still_going(first, 100.2)  # going at 0.2 s
+    model.observe(first, 103.0)  # done by 3.0 s
+    assert (model.settle_lo, model.settle_hi) == (pytest.approx(0.2), pytest.approx(3.0))
+    probe = watch(submitted_at=110.0, seen=True)
+    other = watch(submitted_at=111.0, seen=True)
+    # One batch looks half-way; another batch meanwhile aims at the safe upper bound.
+    assert model.next_delay(probe, 110.2) == pytest.approx(1.6 - 0.2)
+    assert model.next_delay(other, 111.2) == pytest.approx(3.0 - 0.2)
+    model.still_going(probe, 111.6)  # still going at 1.6 s: the lower bound rises
+    assert model.settle_lo == pytest.approx(1.6)
+    third = watch(submitted_at=120.0, seen=True)
+    assert model.next_delay(third, 120.2) == pytest.approx(2.3 - 0.2)  # the next probe
+    model.observe(third, 122.3)  # done by 2.3 s: the upper bound falls
+    assert model.estimate == pytest.approx(2.3)
+    model.still_going(watch(submitted_at=130.0, seen=True), 132.2)  # close enough: no probe
+    assert model.next_delay(watch(submitted_at=140.0, seen=True), 140.2) == pytest.approx(2.1)
+
+
+def test_a_transition_longer_than_the_estimate_raises_it() -> None:
+    model = SettleModel()
+    model.observe(watch(submitted_at=100.0, polls=2, seen=True), 102.0)
+    model.still_going(watch(submitted_at=110.0, polls=2, seen=True), 112.5)
+    assert model.estimate == pytest.approx(2.75)  # past the look that found it going
+
+
+def test_while_the_first_batch_learns_the_settle_time_the_others_wait_for_it() -> None:
+    model = SettleModel()
+    probe = watch(submitted_at=100.0, seen=True)
+    other = watch(submitted_at=100.5, seen=True)
+    assert model.next_delay(probe, 101.0) == pytest.approx(0.5)  # 50 % steps
+    assert model.next_delay(other, 101.0) >= 10.0  # re-aimed once the probe's answer is in
+
+
+async def test_the_watches_waiting_are_aimed_at_the_settle_time_once_learned() -> None:
+    verifier = Verifier(
+        action=get_action("reboot"),
+        params={},
+        verify_timeout=60.0,
+        call=None,  # type: ignore[arg-type]
+        commit=None,  # type: ignore[arg-type]
+        concurrency=2,
+        on_credentials=lambda exc: None,
+    )
+    now = time.monotonic()
+    waiting = watch(submitted_at=now - 1.0, seen=True)
+    waiting.due = now + 30.0
+    verifier._watches.append(waiting)
+    verifier.settle.observe(watch(submitted_at=now - 5.0, polls=2, seen=True), now - 3.0)
+    verifier.reaim(now)
+    assert waiting.due == pytest.approx(now + 1.0)
+
+
+def test_a_poll_keeps_the_watches_of_one_call_together() -> None:
+    from collections import deque
+
+    from fleetops.engine.verify import _take_chunk
+
+    def batch(call: float, n: int, first: int) -> list[Watch]:
+        def one(n: int) -> Watch:
+            return Watch(due=call, item_id=n, ids=(f"ws-{n}",), seen_state="AVAILABLE",
+                         submitted_at=call, seen=True)  # fmt: skip
+
+        return [one(first + i) for i in range(n)]
+
+    ready = deque([*batch(1.0, 20, 0), *batch(2.0, 25, 100), *batch(3.0, 5, 200)])
+    chunk = _take_chunk(ready)
+    # the 25 of the second call do not fit beside the first 20: the 5 of the third do
+    assert [w.item_id for w in chunk] == [*range(20), *range(200, 205)]
+    assert [w.item_id for w in _take_chunk(ready)] == [*range(100, 125)]

@@ -1,0 +1,64 @@
+"""The plan's stored item order over HTTP: chunks are decided concurrently (connection status
+asked for each chunk while the next describe pages are read), yet the items are stored in the
+order a sequential read of DescribeWorkspaces gives, whatever the timing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from engine_support import items_of, sim_client, spec_for
+
+from fleetops.api import create_job, plan_job
+from fleetops.catalogue.targets import Targets
+from fleetops.sim import Simulator
+from fleetops.store import Store
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    # Jittered latency: the calls made together answer out of order. Several pages and chunks.
+    async with Simulator(
+        workspaces=400, rate=None, latency_ms=1.0, latency_jitter_ms=40.0, standbys=6
+    ) as running:
+        yield running
+
+
+async def _sequential_order(sim: Simulator, **params: str) -> list[str]:
+    """DescribeWorkspaces page after page (NextToken), as one caller reads it."""
+    order: list[str] = []
+    async with sim_client(sim) as client:
+        token: str | None = None
+        while True:
+            page = await client.describe_workspaces(
+                Limit=25, **params, **({"NextToken": token} if token else {})
+            )
+            order.extend(ws["WorkspaceId"] for ws in page["Workspaces"])
+            token = page.get("NextToken")
+            if not token:
+                return order
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_stored_items_follow_the_sequential_describe_order(
+    sim: Simulator, store: Store, concurrency: int
+) -> None:
+    expected = await _sequential_order(sim)
+    job = await create_job(store, spec_for(sim, "reboot", concurrency=concurrency))
+    await plan_job(store, job.id)
+    items = await items_of(store, job.id)
+    assert [item.workspace_id for item in items] == expected
+    # connection status was asked (the chunks' own calls ran), and every WorkSpace is an item
+    assert sim.stats().calls_by_operation["DescribeWorkspacesConnectionStatus"] > 1
+    assert [item.id for item in items] == sorted(item.id for item in items)
+
+
+async def test_a_directory_plan_follows_the_sequential_order_too(
+    sim: Simulator, store: Store
+) -> None:
+    directory = str(sim.workspace((await _sequential_order(sim))[0])["DirectoryId"])  # type: ignore[index]
+    expected = await _sequential_order(sim, DirectoryId=directory)
+    targets = Targets.build(directory_id=directory)
+    job = await create_job(store, spec_for(sim, "reboot", targets, concurrency=8))
+    await plan_job(store, job.id)
+    assert [item.workspace_id for item in await items_of(store, job.id)] == expected
