@@ -185,7 +185,9 @@ def _min_calls(
     acted-on WorkSpaces, and one snapshot check per acted-on WorkSpace (when that guardrail
     ran)."""
     minimum = {
-        "describe_pages": math.ceil(workspaces / BATCH),
+        # a plan of the whole fleet lists the directories, then reads each one's pages
+        "describe_pages": math.ceil(workspaces / BATCH)
+        + (1 if calls.get("DescribeWorkspaceDirectories") else 0),
         "connection_status": math.ceil(candidates / BATCH)
         if calls.get("DescribeWorkspacesConnectionStatus")
         else 0,

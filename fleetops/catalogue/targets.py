@@ -19,6 +19,7 @@ DirectoryId, WorkspaceName), pages of at most 25, and no tag filter. So:
 from __future__ import annotations
 
 import fnmatch
+import logging
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -29,14 +30,20 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
+from anyio.abc import TaskGroup
+
 from fleetops.aws.codes import split_code
 from fleetops.aws.model import integer_member_max, list_member_max, member_pattern
-from fleetops.errors import AwsError, UsageError
+from fleetops.errors import AwsError, CredentialsError, UsageError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "SELECTORS",
@@ -401,15 +408,24 @@ def _is_plain(user: str) -> bool:
     return not any(ch in user for ch in "*?[")
 
 
-async def _describe_pages(targets: Targets, call: CallFn) -> AsyncIterator[list[Workspace]]:
-    """Raw DescribeWorkspaces pages, by the cheapest route."""
+#: DescribeWorkspaces calls a plan keeps going at once (id chunks, or one page stream a
+#: directory); the scope's call slots and the quota bound them further.
+PAGE_STREAMS = 4
+
+
+async def _describe_pages(
+    targets: Targets, call: CallFn, *, streams: int = PAGE_STREAMS
+) -> AsyncGenerator[list[Workspace], None]:
+    """Raw DescribeWorkspaces pages, by the cheapest route, read in parallel streams: id chunks
+    when the ids are known, one stream a directory for the whole fleet. The order is the same
+    whatever the timing: the chunks' order; the directories' pages taken in turn."""
     if targets.workspace_ids:
         size = list_member_max("DescribeWorkspaces", "WorkspaceIds")
         ids = targets.workspace_ids
-        for start in range(0, len(ids), size):
-            chunk = list(ids[start : start + size])
-            response = await call("DescribeWorkspaces", chunk, WorkspaceIds=chunk)
-            yield list(response.get("Workspaces", []))
+        chunks = [list(ids[start : start + size]) for start in range(0, len(ids), size)]
+        async with aclosing(_in_order(chunks, call, streams)) as pages:
+            async for page in pages:
+                yield page
         return
     params: dict[str, Any] = {"Limit": integer_member_max("DescribeWorkspaces", "Limit")}
     if targets.directory_id:
@@ -418,15 +434,108 @@ async def _describe_pages(targets: Targets, call: CallFn) -> AsyncIterator[list[
             params["UserName"] = targets.user
     elif targets.bundle_id:
         params["BundleId"] = targets.bundle_id
-    token: str | None = None
+    else:
+        directories = await _directories(call) if streams > 1 else []
+        if len(directories) > 1:
+            async with aclosing(_in_turn(directories, params, call, streams)) as turns:
+                async for page in turns:
+                    yield page
+            return
+    async with aclosing(_paged(call, params)) as pages:
+        async for page in pages:
+            yield page
+
+
+async def _paged(call: CallFn, params: Mapping[str, Any]) -> AsyncGenerator[list[Workspace], None]:
+    """One DescribeWorkspaces listing, page after page (NextToken)."""
+    params = dict(params)
     while True:
-        if token:
-            params["NextToken"] = token
         response = await call("DescribeWorkspaces", (), **params)
         yield list(response.get("Workspaces", []))
         token = response.get("NextToken")
         if not token:
             return
+        params["NextToken"] = token
+
+
+async def _directories(call: CallFn) -> list[str]:
+    """The registered directories' ids, or [] when they cannot be listed (the whole fleet is
+    then read as one listing: a role may lack DescribeWorkspaceDirectories)."""
+    found: list[str] = []
+    params: dict[str, Any] = {}
+    try:
+        while True:
+            response = await call("DescribeWorkspaceDirectories", (), **params)
+            found += [str(d["DirectoryId"]) for d in response.get("Directories", [])]
+            token = response.get("NextToken")
+            if not token:
+                return found
+            params["NextToken"] = token
+    except CredentialsError:
+        raise  # the job pauses, as for any call
+    except AwsError as exc:
+        log.info("directories not listed (%s): the fleet is read as one listing", exc)
+        return []
+
+
+async def _in_order(
+    chunks: list[list[str]], call: CallFn, streams: int
+) -> AsyncGenerator[list[Workspace], None]:
+    """Each chunk of ids described, ``streams`` at a time, yielded in the chunks' order."""
+    results: dict[int, list[Workspace]] = {}
+    ready = {i: anyio.Event() for i in range(len(chunks))}
+    window = anyio.Semaphore(streams)
+
+    async def describe(index: int) -> None:
+        chunk = chunks[index]
+        response = await call("DescribeWorkspaces", chunk, WorkspaceIds=chunk)
+        results[index] = list(response.get("Workspaces", []))
+        ready[index].set()
+
+    async def feed(tg: TaskGroup) -> None:
+        for index in range(len(chunks)):
+            await window.acquire()  # released as its page is yielded: memory stays bounded
+            tg.start_soon(describe, index)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed, tg)
+        for index in range(len(chunks)):
+            await ready[index].wait()
+            window.release()
+            yield results.pop(index)
+
+
+async def _in_turn(
+    directories: list[str], params: Mapping[str, Any], call: CallFn, streams: int
+) -> AsyncGenerator[list[Workspace], None]:
+    """Each directory's pages read by a stream of its own (``streams`` at a time, a page or two
+    ahead), yielded in turn: the first page of each directory, then the second, …"""
+    gate = anyio.Semaphore(streams)
+    queues = []
+
+    async def gated(operation: str, ids: Any, /, **kw: Any) -> Mapping[str, Any]:
+        async with gate:  # at most ``streams`` pages asked at once, whatever the directories
+            return await call(operation, ids, **kw)
+
+    async def read(directory: str, send: Any) -> None:
+        async with send, aclosing(_paged(gated, {**params, "DirectoryId": directory})) as pages:
+            async for page in pages:
+                await send.send(page)
+
+    async with anyio.create_task_group() as tg:
+        for directory in directories:
+            send, receive = anyio.create_memory_object_stream[list[Workspace]](1)
+            queues.append(receive)
+            tg.start_soon(read, directory, send)
+        while queues:
+            for receive in list(queues):
+                try:
+                    page = await receive.receive()
+                except anyio.EndOfStream:
+                    queues.remove(receive)
+                    receive.close()
+                    continue
+                yield page
 
 
 #: Candidates held in one chunk at most (when few of them need a connection-status lookup).
@@ -444,17 +553,18 @@ async def select_chunks(
     size = list_member_max("DescribeWorkspacesConnectionStatus", "WorkspaceIds")
     pending: list[Candidate] = []
     counted = 0
-    async for page in _describe_pages(targets, call):
-        for ws in page:
-            wanted_ids.discard(str(ws.get("WorkspaceId")))
-            if not targets.matches_locally(ws):
-                continue
-            cand = Candidate(workspace=ws)
-            pending.append(cand)
-            counted += 1 if counts is None or counts(cand) else 0
-            if counted >= size or len(pending) >= CHUNK_MAX:
-                yield pending
-                pending, counted = [], 0
+    async with aclosing(_describe_pages(targets, call)) as pages:
+        async for page in pages:
+            for ws in page:
+                wanted_ids.discard(str(ws.get("WorkspaceId")))
+                if not targets.matches_locally(ws):
+                    continue
+                cand = Candidate(workspace=ws)
+                pending.append(cand)
+                counted += 1 if counts is None or counts(cand) else 0
+                if counted >= size or len(pending) >= CHUNK_MAX:
+                    yield pending
+                    pending, counted = [], 0
     if pending:
         yield pending
     if wanted_ids:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,11 +220,14 @@ def expected_calls(case: Case, kwargs: dict[str, Any], fleet: Fleet) -> dict[str
         if "directory_id" in kwargs and kwargs.get("user") and "*" not in kwargs["user"]:
             routed = [w for w in routed if w["UserName"] == kwargs["user"]]
         describes = pages(len(routed))
-    else:
+    else:  # the directories listed, then one stream of pages a directory
         routed = fleet.workspaces
-        describes = pages(N)
+        directories = Counter(w["DirectoryId"] for w in fleet.workspaces)
+        describes = sum(pages(n) for n in directories.values())
     local = [w for w in routed if targets.matches_locally(w)]
     calls = {"DescribeWorkspaces": describes}
+    if case.route not in ("ids", "filter"):
+        calls["DescribeWorkspaceDirectories"] = 1
     if targets.idle_days is not None:
         calls["DescribeWorkspacesConnectionStatus"] = math.ceil(len(local) / 25)
         local = [w for w in local if _idle(w, fleet, targets.idle_days)]
