@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from engine_support import items_of, sim_client, spec_for
+from engine_support import items_of, largest_bundle, sim_client, spec_for
 
 from fleetops.api import (
     check_rollout,
@@ -44,22 +44,10 @@ async def sim() -> AsyncIterator[Simulator]:
 
 async def _bundle_with_images(sim: Simulator) -> tuple[str, str, str, list[str]]:
     """A bundle, its image, its newer image, and its WorkSpaces (made AVAILABLE)."""
-    async with sim_client(sim) as client:
-        bundles = (await client.describe_workspace_bundles(Owner=OWNER))["Bundles"]
-        images = (await client.describe_workspace_images())["Images"]
-    by_bundle: dict[str, list[str]] = {}
-    for ws_id in sim.workspace_ids():
-        ws = sim.workspace(ws_id)
-        assert ws is not None
-        by_bundle.setdefault(ws["BundleId"], []).append(ws_id)
-    bundle = max(bundles, key=lambda b: len(by_bundle.get(b["BundleId"], [])))
-    old = bundle["ImageId"]
-    name = next(i["Name"] for i in images if i["ImageId"] == old)
-    new = next(i["ImageId"] for i in images if i["Name"] == f"{name}-v2")
-    members = by_bundle[bundle["BundleId"]]
+    bundle, old, new, members = await largest_bundle(sim, OWNER)
     for ws_id in members:
         sim.set_state(ws_id, "AVAILABLE")
-    return bundle["BundleId"], old, new, members
+    return bundle, old, new, members
 
 
 async def _image_of(sim: Simulator, bundle: str) -> str:

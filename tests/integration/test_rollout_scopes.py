@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from engine_support import items_of, sim_client
+from engine_support import items_of, largest_bundle, sim_client
 
 from fleetops.api import (
     JobSpec,
@@ -64,20 +64,9 @@ class Scope:
 
 
 async def _scope(sim: Simulator) -> Scope:
-    async with sim_client(sim) as client:
-        bundles = (await client.describe_workspace_bundles(Owner=OWNER))["Bundles"]
-        images = (await client.describe_workspace_images())["Images"]
-    by_bundle: dict[str, list[str]] = {}
-    for ws_id in sim.workspace_ids():
-        ws = sim.workspace(ws_id)
-        assert ws is not None
-        by_bundle.setdefault(ws["BundleId"], []).append(ws_id)
-    bundle = max(bundles, key=lambda b: len(by_bundle.get(b["BundleId"], [])))
-    name = next(i["Name"] for i in images if i["ImageId"] == bundle["ImageId"])
-    new = next(i["ImageId"] for i in images if i["Name"] == f"{name}-v2")
-    members = by_bundle[bundle["BundleId"]]
+    bundle, old, new, members = await largest_bundle(sim, OWNER)
     others = [w for w in sim.workspace_ids() if w not in members]
-    return Scope(bundle["BundleId"], bundle["ImageId"], new, members, others)
+    return Scope(bundle, old, new, members, others)
 
 
 async def _scopes(sims: dict[str, Simulator]) -> dict[str, Scope]:

@@ -81,3 +81,20 @@ def isolate_aws_configuration(monkeypatch: Any, tmp_path: Any) -> Iterator[None]
     yield
     _cached_session.cache_clear()
     _sim_session.cache_clear()
+
+
+async def largest_bundle(sim: Simulator, owner: str) -> tuple[str, str, str, list[str]]:
+    """The simulator's bundle of ``owner`` with the most WorkSpaces: its id, its image, the newer
+    image the simulator keeps for it (``<name>-v2``), and its WorkSpaces."""
+    async with sim_client(sim) as client:
+        bundles = (await client.describe_workspace_bundles(Owner=owner))["Bundles"]
+        images = (await client.describe_workspace_images())["Images"]
+    by_bundle: dict[str, list[str]] = {}
+    for ws_id in sim.workspace_ids():
+        ws = sim.workspace(ws_id)
+        assert ws is not None
+        by_bundle.setdefault(ws["BundleId"], []).append(ws_id)
+    bundle = max(bundles, key=lambda b: len(by_bundle.get(b["BundleId"], [])))
+    name = next(i["Name"] for i in images if i["ImageId"] == bundle["ImageId"])
+    new = next(i["ImageId"] for i in images if i["Name"] == f"{name}-v2")
+    return bundle["BundleId"], bundle["ImageId"], new, by_bundle[bundle["BundleId"]]
