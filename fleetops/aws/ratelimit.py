@@ -475,7 +475,11 @@ class QuotaShares:
                     async def renew_forever() -> None:
                         while True:
                             await anyio.sleep(interval)
-                            await self._renew(holders, buckets, ttl)
+                            # A renewal is never cut mid-statement by the run's end (a database
+                            # connection abandoned mid-call is left for the garbage collector to
+                            # close): the stop lands on the sleep, a renewal is bounded.
+                            with anyio.move_on_after(LEAVE_TIMEOUT, shield=True):
+                                await self._renew(holders, buckets, ttl)
 
                     tg.start_soon(renew_forever)
                     try:
