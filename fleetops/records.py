@@ -257,6 +257,25 @@ class NewJob:
     assume: Mapping[str, Any] | None = None  # role_name, role_arn_template, external_id
     require_approval: bool = False  # its stored plan starts only once someone else approves
 
+    def row(self, status: JobStatus, now: float) -> dict[str, Any]:
+        """The ``jobs`` columns this job gives itself when it is recorded (created ``now``, in
+        ``status``); each store adds who started it, the accounts and the role its own way."""
+        return {
+            "id": self.id,
+            "parent_id": self.parent_id,
+            "action": self.action,
+            "status": status.value,
+            "params": dict(self.params),
+            "targets": dict(self.targets),
+            "options": dict(self.options),
+            "region": self.region,
+            "regions": [dict(r) for r in self.regions]
+            or [{"region": self.region, "endpoint_url": self.endpoint_url}],
+            "profile": self.profile,
+            "endpoint_url": self.endpoint_url,
+            "created_at": now,
+        }
+
 
 @dataclass(frozen=True)
 class ItemUpdate:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetops.api.runs import open_clients
+from fleetops.api.runs import spec_clients
 from fleetops.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,15 +77,7 @@ async def check_rollout(spec: JobSpec, *, credentials: tuple[str, str] | None = 
     scopes = rollout_scopes(
         spec.params, scope_keys([c.region for c in spec.connections], spec.accounts)
     )
-    assume = spec.assume.as_dict() if spec.accounts and spec.assume else None
-    async with open_clients(
-        list(spec.connections),
-        spec.options,
-        credentials=credentials,
-        accounts=spec.accounts,
-        assume=assume,
-        job_id="preflight",
-    ) as clients:
+    async with spec_clients(spec, credentials=credentials, job_id="preflight") as clients:
         for scope, (bundle, image) in scopes.items():
             client = clients[scope]
             if isinstance(getattr(client, "error", None), AssumeRoleError):

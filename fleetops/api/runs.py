@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import (
+    AbstractAsyncContextManager,
     AsyncExitStack,
     asynccontextmanager,
 )
@@ -96,6 +97,20 @@ async def open_clients(
         credentials=credentials,
     ) as clients:
         yield clients
+
+
+def spec_clients(
+    spec: JobSpec, *, credentials: tuple[str, str] | None, job_id: str
+) -> AbstractAsyncContextManager[dict[str, Any]]:
+    """The clients of a spec's scopes before any job is recorded (a dry run, a preflight)."""
+    return open_clients(
+        list(spec.connections),
+        spec.options,
+        credentials=credentials,
+        accounts=spec.accounts,
+        assume=spec.assume.as_dict() if spec.accounts and spec.assume else None,
+        job_id=job_id,
+    )
 
 
 async def _open_job_clients(
@@ -230,15 +245,7 @@ async def dry_run(spec: JobSpec, *, credentials: tuple[str, str] | None = None) 
     from fleetops.errors import AssumeRoleError
 
     action = get_action(spec.action)
-    assume = spec.assume.as_dict() if spec.accounts and spec.assume else None
-    async with open_clients(
-        list(spec.connections),
-        spec.options,
-        credentials=credentials,
-        accounts=spec.accounts,
-        assume=assume,
-        job_id="dry-run",
-    ) as clients:
+    async with spec_clients(spec, credentials=credentials, job_id="dry-run") as clients:
 
         async def plan_scope(key: str) -> PlanSummary:
             client = clients[key]

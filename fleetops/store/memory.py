@@ -110,21 +110,7 @@ class MemoryStore:
 
     async def create_job(self, job: NewJob) -> JobRecord:
         row: dict[str, Any] = dict.fromkeys(JOB_COLUMNS)
-        row.update(
-            id=job.id,
-            parent_id=job.parent_id,
-            action=job.action,
-            status=JobStatus.PLANNED.value,
-            params=dict(job.params),
-            targets=dict(job.targets),
-            options=dict(job.options),
-            region=job.region,
-            regions=[dict(r) for r in job.regions]
-            or [{"region": job.region, "endpoint_url": job.endpoint_url}],
-            profile=job.profile,
-            endpoint_url=job.endpoint_url,
-            created_at=time.time(),
-        )
+        row.update(job.row(JobStatus.PLANNED, time.time()))
         for name in ("started_by", "started_host", "caller_arn", "assume", "require_approval"):
             if name in row and getattr(job, name, None) is not None:
                 row[name] = getattr(job, name)

@@ -77,19 +77,7 @@ def job_row(job: NewJob, now: float, status: JobStatus = JobStatus.PLANNED) -> d
     """The ``jobs`` row of a new job (created now, ``status``; who started it: this process's
     user and host unless the job says)."""
     return dict(
-        id=job.id,
-        parent_id=job.parent_id,
-        action=job.action,
-        status=status.value,
-        params=dict(job.params),
-        targets=dict(job.targets),
-        options=dict(job.options),
-        region=job.region,
-        regions=[dict(r) for r in job.regions]
-        or [{"region": job.region, "endpoint_url": job.endpoint_url}],
-        profile=job.profile,
-        endpoint_url=job.endpoint_url,
-        created_at=now,
+        job.row(status, now),
         started_by=job.started_by if job.started_by is not None else current_user(),
         started_host=job.started_host if job.started_host is not None else socket.gethostname(),
         caller_arn=job.caller_arn,
