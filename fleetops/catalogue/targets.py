@@ -413,9 +413,7 @@ def _is_plain(user: str) -> bool:
 PAGE_STREAMS = 4
 
 
-async def _describe_pages(
-    targets: Targets, call: CallFn, *, streams: int = PAGE_STREAMS
-) -> AsyncGenerator[list[Workspace], None]:
+async def _describe_pages(targets: Targets, call: CallFn) -> AsyncGenerator[list[Workspace], None]:
     """Raw DescribeWorkspaces pages, by the cheapest route, read in parallel streams: id chunks
     when the ids are known, one stream a directory for the whole fleet. The order is the same
     whatever the timing: the chunks' order; the directories' pages taken in turn."""
@@ -423,7 +421,7 @@ async def _describe_pages(
         size = list_member_max("DescribeWorkspaces", "WorkspaceIds")
         ids = targets.workspace_ids
         chunks = [list(ids[start : start + size]) for start in range(0, len(ids), size)]
-        async with aclosing(_in_order(chunks, call, streams)) as pages:
+        async with aclosing(_in_order(chunks, call, PAGE_STREAMS)) as pages:
             async for page in pages:
                 yield page
         return
@@ -435,9 +433,9 @@ async def _describe_pages(
     elif targets.bundle_id:
         params["BundleId"] = targets.bundle_id
     else:
-        directories = await _directories(call) if streams > 1 else []
+        directories = await _directories(call)
         if len(directories) > 1:
-            async with aclosing(_in_turn(directories, params, call, streams)) as turns:
+            async with aclosing(_in_turn(directories, params, call, PAGE_STREAMS)) as turns:
                 async for page in turns:
                     yield page
             return
@@ -446,31 +444,35 @@ async def _describe_pages(
             yield page
 
 
-async def _paged(call: CallFn, params: Mapping[str, Any]) -> AsyncGenerator[list[Workspace], None]:
-    """One DescribeWorkspaces listing, page after page (NextToken)."""
+async def _listing(
+    call: CallFn, operation: str, key: str, params: Mapping[str, Any]
+) -> AsyncGenerator[list[Any], None]:
+    """One listing of ``operation``, page after page (NextToken): each page's ``key`` list."""
     params = dict(params)
     while True:
-        response = await call("DescribeWorkspaces", (), **params)
-        yield list(response.get("Workspaces", []))
+        response = await call(operation, (), **params)
+        yield list(response.get(key, []))
         token = response.get("NextToken")
         if not token:
             return
         params["NextToken"] = token
 
 
+def _paged(call: CallFn, params: Mapping[str, Any]) -> AsyncGenerator[list[Workspace], None]:
+    """One DescribeWorkspaces listing, page after page."""
+    return _listing(call, "DescribeWorkspaces", "Workspaces", params)
+
+
 async def _directories(call: CallFn) -> list[str]:
     """The registered directories' ids, or [] when they cannot be listed (the whole fleet is
     then read as one listing: a role may lack DescribeWorkspaceDirectories)."""
     found: list[str] = []
-    params: dict[str, Any] = {}
     try:
-        while True:
-            response = await call("DescribeWorkspaceDirectories", (), **params)
-            found += [str(d["DirectoryId"]) for d in response.get("Directories", [])]
-            token = response.get("NextToken")
-            if not token:
-                return found
-            params["NextToken"] = token
+        pages = _listing(call, "DescribeWorkspaceDirectories", "Directories", {})
+        async with aclosing(pages):
+            async for page in pages:
+                found += [str(d["DirectoryId"]) for d in page]
+        return found
     except CredentialsError:
         raise  # the job pauses, as for any call
     except AwsError as exc:
