@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_RATE",
     "JobOptions",
+    "count_or_percent",
     "error_budget",
     "over_budget",
     "parse_max_errors",
@@ -24,21 +25,24 @@ DEFAULT_RATE = 2.0  # calls/s: the documented default WorkSpaces quota
 DEFAULT_BURST = 5
 
 
+def count_or_percent(raw: str) -> tuple[int | None, float | None]:
+    """``"10"`` → (10, None); ``"5%"`` → (None, 5.0); anything else a ValueError (each caller
+    says which bounds apply, in its own words)."""
+    if raw.endswith("%"):
+        return None, float(raw[:-1])
+    return int(raw), None
+
+
 def parse_max_errors(text: str | int | None) -> tuple[int | None, float | None]:
     """``"10"`` → (10, None); ``"5%"`` → (None, 5.0); None → (None, None)."""
     if text is None:
         return None, None
     raw = str(text).strip()
     try:
-        if raw.endswith("%"):
-            pct = float(raw[:-1])
-            if not 0 <= pct <= 100:
-                raise ValueError
-            return None, pct
-        count = int(raw)
-        if count < 0:
+        count, pct = count_or_percent(raw)
+        if (pct is not None and not 0 <= pct <= 100) or (count is not None and count < 0):
             raise ValueError
-        return count, None
+        return count, pct
     except ValueError:
         raise UsageError(
             f"--max-errors {raw!r} must be a count (e.g. 10) or a percentage from 0% to 100%"
@@ -69,18 +73,18 @@ def parse_waves(text: str | Sequence[str | int] | None) -> tuple[Wave, ...]:
 
 
 def _wave(part: str) -> int | str:
-    percent = part.endswith("%")
     try:
-        size = float(part[:-1]) if percent else int(part)
+        count, pct = count_or_percent(part)
     except ValueError:
         raise UsageError(f"--waves: {part!r} is not a wave size (e.g. 5,25%,all)") from None
-    if percent:
-        if not 0 < size <= 100:
+    if pct is not None:
+        if not 0 < pct <= 100:
             raise UsageError(f"--waves: a percentage is above 0% and at most 100%, not {part}")
-        return f"{size:g}%"
-    if size <= 0:
-        raise UsageError(f"--waves: wave sizes must be positive, not {size}")
-    return int(size)
+        return f"{pct:g}%"
+    assert count is not None
+    if count <= 0:
+        raise UsageError(f"--waves: wave sizes must be positive, not {count}")
+    return count
 
 
 def wave_sizes(waves: Sequence[Wave], total: int) -> list[int | None]:
