@@ -23,6 +23,7 @@ from fleetops.states import ItemState, JobStatus
 
 __all__ = [
     "NO_CODE",
+    "ROLLOUT_RECORD",
     "CancelOutcome",
     "CancelResult",
     "Durations",
@@ -311,6 +312,10 @@ class EventRow:
 
 #: Error code shown for a failed item that recorded none.
 NO_CODE = "(no code)"
+
+#: The params key under which a rollout's run records what it did, scope by scope (the old
+#: image, the bundle updated, rolled back): the engine's record, not the operator's input.
+ROLLOUT_RECORD = "rollout"
 
 
 @dataclass(frozen=True)

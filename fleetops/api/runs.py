@@ -461,6 +461,7 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
     from fleetops.catalogue.options import JobOptions
     from fleetops.catalogue.specs import JobSpec
     from fleetops.catalogue.targets import Targets
+    from fleetops.records import ROLLOUT_RECORD
 
     connections = job_connections(parent)
     accounts = None
@@ -476,7 +477,7 @@ async def retry_job(store: Store, job_id: str) -> JobRecord:
         more_regions=tuple(connections[1:]),
         options=JobOptions.from_dict(parent.options),
         # what a run did (a rollout's facts per scope) is the parent's, not the retry's
-        params={k: v for k, v in parent.params.items() if k != "rollout"},
+        params={k: v for k, v in parent.params.items() if k != ROLLOUT_RECORD},
         accounts=accounts,
         assume=AssumeSpec.from_dict(parent.assume) if accounts and parent.assume else None,
     )

@@ -2,8 +2,9 @@
 
 The API documents no FailedRequests codes; those seen are dotted, ``<Family>.<Resource>``
 (``InvalidResourceState.Workspace``, ``ResourceNotFound.Bundle``), and top-level errors end in
-``Exception`` (``ResourceNotFoundException``). Whoever judges a refusal — the engine for an
-action's failed requests, the catalogue for a selector's DescribeTags — asks :func:`refusal`.
+``Exception`` (``ResourceNotFoundException``). The engine judges an action's failed requests
+by :func:`refusal`; a call about one resource (a selector's DescribeTags) needs only the family
+that :func:`split_code` reads.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from fleetops.engine.calls import AuditedCall
 from fleetops.engine.context import RunContext
 from fleetops.engine.scope import ScopeRun
 from fleetops.errors import AwsError, UsageError
+from fleetops.records import ROLLOUT_RECORD
 
 __all__ = ["RolloutLedger", "RolloutRun", "rollout_state"]
 
@@ -71,7 +72,7 @@ def rollout_state(
     was rolled back."""
     if "bundle" not in params:
         return {}
-    state = dict(params.get("rollout") or {})
+    state = dict(params.get(ROLLOUT_RECORD) or {})
     keys = scope_keys(regions, accounts)
     rows = []
     for key in keys:
@@ -143,7 +144,7 @@ class RolloutLedger:
             self.problem = str(exc)
 
     def _state(self) -> dict[str, Any]:
-        return dict(self.ctx.job.params.get("rollout") or {})
+        return dict(self.ctx.job.params.get(ROLLOUT_RECORD) or {})
 
     def facts(self, scope: str) -> dict[str, Any]:
         return _scope_facts(self._state(), scope, len(self.scopes) == 1)
@@ -160,7 +161,7 @@ class RolloutLedger:
             store = self.ctx.store
             job = await store.get_job(self.ctx.job.id)
             params = dict(job.params)
-            state = dict(params.get("rollout") or {})
+            state = dict(params.get(ROLLOUT_RECORD) or {})
             if scope is None:
                 state.update(facts)
             else:
@@ -170,7 +171,7 @@ class RolloutLedger:
                 state["scopes"] = scopes
                 for key in _FACTS:  # one scope's facts at the top: now under its scope
                     state.pop(key, None)
-            params["rollout"] = state
+            params[ROLLOUT_RECORD] = state
             await store.update_job(job.id, params=params)
             self.ctx.job = await store.get_job(job.id)
 

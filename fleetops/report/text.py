@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from fleetops.records import ItemRecord, JobRecord
+from fleetops.records import ROLLOUT_RECORD, ItemRecord, JobRecord
 from fleetops.report.documents import (
     EXPORT_FORMATS,
     ITEM_FIELDS,
@@ -296,11 +296,6 @@ def approval_line(job: JobRecord) -> str:
     return line + (f" ({job.approval_comment})" if job.approval_comment else "")
 
 
-#: Params the engine writes as it goes (a rollout's per-scope facts, shown by its own line),
-#: not what the operator gave.
-_RECORDED_PARAMS = frozenset({"rollout"})
-
-
 def _job_facts(history: JobHistory) -> Text:
     """The job's facts, one a row: where, targets, who, when, how fast, how far."""
     job = history.job
@@ -315,7 +310,8 @@ def _job_facts(history: JobHistory) -> Text:
         where += f" via {job.endpoint_url}"
     facts.add_row("region", where)
     facts.add_row("targets", _summary(job.targets))
-    given = {k: v for k, v in job.params.items() if k not in _RECORDED_PARAMS}
+    # a rollout's record is told by its own line (:func:`render_rollout`), not among the params
+    given = {k: v for k, v in job.params.items() if k != ROLLOUT_RECORD}
     if given:
         facts.add_row("params", _summary(given))
     facts.add_row("created", _when(job.created_at))
